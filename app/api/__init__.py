@@ -1,0 +1,1 @@
+"""HTTP edges of the relay: problem+json errors, health checks."""

@@ -1,0 +1,44 @@
+"""``/healthz`` (the process serves) and ``/readyz`` (it can do its job)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+router = APIRouter()
+
+
+def check(status: str, detail: str) -> dict[str, str]:
+    return {"status": status, "detail": detail}
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness", responses={503: {"description": "Not ready"}})
+async def readyz(request: Request) -> JSONResponse:
+    state = request.app.state
+    checks: dict[str, Any] = {
+        "database": await _database_check(state.store),
+        "config": check("ok", state.config_detail),
+        "worker": state.runtime.worker_check(),
+        "keap_auth": state.runtime.keap_auth_check(),
+    }
+    ready = checks["database"]["status"] == "ok" and checks["worker"]["status"] in ("ok", "skipped")
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+async def _database_check(store: Any) -> dict[str, str]:
+    try:
+        await asyncio.wait_for(store.ping(), timeout=2.0)
+    except Exception as exc:  # any failure to answer is "not ready", with the reason
+        return check("failing", f"{type(exc).__name__}: {exc}"[:300])
+    return check("ok", f"{store.dialect} reachable")

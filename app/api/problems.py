@@ -1,0 +1,59 @@
+"""Every error answer is ``application/problem+json`` (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from app.errors import RelayError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("relay.http")
+
+
+def problem(status: int, title: str, detail: str, slug: str | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {
+        "type": f"https://relay.invalid/problems/{slug or status}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_for(error: RelayError) -> JSONResponse:
+    headers = {"Allow": "GET, POST, HEAD"} if error.status_code == 405 else None
+    return problem(error.status_code, error.title, error.detail, error.slug, headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def relay_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RelayError)
+        return problem_for(exc)
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        titles = {404: "Not Found", 405: "Method Not Allowed", 401: "Unauthorized"}
+        return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for error in exc.errors():
+            location = ".".join(str(p) for p in error.get("loc", ()))
+            parts.append(f"{location}: {error.get('msg', 'invalid')}")
+        return problem(422, "Unprocessable Content", "; ".join(parts) or "invalid request")
+
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return problem(500, "Internal Server Error", "an unexpected error happened; see the logs")
+
+    app.add_exception_handler(RelayError, relay_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,197 @@
+"""The ``relay`` command: serve, worker, check, sign, replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.errors import ConfigError
+from app.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            name = "RELAY_" + "_".join(str(p) for p in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"environment: {name}: {message}" if error["loc"] else f"environment: {message}",
+                  file=sys.stderr)
+        return 2
+    try:
+        result: int = args.run(settings, args)
+    except ConfigError as exc:
+        print("relay.yaml is not valid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relay",
+        description="Infusionsoft (Keap) webhook relay: receive webhooks from carts and member "
+        "sites, store them durably, deliver them to Infusionsoft.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the HTTP API (and, by default, the delivery worker)",
+        description="Run the webhook API on RELAY_HOST:RELAY_PORT. With --workers 0 only the "
+        "API runs (scale delivery apart with `relay worker`).",
+    )
+    serve.add_argument("--host", help="listen address (default RELAY_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default RELAY_PORT)")
+    serve.add_argument("--workers", type=int, default=1, choices=[0, 1],
+                       help="1: deliver in this process (default); 0: API only")
+    serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run only the delivery worker",
+        description="Deliver stored events to Infusionsoft, without serving HTTP.",
+    )
+    worker.set_defaults(run=_worker)
+
+    check = commands.add_parser(
+        "check", help="validate relay.yaml and the environment and print every route's plan",
+        description="Validate RELAY_CONFIG and the RELAY_ environment; print each source and "
+        "route with the Infusionsoft calls it makes. Exits 2 on any problem.",
+    )
+    check.set_defaults(run=_check)
+
+    sign = commands.add_parser(
+        "sign", help="print the headers a sender would attach to FILE",
+        description="Print the signature headers for posting FILE to /hooks/SOURCE, one "
+        "'Name: value' per line, e.g. for curl -H.",
+    )
+    sign.add_argument("source", help="a source name from relay.yaml")
+    sign.add_argument("file", type=Path, help="the body to sign, byte for byte")
+    sign.set_defaults(run=_sign)
+
+    replay = commands.add_parser(
+        "replay", help="re-queue events (by default the dead ones)",
+        description="Re-queue matching events for delivery; each runs only its unfinished steps.",
+    )
+    replay.add_argument("--status", default="dead",
+                        choices=["dead", "pending", "delivered"], help="default: dead")
+    replay.add_argument("--source", help="only events from this source")
+    replay.add_argument("--since", help="only events received at or after this ISO-8601 time")
+    replay.set_defaults(run=_replay)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.observability.logging import configure_logging
+
+    configure_logging(settings.log_format, pii=settings.log_pii)
+    app = create_app(settings, run_worker=args.workers > 0)
+    config = uvicorn.Config(
+        app,
+        host=args.host or settings.host,
+        port=settings.port if args.port is None else args.port,
+        log_config=None,
+        proxy_headers=False,  # X-Forwarded-For is honoured only from RELAY_TRUSTED_PROXIES
+        server_header=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from app.delivery.runner import run_worker_forever
+    from app.main import load_relay_config
+    from app.observability.logging import configure_logging
+
+    configure_logging(settings.log_format, pii=settings.log_pii)
+    config, _ = load_relay_config(settings)
+    asyncio.run(run_worker_forever(settings, config))
+    return 0
+
+
+def _check(settings: Settings, args: argparse.Namespace) -> int:
+    from app.config.describe import describe_config
+    from app.main import load_relay_config
+
+    path = Path(settings.config)
+    if not path.exists():
+        print(f"no config file at {path}: every hook would answer 404.")
+        print("Copy relay.example.yaml to relay.yaml (or set RELAY_CONFIG) and run relay check.")
+        return 2
+    config, _ = load_relay_config(settings)
+    print(describe_config(config, settings))
+    return 0
+
+
+def _sign(settings: Settings, args: argparse.Namespace) -> int:
+    from app.ingest.signatures import sign_request
+    from app.main import load_relay_config
+
+    config, _ = load_relay_config(settings)
+    source = config.sources.get(args.source)
+    if source is None:
+        known = ", ".join(sorted(config.sources)) or "none"
+        print(f"no source named {args.source!r} (sources: {known})", file=sys.stderr)
+        return 2
+    try:
+        body = args.file.read_bytes()
+    except OSError as exc:
+        print(f"{args.file}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    headers = sign_request(source.verify, body)
+    scheme = source.verify.scheme
+    if scheme == "token" and source.verify.at is not None:
+        print(f"# scheme token: put the shared secret at {source.verify.at.expression}",
+              file=sys.stderr)
+    elif scheme == "none":
+        print("# scheme none: nothing to sign; the sender's address must be allowed",
+              file=sys.stderr)
+    for name, value in headers.items():
+        print(f"{name}: {value}")
+    return 0
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from app.store.base import EventFilter
+    from app.store.factory import open_store
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since).timestamp()
+        except ValueError:
+            print(f"--since: {args.since!r} is not an ISO-8601 time", file=sys.stderr)
+            return 2
+
+    async def run() -> int:
+        store = open_store(settings.database_url)
+        await store.open()
+        try:
+            flt = EventFilter(status=args.status, source=args.source, since=since)
+            return await store.requeue_matching(flt, time.time())
+        finally:
+            await store.close()
+
+    count = asyncio.run(run())
+    print(f"requeued {count} event{'s' if count != 1 else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""relay.yaml: typed models, compiled selectors, and a loader whose errors name file, path and reason."""

@@ -1,0 +1,71 @@
+"""``relay check``'s report: the environment in brief, then each source and route's plan."""
+
+from __future__ import annotations
+
+from app.config.models import Action, RelayConfig, Route
+from app.settings import Settings
+
+
+def describe_action(action: Action) -> str:
+    value = action.value
+    match action.kind:
+        case "action_set":
+            return f"run action set {value} (XML-RPC ContactService.runActionSequence)"
+        case "tags":
+            return f"apply tags {', '.join(map(str, value))}"
+        case "remove_tags":
+            return f"remove tags {', '.join(map(str, value))}"
+        case "sequence":
+            return f"add to campaign {value.campaign} sequence {value.sequence}"
+        case "remove_sequence":
+            return f"remove from campaign {value.campaign} sequence {value.sequence}"
+        case "email_template":
+            return f"send email template {value}"
+        case "goal":
+            return f"achieve API goal {value.integration}/{value.call_name}"
+    return action.kind
+
+
+def describe_route(route: Route) -> list[str]:
+    when = f" when {route.when.expression}" if route.when else ""
+    fields = [f"email ← {route.contact.email.expression}"]
+    for name in ("given_name", "family_name", "full_name", "phone", "company", "opt_in_reason"):
+        selector = getattr(route.contact, name)
+        if selector is not None:
+            fields.append(f"{name} ← {selector.expression}")
+    for field_id, selector in route.contact.custom_fields.items():
+        fields.append(f"custom field {field_id} ← {selector.expression}")
+    lines = [f"  {route.name}: {route.source} / {route.event}{when}",
+             f"    1. upsert contact by email ({'; '.join(fields)})"]
+    for number, action in enumerate(route.actions, start=2):
+        lines.append(f"    {number}. {describe_action(action)}")
+    return lines
+
+
+def describe_config(config: RelayConfig, settings: Settings) -> str:
+    per_s, per_min, per_day = settings.rate_ceilings
+    mode = {"key": "API key", "oauth": "OAuth2", "none": "no credentials"}[settings.auth_mode]
+    lines = [
+        f"database: {settings.database_url.split('@')[-1]}",
+        f"infusionsoft: {mode}{' (dry-run: nothing is sent)' if settings.is_dry_run else ''}, "
+        f"at most {per_s}/s, {per_min}/min, {per_day}/day",
+        "",
+        f"sources ({len(config.sources)}):",
+    ]
+    for name, source in config.sources.items():
+        ips = f", from {', '.join(map(str, source.allow_ips))}" if source.allow_ips else ""
+        event_id = source.event_id_selector
+        lines.append(
+            f"  {name}: POST /hooks/{name} ({', '.join(source.methods)}), "
+            f"verified by {source.verify.scheme}{ips}; event type "
+            f"{source.event_type_selector.expression}; dedupe on "
+            f"{event_id.expression if event_id else 'the body SHA-256'}"
+        )
+    lines += ["", f"routes ({len(config.routes)}), run in this order when they match:"]
+    for route in config.routes:
+        lines += describe_route(route)
+    unrouted = sorted(set(config.sources) - {r.source for r in config.routes})
+    if unrouted:
+        lines += ["", f"sources with no route (their events are stored as ignored): "
+                  f"{', '.join(unrouted)}"]
+    return "\n".join(lines)

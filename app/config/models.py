@@ -1,0 +1,207 @@
+"""relay.yaml as typed models: sources (how to verify and read a webhook) and routes
+(which Infusionsoft contact and actions an event becomes).
+
+Validation errors are turned into "file: path: reason" lines by ``app.config.loader``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from fnmatch import fnmatchcase
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from app.config.selectors import Selector
+
+Scheme = Literal[
+    "shopify", "woocommerce", "stripe", "standard", "hmac", "clickfunnels", "paddle", "token", "none"
+]
+HttpMethod = Literal["GET", "POST"]
+
+
+def _to_selector(value: Any) -> Selector:
+    if isinstance(value, Selector):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a JMESPath expression (a string)")
+    return Selector(value)
+
+
+SelectorField = Annotated[Selector, BeforeValidator(_to_selector)]
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _to_network(value: Any) -> IpNetwork:
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+
+
+NetworkField = Annotated[Any, BeforeValidator(_to_network)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+# Defaults each scheme brings: (event_type, event_id) selectors over {headers, body, query}.
+SCHEME_DEFAULTS: dict[str, tuple[str | None, str | None]] = {
+    "shopify": ('headers."x-shopify-topic"', 'headers."x-shopify-webhook-id"'),
+    "woocommerce": ('headers."x-wc-webhook-topic"', 'headers."x-wc-webhook-delivery-id"'),
+    "stripe": ("body.type", "body.id"),
+    "standard": ("body.type", 'headers."webhook-id"'),
+    "clickfunnels": ("body.event_type", "body.event_id"),
+    "paddle": ("body.event_type", "body.event_id"),
+    "hmac": (None, None),
+    "token": (None, None),
+    "none": (None, None),
+}
+SIGNED_SCHEMES = {"shopify", "woocommerce", "stripe", "standard", "hmac", "clickfunnels", "paddle"}
+
+
+class VerifySpec(_Strict):
+    scheme: Scheme
+    secret: str | None = None
+    header: str | None = None  # hmac: the header holding the signature
+    encoding: Literal["hex", "base64"] = "hex"  # hmac
+    prefix: str = ""  # hmac: e.g. "sha256="
+    at: SelectorField | None = None  # token: where the shared secret is in the request
+    tolerance_seconds: int | None = Field(default=None, gt=0)  # timestamped schemes
+
+    @model_validator(mode="after")
+    def _check_scheme_fields(self) -> VerifySpec:
+        if self.scheme != "none" and not self.secret:
+            raise ValueError(f"scheme {self.scheme!r} needs a secret")
+        if self.scheme == "hmac" and not self.header:
+            raise ValueError("scheme 'hmac' needs header (the header holding the signature)")
+        if self.scheme == "token" and self.at is None:
+            raise ValueError("scheme 'token' needs at (where the token is, e.g. query.token)")
+        if self.scheme == "standard" and self.secret and not self.secret.startswith("whsec_"):
+            raise ValueError("scheme 'standard' needs a secret starting with whsec_")
+        return self
+
+
+class Source(_Strict):
+    verify: VerifySpec
+    allow_ips: list[NetworkField] = Field(default_factory=list)
+    event_type: SelectorField | None = None
+    event_id: SelectorField | None = None
+    methods: list[HttpMethod] = Field(default_factory=lambda: ["POST"])
+
+    @model_validator(mode="after")
+    def _check(self) -> Source:
+        if self.verify.scheme == "none" and not self.allow_ips:
+            raise ValueError("scheme 'none' is only allowed together with allow_ips")
+        if self.event_type is None and SCHEME_DEFAULTS[self.verify.scheme][0] is None:
+            raise ValueError(f"scheme {self.verify.scheme!r} has no default event_type: set one")
+        if not self.methods:
+            raise ValueError("methods must name at least one of GET, POST")
+        return self
+
+    @property
+    def event_type_selector(self) -> Selector:
+        if self.event_type is not None:
+            return self.event_type
+        default = SCHEME_DEFAULTS[self.verify.scheme][0]
+        assert default is not None  # checked in _check
+        return Selector(default)
+
+    @property
+    def event_id_selector(self) -> Selector | None:
+        if self.event_id is not None:
+            return self.event_id
+        default = SCHEME_DEFAULTS[self.verify.scheme][1]
+        return Selector(default) if default else None
+
+
+class ContactMapping(_Strict):
+    email: SelectorField
+    given_name: SelectorField | None = None
+    family_name: SelectorField | None = None
+    full_name: SelectorField | None = None
+    phone: SelectorField | None = None
+    company: SelectorField | None = None
+    opt_in_reason: SelectorField | None = None
+    custom_fields: dict[int, SelectorField] = Field(default_factory=dict)
+
+
+class SequenceRef(_Strict):
+    campaign: int = Field(gt=0)
+    sequence: int = Field(gt=0)
+
+
+class GoalRef(_Strict):
+    integration: str = Field(min_length=1)
+    call_name: str = Field(min_length=1)
+
+
+PositiveId = Annotated[int, Field(gt=0)]
+
+
+class Action(_Strict):
+    """One entry of a route's actions: exactly one of these keys."""
+
+    action_set: PositiveId | None = None
+    tags: list[PositiveId] | None = Field(default=None, min_length=1)
+    remove_tags: list[PositiveId] | None = Field(default=None, min_length=1)
+    sequence: SequenceRef | None = None
+    remove_sequence: SequenceRef | None = None
+    email_template: PositiveId | None = None
+    goal: GoalRef | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Action:
+        set_keys = [k for k in type(self).model_fields if getattr(self, k) is not None]
+        if len(set_keys) != 1:
+            keys = ", ".join(type(self).model_fields)
+            raise ValueError(f"an action has exactly one of: {keys}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+
+    @property
+    def value(self) -> Any:
+        return getattr(self, self.kind)
+
+
+class Route(_Strict):
+    name: str = Field(min_length=1)
+    source: str
+    event: str = Field(min_length=1)
+    when: SelectorField | None = None
+    contact: ContactMapping
+    actions: list[Action] = Field(default_factory=list)
+
+    def matches_event(self, source: str, event_type: str | None) -> bool:
+        """Source and event pattern (exact or glob) match; ``when`` is checked separately."""
+        if source != self.source or event_type is None:
+            return False
+        return self.event == event_type or fnmatchcase(event_type, self.event)
+
+
+class RelayConfig(_Strict):
+    sources: dict[str, Source] = Field(default_factory=dict)
+    routes: list[Route] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _routes_name_sources(self) -> RelayConfig:
+        names: set[str] = set()
+        for index, route in enumerate(self.routes):
+            if route.source not in self.sources:
+                known = ", ".join(sorted(self.sources)) or "none defined"
+                raise ValueError(
+                    f"routes[{index}] ({route.name}): unknown source {route.source!r} "
+                    f"(sources: {known})"
+                )
+            if route.name in names:
+                raise ValueError(f"routes[{index}]: duplicate route name {route.name!r}")
+            names.add(route.name)
+        return self
+
+    def routes_for(self, source: str) -> list[Route]:
+        return [r for r in self.routes if r.source == source]

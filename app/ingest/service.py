@@ -1,0 +1,240 @@
+"""The ingest path: check, read, verify, plan and durably store one webhook request.
+
+Nothing here talks HTTP: the endpoint hands over the request's parts and turns the
+result (or a RelayError) into an answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.config.models import RelayConfig, Source
+from app.errors import (
+    BadRequest,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from app.ingest.bodies import BodyError, UnsupportedBody, parse_body, parse_query
+from app.ingest.signatures import SignatureError, verify_signature
+from app.plan.planner import plan_event
+from app.store.base import Inserted, NewEvent, Store, StoreUnavailable
+from app.store.ids import new_event_id
+
+REDACTED = "[redacted]"
+# Headers never stored: signatures, credentials and anything that smells like one.
+_SECRET_HEADER_WORDS = ("signature", "hmac", "token", "secret", "auth", "cookie", "key")
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    source: str
+    method: str
+    headers: Mapping[str, str]  # lower-case names
+    query_string: str
+    body: bytes
+    client_ip: str | None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    inserted: list[Inserted]
+    split: bool  # the body was a JSON array, one event per element
+    ping: bool = False
+    statuses: tuple[str, ...] = ()  # the stored status of each inserted event
+
+
+class IngestService:
+    def __init__(self, config: RelayConfig, store: Store,
+                 trusted_proxies: list[str] | None = None,
+                 on_stored: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.on_stored = on_stored
+        self._trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies or []]
+
+    def source_for(self, name: str, method: str, headers: Mapping[str, str],
+                   client_ip: str | None) -> Source:
+        """The source, once the method and the sender's address are allowed."""
+        source = self.config.sources.get(name)
+        if source is None:
+            raise NotFound(f"no source named {name!r} is configured")
+        if source.allow_ips:
+            address = self.sender_address(headers, client_ip)
+            if address is None or not any(address in net for net in source.allow_ips):
+                raise Forbidden(f"address {address} is not allowed to post to {name!r}")
+        if method != "HEAD" and method not in source.methods:
+            allowed = ", ".join(source.methods)
+            raise MethodNotAllowed(f"source {name!r} accepts {allowed}, not {method}")
+        return source
+
+    def sender_address(self, headers: Mapping[str, str],
+                       client_ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The peer address, or the client named by X-Forwarded-For when the peer is a
+        trusted proxy (the right-most address not itself a trusted proxy)."""
+        address = _parse_ip(client_ip)
+        if address is None or not self._is_trusted(address):
+            return address
+        forwarded = [part.strip() for part in headers.get("x-forwarded-for", "").split(",")]
+        for hop in reversed([p for p in forwarded if p]):
+            hop_address = _parse_ip(hop)
+            if hop_address is None:
+                return address
+            if not self._is_trusted(hop_address):
+                return hop_address
+        return address
+
+    def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in net for net in self._trusted)
+
+    async def receive(self, request: IngestRequest, *, source: Source | None = None) -> IngestResult:
+        source = source or self.source_for(
+            request.source, request.method, request.headers, request.client_ip
+        )
+        query = _parse_query(request.query_string)
+        if request.method == "GET":
+            body: Any = query
+            raw = request.query_string.encode()
+        else:
+            body = _parse_body(request.body, request.headers.get("content-type"))
+            raw = request.body
+        if _is_woocommerce_ping(source, request.headers, body):
+            return IngestResult(inserted=[], split=False, ping=True)
+        headers = dict(request.headers)
+        token_value = None
+        if source.verify.scheme == "token" and source.verify.at is not None:
+            token_value = source.verify.at.search({"headers": headers, "body": body, "query": query})
+        try:
+            verify_signature(source.verify, raw_body=raw, headers=headers, token_value=token_value)
+        except SignatureError as exc:
+            raise Unauthorized(f"webhook not verified: {exc}") from None
+        if source.verify.scheme == "token" and source.verify.secret:
+            body = _redact(body, source.verify.secret)
+            query = _redact(query, source.verify.secret)
+        split = isinstance(body, list)
+        bodies = body if split else [body]
+        now = time.time()
+        stored_headers = _storable_headers(headers)
+        events = [
+            self._new_event(request.source, source, element, stored_headers, query,
+                            _element_digest(element) if split else _digest(raw), now)
+            for element in bodies
+        ]
+        if not events:
+            raise BadRequest("the JSON array is empty: there is no event to store")
+        try:
+            inserted = await self.store.insert_events(events)
+        except StoreUnavailable as exc:
+            raise ServiceUnavailable(f"the event could not be stored: {exc}") from None
+        if self.on_stored is not None and any(e.status == "pending" for e in events):
+            self.on_stored()
+        return IngestResult(inserted=inserted, split=split,
+                            statuses=tuple(e.status for e in events))
+
+    def _new_event(self, name: str, source: Source, body: Any, headers: dict[str, str],
+                   query: dict[str, Any], digest: str, now: float) -> NewEvent:
+        document = {"headers": headers, "body": body, "query": query}
+        event_type = _as_text(source.event_type_selector.search(document))
+        external_id = None
+        if (selector := source.event_id_selector) is not None:
+            external_id = _as_text(selector.search(document))
+        plan = plan_event(self.config, name, event_type, document)
+        return NewEvent(
+            id=new_event_id(now),
+            source=name,
+            event_type=event_type,
+            external_id=external_id,
+            dedupe_key=f"id:{external_id}" if external_id else f"sha256:{digest}",
+            status=plan.status,
+            received_at=now,
+            payload=body,
+            headers=headers,
+            routes=plan.routes,
+            contact_email=plan.contact_email,
+            last_error=plan.error,
+            steps=plan.steps,
+        )
+
+
+def _parse_body(raw: bytes, content_type: str | None) -> Any:
+    try:
+        return parse_body(raw, content_type)
+    except UnsupportedBody as exc:
+        raise UnsupportedMediaType(str(exc)) from None
+    except BodyError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _parse_query(query_string: str) -> dict[str, Any]:
+    if not query_string:
+        return {}
+    try:
+        return parse_query(query_string)
+    except BodyError as exc:
+        raise BadRequest(f"query string: {exc}") from None
+
+
+def _is_woocommerce_ping(source: Source, headers: Mapping[str, str], body: Any) -> bool:
+    """WooCommerce's save-time ping: unsigned form body holding only ``webhook_id``."""
+    return (
+        source.verify.scheme == "woocommerce"
+        and "x-wc-webhook-signature" not in headers
+        and isinstance(body, dict)
+        and set(body) == {"webhook_id"}
+    )
+
+
+def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in headers.items()
+        if not any(word in name for word in _SECRET_HEADER_WORDS)
+    }
+
+
+def _redact(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return REDACTED if value == secret else value
+    if isinstance(value, dict):
+        return {k: _redact(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, secret) for v in value]
+    return value
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or value == "" or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _element_digest(element: Any) -> str:
+    canonical = json.dumps(element, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _digest(canonical.encode())
+
+
+def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not value:
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address

@@ -1,0 +1,119 @@
+"""The application factory: build the app and, in its lifespan, the store, the HTTP
+client and the worker — and close them in reverse order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from app.api import health, metrics
+from app.api.problems import install_problem_handlers
+from app.config.loader import load_config
+from app.config.models import RelayConfig
+from app.ingest import endpoints as ingest_endpoints
+from app.ingest.service import IngestService
+from app.observability.metrics import Metrics
+from app.settings import Settings
+from app.store.factory import open_store
+
+log = logging.getLogger("relay")
+
+
+def load_relay_config(settings: Settings) -> tuple[RelayConfig, str]:
+    """The config at RELAY_CONFIG (ConfigError if bad), or none at all when absent."""
+    path = Path(settings.config)
+    if not path.exists():
+        log.warning(
+            "no config file: every hook answers 404 until you add one",
+            extra={"path": str(path), "hint": "copy relay.example.yaml to relay.yaml (or set "
+                   "RELAY_CONFIG), fill in your sources and routes, then run `relay check`"},
+        )
+        return RelayConfig(), f"no {path} found: no sources configured"
+    config = load_config(path)
+    return config, f"{path}: {len(config.sources)} sources, {len(config.routes)} routes"
+
+
+class Runtime:
+    """What /readyz reports about the parts that run beside the API."""
+
+    def __init__(self, settings: Settings, *, run_worker: bool) -> None:
+        self.settings = settings
+        self.run_worker = run_worker
+        self.worker: Any = None
+
+    def worker_check(self) -> dict[str, str]:
+        if not self.run_worker:
+            return health.check("skipped", "this process runs no worker (--workers 0)")
+        if self.worker is None:
+            return health.check("not_started", "the worker has not started yet")
+        result: dict[str, str] = self.worker.health()
+        return result
+
+    def keap_auth_check(self) -> dict[str, str]:
+        if self.settings.is_dry_run:
+            return health.check("skipped", "dry-run: no calls are sent to Infusionsoft")
+        if not self.run_worker:
+            return health.check("skipped", "this process runs no worker")
+        if self.worker is None:
+            return health.check("not_started", "the worker has not started yet")
+        result: dict[str, str] = self.worker.auth_health()
+        return result
+
+
+def create_app(settings: Settings | None = None, *, config: RelayConfig | None = None,
+               run_worker: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    if config is None:
+        config, config_detail = load_relay_config(settings)
+    else:
+        config_detail = f"{len(config.sources)} sources, {len(config.routes)} routes"
+    runtime = Runtime(settings, run_worker=run_worker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.database_url, pool_size=settings.database_pool_size)
+        await store.open()
+        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+        app.state.store = store
+        app.state.http = http
+        worker = None
+        if run_worker:
+            from app.delivery.runner import build_worker
+
+            worker = build_worker(settings, config, store, http, app.state.metrics)
+        app.state.ingest = IngestService(config, store, settings.trusted_proxies,
+                                         on_stored=worker.wake if worker else None)
+        try:
+            if worker is not None:
+                runtime.worker = worker
+                await worker.start()
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            await http.aclose()
+            await store.close()
+
+    app = FastAPI(
+        title="Infusionsoft webhook relay",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.config = config
+    app.state.config_detail = config_detail
+    app.state.metrics = Metrics()
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(ingest_endpoints.router)
+    return app

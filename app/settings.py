@@ -1,0 +1,98 @@
+"""The environment: one Settings object, ``RELAY_``-prefixed, also read from ``.env``."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Keap's documented ceilings; key auth defaults to 5/s because service keys are reported
+# to spike-arrest at 5/s (SPEC §2).
+KEY_CEILINGS = (5, 240, 30_000)
+OAUTH_CEILINGS = (25, 1_500, 150_000)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RELAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "sqlite:///./data/relay.db"
+    config: str = "relay.yaml"
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    keap_api_key: SecretStr | None = None
+    keap_client_id: str | None = None
+    keap_client_secret: SecretStr | None = None
+    keap_refresh_token: SecretStr | None = None
+    keap_base_url: str = "https://api.infusionsoft.com/crm"
+    keap_token_url: str = "https://api.infusionsoft.com/token"
+    keap_rate_per_second: int | None = Field(default=None, gt=0)
+    keap_rate_per_minute: int | None = Field(default=None, gt=0)
+    keap_rate_per_day: int | None = Field(default=None, gt=0)
+
+    claim_lease_seconds: float = Field(default=30, gt=0)
+    dry_run: bool | None = None
+    admin_token: SecretStr | None = None
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    retry_max_hours: float = Field(default=72, gt=0)
+    retention_days: float = Field(default=30, gt=0)
+    log_format: Literal["json", "console"] = "json"
+    log_pii: bool = False
+    trusted_proxies: list[str] = Field(default_factory=list)
+    worker_concurrency: int = Field(default=8, ge=1, le=256)
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @model_validator(mode="after")
+    def _oauth_complete(self) -> Settings:
+        oauth = [self.keap_client_id, self.keap_client_secret, self.keap_refresh_token]
+        if any(oauth) and not all(oauth):
+            raise ValueError(
+                "OAuth needs all of RELAY_KEAP_CLIENT_ID, RELAY_KEAP_CLIENT_SECRET and "
+                "RELAY_KEAP_REFRESH_TOKEN"
+            )
+        return self
+
+    @property
+    def auth_mode(self) -> Literal["key", "oauth", "none"]:
+        if self.keap_api_key is not None and self.keap_api_key.get_secret_value():
+            return "key"
+        if self.keap_client_id and self.keap_refresh_token:
+            return "oauth"
+        return "none"
+
+    @property
+    def is_dry_run(self) -> bool:
+        if self.dry_run is not None:
+            return self.dry_run
+        return self.auth_mode == "none"
+
+    @property
+    def rate_ceilings(self) -> tuple[int, int, int]:
+        """(per second, per minute, per day), defaults by auth mode."""
+        defaults = OAUTH_CEILINGS if self.auth_mode == "oauth" else KEY_CEILINGS
+        return (
+            self.keap_rate_per_second or defaults[0],
+            self.keap_rate_per_minute or defaults[1],
+            self.keap_rate_per_day or defaults[2],
+        )

@@ -1,0 +1,159 @@
+"""The records the relay stores and the interface both databases implement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+EventStatus = Literal["pending", "delivered", "dead", "ignored"]
+StepStatus = Literal["pending", "done", "failed"]
+EVENT_STATUSES: tuple[EventStatus, ...] = ("pending", "delivered", "dead", "ignored")
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One Infusionsoft call an event needs: a contact upsert or one action."""
+
+    route: str
+    action: str  # contact.upsert, action_set, tags, remove_tags, sequence, ...
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    id: str
+    source: str
+    event_type: str | None
+    external_id: str | None
+    dedupe_key: str
+    status: EventStatus
+    received_at: float
+    payload: Any
+    headers: dict[str, str]
+    routes: list[str]
+    contact_email: str | None
+    last_error: str | None
+    steps: list[PlannedStep]
+
+
+@dataclass(frozen=True)
+class Inserted:
+    id: str
+    created: bool  # False: a duplicate of the stored event ``id``
+
+
+@dataclass
+class StepRecord:
+    idx: int
+    route: str
+    action: str
+    params: dict[str, Any]
+    status: StepStatus
+    attempts: int
+    last_error: str | None
+    result: Any
+
+
+@dataclass
+class AttemptRecord:
+    event_id: str
+    step_idx: int | None
+    started_at: float
+    duration: float
+    operation: str
+    request: str
+    status_code: int | None
+    outcome: str  # ok, transient, throttled, permanent, auth, replay, dry_run
+    error: str | None
+
+
+@dataclass
+class EventRecord:
+    id: str
+    seq: int
+    source: str
+    event_type: str | None
+    external_id: str | None
+    status: EventStatus
+    received_at: float
+    contact_email: str | None
+    contact_id: int | None
+    attempts: int
+    next_attempt_at: float | None
+    first_failure_at: float | None
+    last_error: str | None
+    routes: list[str]
+    payload: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    steps: list[StepRecord] = field(default_factory=list)
+    history: list[AttemptRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    refresh_token: str
+    access_token: str | None
+    access_expires_at: float | None
+    seed_hash: str | None
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    status: str | None = None
+    source: str | None = None
+    email: str | None = None
+    since: float | None = None
+
+
+class StoreUnavailable(Exception):
+    """The database could not durably do what was asked (full disk, read-only, down)."""
+
+
+class Store(Protocol):
+    """What the relay needs from a database. Every write is durable when it returns."""
+
+    dialect: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    # ingest
+    async def insert_events(self, events: list[NewEvent]) -> list[Inserted]: ...
+
+    # delivery
+    async def claim_due_events(
+        self, worker_id: str, now: float, lease_seconds: float, limit: int
+    ) -> list[EventRecord]: ...
+    async def renew_claims(self, worker_id: str, event_ids: list[str], until: float) -> None: ...
+    async def complete_step(
+        self, event_id: str, idx: int, worker_id: str, result: Any, contact_id: int | None
+    ) -> bool: ...
+    async def fail_step(
+        self, event_id: str, idx: int, worker_id: str, error: str, *, dead: bool,
+        next_attempt_at: float | None, now: float,
+    ) -> bool: ...
+    async def finish_event(self, event_id: str, worker_id: str, now: float) -> bool: ...
+    async def release_claim(self, event_id: str, worker_id: str, next_attempt_at: float) -> None: ...
+    async def record_attempts(self, attempts: list[AttemptRecord]) -> None: ...
+    async def next_due_at(self) -> float | None: ...
+
+    # rate limiting shared by every replica
+    async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float: ...
+    async def set_not_before(self, until: float) -> None: ...
+
+    # OAuth token shared by every replica
+    async def load_oauth_token(self) -> StoredToken | None: ...
+    async def save_oauth_token(
+        self, token: StoredToken, *, previous_refresh_token: str | None
+    ) -> bool: ...
+
+    # operator
+    async def list_events(
+        self, flt: EventFilter, limit: int, before_seq: int | None
+    ) -> list[EventRecord]: ...
+    async def get_event(self, event_id: str) -> EventRecord | None: ...
+    async def requeue(self, event_id: str, *, from_start: bool, now: float) -> bool: ...
+    async def requeue_matching(self, flt: EventFilter, now: float) -> int: ...
+    async def count_by_status(self) -> dict[str, int]: ...
+    async def purge_finished(self, before: float, batch: int) -> int: ...

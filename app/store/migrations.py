@@ -1,0 +1,160 @@
+"""Versioned schema migrations for both databases.
+
+Each migration is (version, description, {dialect: [statements]}). They are applied in
+order on start, each in its own transaction, and recorded in ``schema_migrations``;
+PostgreSQL takes an advisory lock first so replicas starting together migrate once.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
+    (
+        1,
+        "events, steps, attempts, oauth token, limiter",
+        {
+            "sqlite": [
+                """CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    source TEXT NOT NULL,
+                    event_type TEXT,
+                    external_id TEXT,
+                    dedupe_key TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    received_at REAL NOT NULL,
+                    contact_email TEXT,
+                    contact_key TEXT,
+                    contact_id INTEGER,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL,
+                    first_failure_at REAL,
+                    last_error TEXT,
+                    payload TEXT NOT NULL,
+                    headers TEXT NOT NULL,
+                    routes TEXT NOT NULL,
+                    claimed_by TEXT,
+                    claim_expires_at REAL,
+                    updated_at REAL NOT NULL,
+                    UNIQUE (source, dedupe_key)
+                )""",
+                "CREATE INDEX events_due ON events (status, next_attempt_at)",
+                "CREATE INDEX events_contact ON events (contact_key, status, seq)",
+                "CREATE INDEX events_finished ON events (status, updated_at)",
+                """CREATE TABLE steps (
+                    event_id TEXT NOT NULL,
+                    idx INTEGER NOT NULL,
+                    route TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    params TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    result TEXT,
+                    PRIMARY KEY (event_id, idx)
+                )""",
+                """CREATE TABLE attempts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_id TEXT NOT NULL,
+                    step_idx INTEGER,
+                    started_at REAL NOT NULL,
+                    duration REAL NOT NULL,
+                    operation TEXT NOT NULL,
+                    request TEXT NOT NULL,
+                    status_code INTEGER,
+                    outcome TEXT NOT NULL,
+                    error TEXT
+                )""",
+                "CREATE INDEX attempts_event ON attempts (event_id, id)",
+                """CREATE TABLE oauth_tokens (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    refresh_token TEXT NOT NULL,
+                    access_token TEXT,
+                    access_expires_at REAL,
+                    seed_hash TEXT,
+                    updated_at REAL NOT NULL
+                )""",
+                "CREATE TABLE rate_calls (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL)",
+                "CREATE INDEX rate_calls_at ON rate_calls (at)",
+                """CREATE TABLE limiter_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    not_before REAL NOT NULL
+                )""",
+                "INSERT INTO limiter_state (id, not_before) VALUES (1, 0)",
+            ],
+            "postgres": [
+                """CREATE TABLE events (
+                    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    source TEXT NOT NULL,
+                    event_type TEXT,
+                    external_id TEXT,
+                    dedupe_key TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    received_at DOUBLE PRECISION NOT NULL,
+                    contact_email TEXT,
+                    contact_key TEXT,
+                    contact_id BIGINT,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at DOUBLE PRECISION,
+                    first_failure_at DOUBLE PRECISION,
+                    last_error TEXT,
+                    payload TEXT NOT NULL,
+                    headers TEXT NOT NULL,
+                    routes TEXT NOT NULL,
+                    claimed_by TEXT,
+                    claim_expires_at DOUBLE PRECISION,
+                    updated_at DOUBLE PRECISION NOT NULL,
+                    UNIQUE (source, dedupe_key)
+                )""",
+                "CREATE INDEX events_due ON events (status, next_attempt_at)",
+                "CREATE INDEX events_contact ON events (contact_key, status, seq)",
+                "CREATE INDEX events_finished ON events (status, updated_at)",
+                """CREATE TABLE steps (
+                    event_id TEXT NOT NULL,
+                    idx INTEGER NOT NULL,
+                    route TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    params TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    result TEXT,
+                    PRIMARY KEY (event_id, idx)
+                )""",
+                """CREATE TABLE attempts (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    event_id TEXT NOT NULL,
+                    step_idx INTEGER,
+                    started_at DOUBLE PRECISION NOT NULL,
+                    duration DOUBLE PRECISION NOT NULL,
+                    operation TEXT NOT NULL,
+                    request TEXT NOT NULL,
+                    status_code INTEGER,
+                    outcome TEXT NOT NULL,
+                    error TEXT
+                )""",
+                "CREATE INDEX attempts_event ON attempts (event_id, id)",
+                """CREATE TABLE oauth_tokens (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    refresh_token TEXT NOT NULL,
+                    access_token TEXT,
+                    access_expires_at DOUBLE PRECISION,
+                    seed_hash TEXT,
+                    updated_at DOUBLE PRECISION NOT NULL
+                )""",
+                """CREATE TABLE rate_calls (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    at DOUBLE PRECISION NOT NULL
+                )""",
+                "CREATE INDEX rate_calls_at ON rate_calls (at)",
+                """CREATE TABLE limiter_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    not_before DOUBLE PRECISION NOT NULL
+                )""",
+                "INSERT INTO limiter_state (id, not_before) VALUES (1, 0)",
+            ],
+        },
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

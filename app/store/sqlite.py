@@ -1,0 +1,302 @@
+"""The embedded default: one SQLite file in WAL mode with full sync.
+
+All writes go through one writer thread that commits whatever has queued up since its
+last commit in a single transaction (group commit): concurrent webhooks share one fsync
+instead of paying one each, and every caller's future resolves only after the commit.
+Reads use their own connections so the dashboard never waits behind the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.store import queries
+from app.store.base import (
+    AttemptRecord,
+    EventFilter,
+    EventRecord,
+    Inserted,
+    NewEvent,
+    StoredToken,
+    StoreUnavailable,
+)
+from app.store.migrations import MIGRATIONS
+
+T = TypeVar("T")
+_MAX_BATCH = 512
+Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError("a SQLite URL looks like sqlite:///./data/relay.db")
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if readonly:
+        conn.execute("PRAGMA query_only = 1")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit is on disk (WAL fsynced) before the caller hears about it.
+        conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+class SQLiteStore:
+    dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_path(url)
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="relay-sqlite-read")
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+
+    # lifecycle ---------------------------------------------------------------------
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(loop, started), name="relay-sqlite-writer", daemon=True
+        )
+        self._writer.start()
+        await started
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+        with self._conns_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    def _write_loop(self, loop: asyncio.AbstractEventLoop, started: asyncio.Future[None]) -> None:
+        try:
+            conn = _connect(self.path)
+            _migrate(conn)
+        except Exception as exc:  # report the failure to open() instead of dying silently
+            loop.call_soon_threadsafe(_settle, started, None, exc)
+            return
+        loop.call_soon_threadsafe(_settle, started, None, None)
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    break
+                batch = [job]
+                stop = False
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._commit_batch(conn, batch)
+                if stop:
+                    break
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _commit_batch(conn: sqlite3.Connection, batch: list[Job]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, _, _ in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    outcomes.append((fn(conn), None))
+                    conn.execute("RELEASE job")
+                except sqlite3.Error as exc:
+                    # A savepoint keeps one job's failure from undoing its neighbours' work.
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((None, StoreUnavailable(f"database error: {exc}")))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((None, exc))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = StoreUnavailable(f"database error: {exc}")
+            outcomes = [(None, failure) for _ in batch]
+        for (_, future, loop), (result, error) in zip(batch, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None or not self._writer.is_alive():
+            raise StoreUnavailable("the database writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, future, loop))
+        return await future
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = _connect(self.path, readonly=True)
+                self._local.conn = conn
+                with self._conns_lock:
+                    self._reader_conns.append(conn)
+            try:
+                return fn(conn)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"database error: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+        if self._writer is None or not self._writer.is_alive():
+            raise StoreUnavailable("the database writer is not running")
+
+    # ingest ------------------------------------------------------------------------
+    async def insert_events(self, events: list[NewEvent]) -> list[Inserted]:
+        return await self._write(lambda c: queries.insert_events(c, "?", events))
+
+    # delivery ----------------------------------------------------------------------
+    async def claim_due_events(
+        self, worker_id: str, now: float, lease_seconds: float, limit: int
+    ) -> list[EventRecord]:
+        return await self._write(
+            lambda c: queries.claim_due_events(c, "?", worker_id, now, lease_seconds, limit)
+        )
+
+    async def renew_claims(self, worker_id: str, event_ids: list[str], until: float) -> None:
+        if event_ids:
+            await self._write(lambda c: queries.renew_claims(c, "?", worker_id, event_ids, until))
+
+    async def complete_step(
+        self, event_id: str, idx: int, worker_id: str, result: Any, contact_id: int | None
+    ) -> bool:
+        return await self._write(
+            lambda c: queries.complete_step(c, "?", event_id, idx, worker_id, result, contact_id)
+        )
+
+    async def fail_step(
+        self, event_id: str, idx: int, worker_id: str, error: str, *, dead: bool,
+        next_attempt_at: float | None, now: float,
+    ) -> bool:
+        return await self._write(
+            lambda c: queries.fail_step(
+                c, "?", event_id, idx, worker_id, error, dead, next_attempt_at, now
+            )
+        )
+
+    async def finish_event(self, event_id: str, worker_id: str, now: float) -> bool:
+        return await self._write(lambda c: queries.finish_event(c, "?", event_id, worker_id, now))
+
+    async def release_claim(self, event_id: str, worker_id: str, next_attempt_at: float) -> None:
+        await self._write(
+            lambda c: queries.release_claim(c, "?", event_id, worker_id, next_attempt_at)
+        )
+
+    async def record_attempts(self, attempts: list[AttemptRecord]) -> None:
+        if attempts:
+            await self._write(lambda c: queries.record_attempts(c, "?", attempts))
+
+    async def next_due_at(self) -> float | None:
+        return await self._read(lambda c: queries.next_due_at(c, "?"))
+
+    # limiter -----------------------------------------------------------------------
+    async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
+        return await self._write(lambda c: queries.reserve_call(c, "?", now, ceilings))
+
+    async def set_not_before(self, until: float) -> None:
+        await self._write(lambda c: queries.set_not_before(c, "?", until))
+
+    # oauth -------------------------------------------------------------------------
+    async def load_oauth_token(self) -> StoredToken | None:
+        return await self._read(lambda c: queries.load_oauth_token(c, "?"))
+
+    async def save_oauth_token(
+        self, token: StoredToken, *, previous_refresh_token: str | None
+    ) -> bool:
+        return await self._write(
+            lambda c: queries.save_oauth_token(c, "?", token, previous_refresh_token, time.time())
+        )
+
+    # operator ----------------------------------------------------------------------
+    async def list_events(
+        self, flt: EventFilter, limit: int, before_seq: int | None
+    ) -> list[EventRecord]:
+        return await self._read(lambda c: queries.list_events(c, "?", flt, limit, before_seq))
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        return await self._read(lambda c: queries.get_event(c, "?", event_id))
+
+    async def requeue(self, event_id: str, *, from_start: bool, now: float) -> bool:
+        return await self._write(lambda c: queries.requeue(c, "?", event_id, from_start, now))
+
+    async def requeue_matching(self, flt: EventFilter, now: float) -> int:
+        return await self._write(lambda c: queries.requeue_matching(c, "?", flt, now))
+
+    async def count_by_status(self) -> dict[str, int]:
+        return await self._read(lambda c: queries.count_by_status(c, "?"))
+
+    async def purge_finished(self, before: float, batch: int) -> int:
+        return await self._write(lambda c: queries.purge_finished(c, "?", before, batch))
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, description, statements in MIGRATIONS:
+        if version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-check under the write lock: another process may have migrated meanwhile.
+            if conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone():
+                conn.execute("COMMIT")
+                continue
+            for statement in statements["sqlite"]:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                (version, description, time.time()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
