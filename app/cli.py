@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from app.errors import ConfigError
 from app.settings import Settings
@@ -21,12 +22,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings()
+    except SettingsError as exc:
+        print(f"environment: {exc}", file=sys.stderr)
+        return 2
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             name = "RELAY_" + "_".join(str(p) for p in error["loc"]).upper()
             message = error["msg"].removeprefix("Value error, ")
-            print(f"environment: {name}: {message}" if error["loc"] else f"environment: {message}",
-                  file=sys.stderr)
+            print(
+                f"environment: {name}: {message}" if error["loc"] else f"environment: {message}",
+                file=sys.stderr,
+            )
         return 2
     try:
         result: int = args.run(settings, args)
@@ -49,31 +55,40 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
-        "serve", help="run the HTTP API (and, by default, the delivery worker)",
+        "serve",
+        help="run the HTTP API (and, by default, the delivery worker)",
         description="Run the webhook API on RELAY_HOST:RELAY_PORT. With --workers 0 only the "
         "API runs (scale delivery apart with `relay worker`).",
     )
     serve.add_argument("--host", help="listen address (default RELAY_HOST)")
     serve.add_argument("--port", type=int, help="listen port (default RELAY_PORT)")
-    serve.add_argument("--workers", type=int, default=1, choices=[0, 1],
-                       help="1: deliver in this process (default); 0: API only")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        choices=[0, 1],
+        help="1: deliver in this process (default); 0: API only",
+    )
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser(
-        "worker", help="run only the delivery worker",
+        "worker",
+        help="run only the delivery worker",
         description="Deliver stored events to Infusionsoft, without serving HTTP.",
     )
     worker.set_defaults(run=_worker)
 
     check = commands.add_parser(
-        "check", help="validate relay.yaml and the environment and print every route's plan",
+        "check",
+        help="validate relay.yaml and the environment and print every route's plan",
         description="Validate RELAY_CONFIG and the RELAY_ environment; print each source and "
         "route with the Infusionsoft calls it makes. Exits 2 on any problem.",
     )
     check.set_defaults(run=_check)
 
     sign = commands.add_parser(
-        "sign", help="print the headers a sender would attach to FILE",
+        "sign",
+        help="print the headers a sender would attach to FILE",
         description="Print the signature headers for posting FILE to /hooks/SOURCE, one "
         "'Name: value' per line, e.g. for curl -H.",
     )
@@ -82,11 +97,13 @@ def _parser() -> argparse.ArgumentParser:
     sign.set_defaults(run=_sign)
 
     replay = commands.add_parser(
-        "replay", help="re-queue events (by default the dead ones)",
+        "replay",
+        help="re-queue events (by default the dead ones)",
         description="Re-queue matching events for delivery; each runs only its unfinished steps.",
     )
-    replay.add_argument("--status", default="dead",
-                        choices=["dead", "pending", "delivered"], help="default: dead")
+    replay.add_argument(
+        "--status", default="dead", choices=["dead", "pending", "delivered"], help="default: dead"
+    )
     replay.add_argument("--source", help="only events from this source")
     replay.add_argument("--since", help="only events received at or after this ISO-8601 time")
     replay.set_defaults(run=_replay)
@@ -157,11 +174,14 @@ def _sign(settings: Settings, args: argparse.Namespace) -> int:
     headers = sign_request(source.verify, body)
     scheme = source.verify.scheme
     if scheme == "token" and source.verify.at is not None:
-        print(f"# scheme token: put the shared secret at {source.verify.at.expression}",
-              file=sys.stderr)
+        print(
+            f"# scheme token: put the shared secret at {source.verify.at.expression}",
+            file=sys.stderr,
+        )
     elif scheme == "none":
-        print("# scheme none: nothing to sign; the sender's address must be allowed",
-              file=sys.stderr)
+        print(
+            "# scheme none: nothing to sign; the sender's address must be allowed", file=sys.stderr
+        )
     for name, value in headers.items():
         print(f"{name}: {value}")
     return 0

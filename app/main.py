@@ -31,8 +31,11 @@ def load_relay_config(settings: Settings) -> tuple[RelayConfig, str]:
     if not path.exists():
         log.warning(
             "no config file: every hook answers 404 until you add one",
-            extra={"path": str(path), "hint": "copy relay.example.yaml to relay.yaml (or set "
-                   "RELAY_CONFIG), fill in your sources and routes, then run `relay check`"},
+            extra={
+                "path": str(path),
+                "hint": "copy relay.example.yaml to relay.yaml (or set "
+                "RELAY_CONFIG), fill in your sources and routes, then run `relay check`",
+            },
         )
         return RelayConfig(), f"no {path} found: no sources configured"
     config = load_config(path)
@@ -66,8 +69,9 @@ class Runtime:
         return result
 
 
-def create_app(settings: Settings | None = None, *, config: RelayConfig | None = None,
-               run_worker: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, config: RelayConfig | None = None, run_worker: bool = True
+) -> FastAPI:
     settings = settings or Settings()
     if config is None:
         config, config_detail = load_relay_config(settings)
@@ -87,8 +91,9 @@ def create_app(settings: Settings | None = None, *, config: RelayConfig | None =
             from app.delivery.runner import build_worker
 
             worker = build_worker(settings, config, store, http, app.state.metrics)
-        app.state.ingest = IngestService(config, store, settings.trusted_proxies,
-                                         on_stored=worker.wake if worker else None)
+        app.state.ingest = IngestService(
+            config, store, settings.trusted_proxies, on_stored=worker.wake if worker else None
+        )
         try:
             if worker is not None:
                 runtime.worker = worker

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Keap's documented ceilings; key auth defaults to 5/s because service keys are reported
 # to spike-arrest at 5/s (SPEC §2).
@@ -16,7 +16,11 @@ OAUTH_CEILINGS = (25, 1_500, 150_000)
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="RELAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="RELAY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `RELAY_X=` in .env means "the default", as in .env.example
+        extra="ignore",
     )
 
     database_url: str = "sqlite:///./data/relay.db"
@@ -42,7 +46,7 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30, gt=0)
     log_format: Literal["json", "console"] = "json"
     log_pii: bool = False
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     database_pool_size: int = Field(default=10, ge=1, le=200)
 

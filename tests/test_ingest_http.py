@@ -22,8 +22,13 @@ ORDER = {
 }
 
 
-def shopify_headers(body: bytes, *, topic: str = "orders/paid", webhook_id: str = "wh-1",
-                    secret: str = SECRETS["SHOP_SECRET"]) -> dict[str, str]:
+def shopify_headers(
+    body: bytes,
+    *,
+    topic: str = "orders/paid",
+    webhook_id: str = "wh-1",
+    secret: str = SECRETS["SHOP_SECRET"],
+) -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
     return {
         "Content-Type": "application/json",
@@ -51,10 +56,17 @@ async def test_shopify_order_is_stored_with_its_plan(relay: httpx.AsyncClient) -
     assert event.payload == ORDER
     assert "x-shopify-hmac-sha256" not in event.headers  # signatures are not stored
     assert [s.action for s in event.steps] == [
-        "contact.upsert", "action_set", "tags", "sequence", "email_template", "goal"
+        "contact.upsert",
+        "action_set",
+        "tags",
+        "sequence",
+        "email_template",
+        "goal",
     ]
     assert event.steps[0].params == {
-        "email": "Jane@Example.com", "given_name": "Jane", "family_name": "Doe",
+        "email": "Jane@Example.com",
+        "given_name": "Jane",
+        "family_name": "Doe",
         "opt_in_reason": "Bought from the shop",
     }
     assert event.steps[2].params == {"contact_step": 0, "ids": [101, 102]}
@@ -139,14 +151,21 @@ async def test_stale_standard_webhook_is_refused(relay: httpx.AsyncClient) -> No
     from datetime import UTC, datetime
 
     stale = datetime.fromtimestamp(time.time() - 600, tz=UTC)
-    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(stale.timestamp())),
-               "webhook-signature": wh.sign("msg_1", stale, body),
-               "content-type": "application/json"}
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(stale.timestamp())),
+        "webhook-signature": wh.sign("msg_1", stale, body),
+        "content-type": "application/json",
+    }
     response = await relay.post("/hooks/members", content=body, headers=headers)
     assert response.status_code == 401
     fresh = datetime.fromtimestamp(time.time(), tz=UTC)
-    headers.update({"webhook-timestamp": str(int(fresh.timestamp())),
-                    "webhook-signature": wh.sign("msg_1", fresh, body)})
+    headers.update(
+        {
+            "webhook-timestamp": str(int(fresh.timestamp())),
+            "webhook-signature": wh.sign("msg_1", fresh, body),
+        }
+    )
     response = await relay.post("/hooks/members", content=body, headers=headers)
     assert response.status_code == 202
     event = await stored(relay, response.json()["event_id"])
@@ -156,40 +175,60 @@ async def test_stale_standard_webhook_is_refused(relay: httpx.AsyncClient) -> No
 
 
 async def test_stripe_signed_event(relay: httpx.AsyncClient) -> None:
-    payload = {"id": "evt_1", "type": "checkout.session.completed",
-               "data": {"object": {"customer_details": {"email": "s@example.com"}}}}
+    payload = {
+        "id": "evt_1",
+        "type": "checkout.session.completed",
+        "data": {"object": {"customer_details": {"email": "s@example.com"}}},
+    }
     body = json.dumps(payload)
     t = int(time.time())
-    v1 = hmac.new(SECRETS["STRIPE_SECRET"].encode(), f"{t}.{body}".encode(),
-                  hashlib.sha256).hexdigest()
-    response = await relay.post("/hooks/stripe", content=body, headers={
-        "Stripe-Signature": f"t={t},v1={v1}", "Content-Type": "application/json"})
+    v1 = hmac.new(
+        SECRETS["STRIPE_SECRET"].encode(), f"{t}.{body}".encode(), hashlib.sha256
+    ).hexdigest()
+    response = await relay.post(
+        "/hooks/stripe",
+        content=body,
+        headers={"Stripe-Signature": f"t={t},v1={v1}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 202
     event = await stored(relay, response.json()["event_id"])
     assert (event.external_id, event.contact_email) == ("evt_1", "s@example.com")
 
 
 async def test_thrivecart_nested_form_with_token_is_redacted(relay: httpx.AsyncClient) -> None:
-    form = ("event=order.success&mode=live&order_id=123&thrivecart_secret=thrive-word"
-            "&customer[email]=t%40example.com&customer[first_name]=Tia&items[0][sku]=A")
-    response = await relay.post("/hooks/thrivecart", content=form,
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    form = (
+        "event=order.success&mode=live&order_id=123&thrivecart_secret=thrive-word"
+        "&customer[email]=t%40example.com&customer[first_name]=Tia&items[0][sku]=A"
+    )
+    response = await relay.post(
+        "/hooks/thrivecart",
+        content=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 202, response.text
     event = await stored(relay, response.json()["event_id"])
     assert event.payload["customer"] == {"email": "t@example.com", "first_name": "Tia"}
     assert event.payload["items"] == [{"sku": "A"}]
     assert event.payload["thrivecart_secret"] == "[redacted]"
     assert event.external_id == "order.success/123/"
-    wrong = await relay.post("/hooks/thrivecart", content=form.replace("thrive-word", "nope"),
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    wrong = await relay.post(
+        "/hooks/thrivecart",
+        content=form.replace("thrive-word", "nope"),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert wrong.status_code == 401
 
 
 async def test_membermouse_get_query_string(relay: httpx.AsyncClient) -> None:
     response = await relay.get(
         "/hooks/membermouse",
-        params={"token": "mm-token-123", "event_type": "mm_member_add",
-                "email": "mm@example.com", "first_name": "Mo", "member_id": "9"},
+        params={
+            "token": "mm-token-123",
+            "event_type": "mm_member_add",
+            "email": "mm@example.com",
+            "first_name": "Mo",
+            "member_id": "9",
+        },
     )
     assert response.status_code == 202, response.text
     event = await stored(relay, response.json()["event_id"])
@@ -214,11 +253,18 @@ async def test_allow_ips_ipv4_and_ipv6() -> None:
     from app.ingest.service import IngestService
     from tests.conftest import make_config
 
-    service = IngestService(make_config(), store=None,  # type: ignore[arg-type]
-                            trusted_proxies=["10.0.0.1"])
-    for ip, allowed in [("203.0.113.9", True), ("198.51.100.1", False),
-                        ("2001:db8::5", True), ("2001:db9::5", False),
-                        ("::ffff:203.0.113.9", True)]:
+    service = IngestService(
+        make_config(),
+        store=None,  # type: ignore[arg-type]
+        trusted_proxies=["10.0.0.1"],
+    )
+    for ip, allowed in [
+        ("203.0.113.9", True),
+        ("198.51.100.1", False),
+        ("2001:db8::5", True),
+        ("2001:db9::5", False),
+        ("::ffff:203.0.113.9", True),
+    ]:
         try:
             service.source_for("office", "POST", {}, ip)
             assert allowed, ip
@@ -240,36 +286,44 @@ async def test_peer_outside_allow_ips_gets_403(relay: httpx.AsyncClient) -> None
 
 
 async def test_body_errors(relay: httpx.AsyncClient) -> None:
-    bad_json = await relay.post("/hooks/legacy-cart", content=b"{not json",
-                                headers={"Content-Type": "application/json"})
+    bad_json = await relay.post(
+        "/hooks/legacy-cart", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert bad_json.status_code == 400
-    xml = await relay.post("/hooks/legacy-cart", content=b"<a/>",
-                           headers={"Content-Type": "application/xml"})
+    xml = await relay.post(
+        "/hooks/legacy-cart", content=b"<a/>", headers={"Content-Type": "application/xml"}
+    )
     assert xml.status_code == 415
     assert xml.headers["content-type"] == "application/problem+json"
 
 
 async def test_too_large_body_is_413(relay: httpx.AsyncClient) -> None:
     big = b"{" + b" " * (1_048_576 + 10) + b"}"
-    response = await relay.post("/hooks/shop", content=big,
-                                headers={"Content-Type": "application/json"})
+    response = await relay.post(
+        "/hooks/shop", content=big, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413
 
     async def stream() -> Any:  # no Content-Length: refused while reading
         for _ in range(2000):
             yield b" " * 1024
 
-    response = await relay.post("/hooks/shop", content=stream(),
-                                headers={"Content-Type": "application/json"})
+    response = await relay.post(
+        "/hooks/shop", content=stream(), headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413
 
 
 async def test_json_array_is_split_into_events(relay: httpx.AsyncClient) -> None:
-    body = json.dumps([{"event": "sale", "email": "a@example.com"},
-                       {"event": "sale", "email": "b@example.com"}]).encode()
+    body = json.dumps(
+        [{"event": "sale", "email": "a@example.com"}, {"event": "sale", "email": "b@example.com"}]
+    ).encode()
     signature = hmac.new(SECRETS["CART_SECRET"].encode(), body, hashlib.sha256).hexdigest()
-    response = await relay.post("/hooks/legacy-cart", content=body, headers={
-        "Content-Type": "application/json", "X-Signature": signature})
+    response = await relay.post(
+        "/hooks/legacy-cart",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Signature": signature},
+    )
     assert response.status_code == 202
     ids = response.json()["event_ids"]
     assert len(ids) == 2
@@ -278,12 +332,21 @@ async def test_json_array_is_split_into_events(relay: httpx.AsyncClient) -> None
 
 
 async def test_woocommerce_unsigned_ping_is_answered_not_stored(relay: httpx.AsyncClient) -> None:
-    response = await relay.post("/hooks/woo", content="webhook_id=15",
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = await relay.post(
+        "/hooks/woo",
+        content="webhook_id=15",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 200 and response.json() == {"status": "ping"}
     assert await relay.app.state.store.count_by_status() == {}  # type: ignore[attr-defined]
-    signed_bad = await relay.post("/hooks/woo", content="webhook_id=15", headers={
-        "Content-Type": "application/x-www-form-urlencoded", "X-WC-Webhook-Signature": "x"})
+    signed_bad = await relay.post(
+        "/hooks/woo",
+        content="webhook_id=15",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-WC-Webhook-Signature": "x",
+        },
+    )
     assert signed_bad.status_code == 401
 
 

@@ -15,8 +15,13 @@ PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("relay.http")
 
 
-def problem(status: int, title: str, detail: str, slug: str | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = {
         "type": f"https://relay.invalid/problems/{slug or status}",
         "title": title,

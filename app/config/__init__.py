@@ -1,1 +1,1 @@
-"""relay.yaml: typed models, compiled selectors, and a loader whose errors name file, path and reason."""
+"""relay.yaml: typed models, compiled selectors, and a loader naming file, path and reason."""

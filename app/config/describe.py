@@ -35,8 +35,10 @@ def describe_route(route: Route) -> list[str]:
             fields.append(f"{name} ← {selector.expression}")
     for field_id, selector in route.contact.custom_fields.items():
         fields.append(f"custom field {field_id} ← {selector.expression}")
-    lines = [f"  {route.name}: {route.source} / {route.event}{when}",
-             f"    1. upsert contact by email ({'; '.join(fields)})"]
+    lines = [
+        f"  {route.name}: {route.source} / {route.event}{when}",
+        f"    1. upsert contact by email ({'; '.join(fields)})",
+    ]
     for number, action in enumerate(route.actions, start=2):
         lines.append(f"    {number}. {describe_action(action)}")
     return lines
@@ -66,6 +68,8 @@ def describe_config(config: RelayConfig, settings: Settings) -> str:
         lines += describe_route(route)
     unrouted = sorted(set(config.sources) - {r.source for r in config.routes})
     if unrouted:
-        lines += ["", f"sources with no route (their events are stored as ignored): "
-                  f"{', '.join(unrouted)}"]
+        lines += [
+            "",
+            f"sources with no route (their events are stored as ignored): {', '.join(unrouted)}",
+        ]
     return "\n".join(lines)

@@ -58,15 +58,15 @@ def parse_config(text: str, environ: Mapping[str, str], *, name: str = "relay.ya
         raise ConfigError([f"{name}: {line}" for line in _describe_validation(exc)]) from None
 
 
-def _interpolate(value: Any, environ: Mapping[str, str], path: tuple[Any, ...],
-                 problems: list[str]) -> Any:
+def _interpolate(
+    value: Any, environ: Mapping[str, str], path: tuple[Any, ...], problems: list[str]
+) -> Any:
     if isinstance(value, str):
+
         def replace(match: re.Match[str]) -> str:
             variable = match.group(1)
             if variable not in environ:
-                problems.append(
-                    f"{format_path(path)}: environment variable {variable} is not set"
-                )
+                problems.append(f"{format_path(path)}: environment variable {variable} is not set")
                 return ""
             return environ[variable]
 

@@ -15,7 +15,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from app.config.selectors import Selector
 
 Scheme = Literal[
-    "shopify", "woocommerce", "stripe", "standard", "hmac", "clickfunnels", "paddle", "token", "none"
+    "shopify",
+    "woocommerce",
+    "stripe",
+    "standard",
+    "hmac",
+    "clickfunnels",
+    "paddle",
+    "token",
+    "none",
 ]
 HttpMethod = Literal["GET", "POST"]
 
@@ -89,7 +97,7 @@ class Source(_Strict):
     allow_ips: list[NetworkField] = Field(default_factory=list)
     event_type: SelectorField | None = None
     event_id: SelectorField | None = None
-    methods: list[HttpMethod] = Field(default_factory=lambda: ["POST"])
+    methods: list[HttpMethod] = Field(default_factory=lambda: list[HttpMethod](["POST"]))
 
     @model_validator(mode="after")
     def _check(self) -> Source:

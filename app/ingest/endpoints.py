@@ -16,8 +16,16 @@ from app.observability.metrics import Metrics
 log = logging.getLogger("relay.ingest")
 router = APIRouter()
 
-_OUTCOMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "unknown_source",
-             405: "method_not_allowed", 413: "too_large", 415: "unsupported", 503: "unavailable"}
+_OUTCOMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "unknown_source",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported",
+    503: "unavailable",
+}
 
 
 @router.api_route(
@@ -28,9 +36,12 @@ _OUTCOMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "un
     responses={
         200: {"description": "A duplicate of a stored event, or a WooCommerce ping"},
         202: {"description": "Stored durably; delivery follows"},
-        400: {"description": "Unparsable body"}, 401: {"description": "Not verified"},
-        403: {"description": "Address not allowed"}, 404: {"description": "Unknown source"},
-        405: {"description": "Method not allowed"}, 413: {"description": "Too large"},
+        400: {"description": "Unparsable body"},
+        401: {"description": "Not verified"},
+        403: {"description": "Address not allowed"},
+        404: {"description": "Unknown source"},
+        405: {"description": "Method not allowed"},
+        413: {"description": "Too large"},
         415: {"description": "Unsupported content type"},
         503: {"description": "Could not be stored"},
     },
@@ -61,8 +72,15 @@ async def receive_webhook(source: str, request: Request) -> Response:
     except RelayError as error:
         outcome = _OUTCOMES.get(error.status_code, "error")
         metrics.events_received.labels(label, outcome).inc()
-        log.info("webhook refused", extra={"source": label, "outcome": outcome,
-                                            "status": error.status_code, "reason": error.detail})
+        log.info(
+            "webhook refused",
+            extra={
+                "source": label,
+                "outcome": outcome,
+                "status": error.status_code,
+                "reason": error.detail,
+            },
+        )
         if request.method == "HEAD":
             return Response(status_code=error.status_code)
         return problem_for(error)
@@ -74,8 +92,9 @@ async def receive_webhook(source: str, request: Request) -> Response:
         metrics.events_received.labels(label, outcome).inc()
         if inserted.created and status in ("ignored", "dead"):
             metrics.events_finished.labels(status).inc()
-        log.info("webhook received", extra={"source": label, "event_id": inserted.id,
-                                             "outcome": outcome})
+        log.info(
+            "webhook received", extra={"source": label, "event_id": inserted.id, "outcome": outcome}
+        )
     if result.ping:
         metrics.events_received.labels(label, "ping").inc()
     return response

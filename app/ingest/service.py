@@ -54,16 +54,21 @@ class IngestResult:
 
 
 class IngestService:
-    def __init__(self, config: RelayConfig, store: Store,
-                 trusted_proxies: list[str] | None = None,
-                 on_stored: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: RelayConfig,
+        store: Store,
+        trusted_proxies: list[str] | None = None,
+        on_stored: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.on_stored = on_stored
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies or []]
 
-    def source_for(self, name: str, method: str, headers: Mapping[str, str],
-                   client_ip: str | None) -> Source:
+    def source_for(
+        self, name: str, method: str, headers: Mapping[str, str], client_ip: str | None
+    ) -> Source:
         """The source, once the method and the sender's address are allowed."""
         source = self.config.sources.get(name)
         if source is None:
@@ -77,8 +82,9 @@ class IngestService:
             raise MethodNotAllowed(f"source {name!r} accepts {allowed}, not {method}")
         return source
 
-    def sender_address(self, headers: Mapping[str, str],
-                       client_ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    def sender_address(
+        self, headers: Mapping[str, str], client_ip: str | None
+    ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         """The peer address, or the client named by X-Forwarded-For when the peer is a
         trusted proxy (the right-most address not itself a trusted proxy)."""
         address = _parse_ip(client_ip)
@@ -96,7 +102,9 @@ class IngestService:
     def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address in net for net in self._trusted)
 
-    async def receive(self, request: IngestRequest, *, source: Source | None = None) -> IngestResult:
+    async def receive(
+        self, request: IngestRequest, *, source: Source | None = None
+    ) -> IngestResult:
         source = source or self.source_for(
             request.source, request.method, request.headers, request.client_ip
         )
@@ -112,21 +120,33 @@ class IngestService:
         headers = dict(request.headers)
         token_value = None
         if source.verify.scheme == "token" and source.verify.at is not None:
-            token_value = source.verify.at.search({"headers": headers, "body": body, "query": query})
+            token_value = source.verify.at.search(
+                {"headers": headers, "body": body, "query": query}
+            )
         try:
             verify_signature(source.verify, raw_body=raw, headers=headers, token_value=token_value)
         except SignatureError as exc:
             raise Unauthorized(f"webhook not verified: {exc}") from None
         if source.verify.scheme == "token" and source.verify.secret:
-            body = _redact(body, source.verify.secret)
-            query = _redact(query, source.verify.secret)
+            try:
+                body = _redact(body, source.verify.secret)
+                query = _redact(query, source.verify.secret)
+            except RecursionError:
+                raise BadRequest("the body is nested too deeply") from None
         split = isinstance(body, list)
         bodies = body if split else [body]
         now = time.time()
         stored_headers = _storable_headers(headers)
         events = [
-            self._new_event(request.source, source, element, stored_headers, query,
-                            _element_digest(element) if split else _digest(raw), now)
+            self._new_event(
+                request.source,
+                source,
+                element,
+                stored_headers,
+                query,
+                _element_digest(element) if split else _digest(raw),
+                now,
+            )
             for element in bodies
         ]
         if not events:
@@ -137,11 +157,20 @@ class IngestService:
             raise ServiceUnavailable(f"the event could not be stored: {exc}") from None
         if self.on_stored is not None and any(e.status == "pending" for e in events):
             self.on_stored()
-        return IngestResult(inserted=inserted, split=split,
-                            statuses=tuple(e.status for e in events))
+        return IngestResult(
+            inserted=inserted, split=split, statuses=tuple(e.status for e in events)
+        )
 
-    def _new_event(self, name: str, source: Source, body: Any, headers: dict[str, str],
-                   query: dict[str, Any], digest: str, now: float) -> NewEvent:
+    def _new_event(
+        self,
+        name: str,
+        source: Source,
+        body: Any,
+        headers: dict[str, str],
+        query: dict[str, Any],
+        digest: str,
+        now: float,
+    ) -> NewEvent:
         document = {"headers": headers, "body": body, "query": query}
         event_type = _as_text(source.event_type_selector.search(document))
         external_id = None

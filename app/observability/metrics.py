@@ -12,33 +12,47 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.events_received = Counter(
-            "relay_events_received", "Webhook requests by source and outcome",
-            ["source", "outcome"], registry=self.registry,
+            "relay_events_received",
+            "Webhook requests by source and outcome",
+            ["source", "outcome"],
+            registry=self.registry,
         )
         self.events_finished = Counter(
-            "relay_events", "Events reaching a final status (delivered, dead, ignored)",
-            ["status"], registry=self.registry,
+            "relay_events",
+            "Events reaching a final status (delivered, dead, ignored)",
+            ["status"],
+            registry=self.registry,
         )
         self.queue_depth = Gauge(
             "relay_queue_depth", "Events pending delivery", registry=self.registry
         )
         self.keap_requests = Counter(
-            "relay_keap_requests", "Calls to Infusionsoft by operation and HTTP status",
-            ["operation", "code"], registry=self.registry,
+            "relay_keap_requests",
+            "Calls to Infusionsoft by operation and HTTP status",
+            ["operation", "code"],
+            registry=self.registry,
         )
         self.keap_duration = Histogram(
-            "relay_keap_request_duration_seconds", "Duration of calls to Infusionsoft",
-            ["operation"], buckets=_KEAP_BUCKETS, registry=self.registry,
+            "relay_keap_request_duration_seconds",
+            "Duration of calls to Infusionsoft",
+            ["operation"],
+            buckets=_KEAP_BUCKETS,
+            registry=self.registry,
         )
         self.ingest_duration = Histogram(
-            "relay_ingest_duration_seconds", "Time from request to durable answer",
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "relay_ingest_duration_seconds",
+            "Time from request to durable answer",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.keap_quota_available = Gauge(
-            "relay_keap_quota_available", "Keap's reported quota left, by window",
-            ["window"], registry=self.registry,
+            "relay_keap_quota_available",
+            "Keap's reported quota left, by window",
+            ["window"],
+            registry=self.registry,
         )
         self.keap_auth_ok = Gauge(
-            "relay_keap_auth_ok", "1 when Infusionsoft accepts the credentials, 0 when paused",
+            "relay_keap_auth_ok",
+            "1 when Infusionsoft accepts the credentials, 0 when paused",
             registry=self.registry,
         )

@@ -25,8 +25,9 @@ class EventPlan:
     error: str | None = None
 
 
-def matching_routes(config: RelayConfig, source: str, event_type: str | None,
-                    document: dict[str, Any]) -> list[Route]:
+def matching_routes(
+    config: RelayConfig, source: str, event_type: str | None, document: dict[str, Any]
+) -> list[Route]:
     """Every route whose source, event pattern and ``when`` match, in file order."""
     matched = []
     for route in config.routes:
@@ -38,8 +39,9 @@ def matching_routes(config: RelayConfig, source: str, event_type: str | None,
     return matched
 
 
-def plan_event(config: RelayConfig, source: str, event_type: str | None,
-               document: dict[str, Any]) -> EventPlan:
+def plan_event(
+    config: RelayConfig, source: str, event_type: str | None, document: dict[str, Any]
+) -> EventPlan:
     routes = matching_routes(config, source, event_type, document)
     if not routes:
         return EventPlan(status="ignored", error=_ignored_reason(config, source, event_type))
@@ -70,9 +72,11 @@ def plan_event(config: RelayConfig, source: str, event_type: str | None,
         contact_step = upsert_for_email[key]
         for action in route.actions:
             steps.append(
-                PlannedStep(route.name, action.kind,
-                            {"contact_step": contact_step, **_action_params(action.kind,
-                                                                            action.value)})
+                PlannedStep(
+                    route.name,
+                    action.kind,
+                    {"contact_step": contact_step, **_action_params(action.kind, action.value)},
+                )
             )
     return EventPlan(
         status="pending", routes=[r.name for r in routes], contact_email=first_email, steps=steps
@@ -89,9 +93,11 @@ def resolve_contact(mapping: ContactMapping, document: dict[str, Any]) -> dict[s
         selector = getattr(mapping, name)
         if selector is not None and (value := _text(selector.search(document))):
             contact[name] = value
-    if mapping.full_name is not None and not (
-        mapping.given_name or mapping.family_name
-    ) and (full := _text(mapping.full_name.search(document))):
+    if (
+        mapping.full_name is not None
+        and not (mapping.given_name or mapping.family_name)
+        and (full := _text(mapping.full_name.search(document)))
+    ):
         given, _, family = full.partition(" ")
         contact["given_name"] = given
         if family.strip():

@@ -130,11 +130,20 @@ class Store(Protocol):
         self, event_id: str, idx: int, worker_id: str, result: Any, contact_id: int | None
     ) -> bool: ...
     async def fail_step(
-        self, event_id: str, idx: int, worker_id: str, error: str, *, dead: bool,
-        next_attempt_at: float | None, now: float,
+        self,
+        event_id: str,
+        idx: int,
+        worker_id: str,
+        error: str,
+        *,
+        dead: bool,
+        next_attempt_at: float | None,
+        now: float,
     ) -> bool: ...
     async def finish_event(self, event_id: str, worker_id: str, now: float) -> bool: ...
-    async def release_claim(self, event_id: str, worker_id: str, next_attempt_at: float) -> None: ...
+    async def release_claim(
+        self, event_id: str, worker_id: str, next_attempt_at: float
+    ) -> None: ...
     async def record_attempts(self, attempts: list[AttemptRecord]) -> None: ...
     async def next_due_at(self) -> float | None: ...
 

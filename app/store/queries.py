@@ -55,12 +55,21 @@ def insert_events(conn: Conn, ph: str, events: list[NewEvent]) -> list[Inserted]
         cursor = conn.execute(
             sql(_INSERT_EVENT, ph),
             (
-                event.id, event.source, event.event_type, event.external_id, event.dedupe_key,
-                event.status, event.received_at, event.contact_email,
+                event.id,
+                event.source,
+                event.event_type,
+                event.external_id,
+                event.dedupe_key,
+                event.status,
+                event.received_at,
+                event.contact_email,
                 event.contact_email.lower() if event.contact_email else None,
                 event.received_at if event.status == "pending" else None,
-                event.last_error, _dumps(event.payload), _dumps(event.headers),
-                _dumps(event.routes), event.received_at,
+                event.last_error,
+                _dumps(event.payload),
+                _dumps(event.headers),
+                _dumps(event.routes),
+                event.received_at,
             ),
         )
         if cursor.rowcount == 1:
@@ -129,7 +138,12 @@ def _holds_claim(conn: Conn, ph: str, event_id: str, worker_id: str) -> bool:
 
 
 def complete_step(
-    conn: Conn, ph: str, event_id: str, idx: int, worker_id: str, result: Any,
+    conn: Conn,
+    ph: str,
+    event_id: str,
+    idx: int,
+    worker_id: str,
+    result: Any,
     contact_id: int | None,
 ) -> bool:
     if not _holds_claim(conn, ph, event_id, worker_id):
@@ -151,8 +165,15 @@ def complete_step(
 
 
 def fail_step(
-    conn: Conn, ph: str, event_id: str, idx: int, worker_id: str, error: str, dead: bool,
-    next_attempt_at: float | None, now: float,
+    conn: Conn,
+    ph: str,
+    event_id: str,
+    idx: int,
+    worker_id: str,
+    error: str,
+    dead: bool,
+    next_attempt_at: float | None,
+    now: float,
 ) -> bool:
     if not _holds_claim(conn, ph, event_id, worker_id):
         return False
@@ -171,8 +192,14 @@ def fail_step(
             "claimed_by = NULL, claim_expires_at = NULL, updated_at = ? WHERE id = ?",
             ph,
         ),
-        ("dead" if dead else "pending", error, now, None if dead else next_attempt_at, now,
-         event_id),
+        (
+            "dead" if dead else "pending",
+            error,
+            now,
+            None if dead else next_attempt_at,
+            now,
+            event_id,
+        ),
     )
     return True
 
@@ -212,8 +239,17 @@ def record_attempts(conn: Conn, ph: str, attempts: list[AttemptRecord]) -> None:
     for a in attempts:
         conn.execute(
             statement,
-            (a.event_id, a.step_idx, a.started_at, a.duration, a.operation, a.request,
-             a.status_code, a.outcome, a.error),
+            (
+                a.event_id,
+                a.step_idx,
+                a.started_at,
+                a.duration,
+                a.operation,
+                a.request,
+                a.status_code,
+                a.outcome,
+                a.error,
+            ),
         )
 
 
@@ -277,8 +313,13 @@ def save_oauth_token(
     conn: Conn, ph: str, token: StoredToken, previous: str | None, now: float
 ) -> bool:
     """Compare-and-swap: write only if the stored refresh token is still ``previous``."""
-    values = (token.refresh_token, token.access_token, token.access_expires_at, token.seed_hash,
-              now)
+    values = (
+        token.refresh_token,
+        token.access_token,
+        token.access_expires_at,
+        token.seed_hash,
+        now,
+    )
     if previous is None:
         cursor = conn.execute(
             sql(
@@ -351,8 +392,15 @@ def get_event(conn: Conn, ph: str, event_id: str) -> EventRecord | None:
     ).fetchall()
     record.history = [
         AttemptRecord(
-            r["event_id"], r["step_idx"], r["started_at"], r["duration"], r["operation"],
-            r["request"], r["status_code"], r["outcome"], r["error"],
+            r["event_id"],
+            r["step_idx"],
+            r["started_at"],
+            r["duration"],
+            r["operation"],
+            r["request"],
+            r["status_code"],
+            r["outcome"],
+            r["error"],
         )
         for r in rows
     ]
@@ -379,8 +427,13 @@ def _load_events(conn: Conn, ph: str, ids: list[str], *, with_payload: bool) -> 
     for r in step_rows:
         records[r["event_id"]].steps.append(
             StepRecord(
-                r["idx"], r["route"], r["action"], json.loads(r["params"]), r["status"],
-                r["attempts"], r["last_error"],
+                r["idx"],
+                r["route"],
+                r["action"],
+                json.loads(r["params"]),
+                r["status"],
+                r["attempts"],
+                r["last_error"],
                 json.loads(r["result"]) if r["result"] is not None else None,
             )
         )
@@ -389,11 +442,19 @@ def _load_events(conn: Conn, ph: str, ids: list[str], *, with_payload: bool) -> 
 
 def _event_from_row(row: Any, with_payload: bool) -> EventRecord:
     return EventRecord(
-        id=row["id"], seq=row["seq"], source=row["source"], event_type=row["event_type"],
-        external_id=row["external_id"], status=row["status"], received_at=row["received_at"],
-        contact_email=row["contact_email"], contact_id=row["contact_id"],
-        attempts=row["attempts"], next_attempt_at=row["next_attempt_at"],
-        first_failure_at=row["first_failure_at"], last_error=row["last_error"],
+        id=row["id"],
+        seq=row["seq"],
+        source=row["source"],
+        event_type=row["event_type"],
+        external_id=row["external_id"],
+        status=row["status"],
+        received_at=row["received_at"],
+        contact_email=row["contact_email"],
+        contact_id=row["contact_id"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        first_failure_at=row["first_failure_at"],
+        last_error=row["last_error"],
         routes=json.loads(row["routes"]),
         payload=json.loads(row["payload"]) if with_payload else None,
         headers=json.loads(row["headers"]) if with_payload else {},
@@ -413,18 +474,28 @@ def requeue(conn: Conn, ph: str, event_id: str, from_start: bool, now: float) ->
     if cursor.rowcount != 1:
         return False
     if from_start:
-        conn.execute(
-            sql("UPDATE steps SET status = 'pending' WHERE event_id = ?", ph), (event_id,)
-        )
+        conn.execute(sql("UPDATE steps SET status = 'pending' WHERE event_id = ?", ph), (event_id,))
     else:
         conn.execute(
             sql("UPDATE steps SET status = 'pending' WHERE event_id = ? AND status = 'failed'", ph),
             (event_id,),
         )
     record_attempts(
-        conn, ph,
-        [AttemptRecord(event_id, None, now, 0.0, "replay",
-                       "from start" if from_start else "unfinished steps", None, "replay", None)],
+        conn,
+        ph,
+        [
+            AttemptRecord(
+                event_id,
+                None,
+                now,
+                0.0,
+                "replay",
+                "from start" if from_start else "unfinished steps",
+                None,
+                "replay",
+                None,
+            )
+        ],
     )
     return True
 

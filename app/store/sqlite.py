@@ -200,8 +200,15 @@ class SQLiteStore:
         )
 
     async def fail_step(
-        self, event_id: str, idx: int, worker_id: str, error: str, *, dead: bool,
-        next_attempt_at: float | None, now: float,
+        self,
+        event_id: str,
+        idx: int,
+        worker_id: str,
+        error: str,
+        *,
+        dead: bool,
+        next_attempt_at: float | None,
+        now: float,
     ) -> bool:
         return await self._write(
             lambda c: queries.fail_step(

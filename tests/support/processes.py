@@ -1,0 +1,82 @@
+"""Run the relay as a real process, the way a user does (``relay serve``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def relay_env(
+    tmp_path: Path, database_url: str, config_text: str | None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    config = tmp_path / "relay.yaml"
+    if config_text is not None:
+        config.write_text(config_text)
+    env.update(
+        {
+            "RELAY_DATABASE_URL": database_url,
+            "RELAY_CONFIG": str(config),
+            "RELAY_LOG_FORMAT": "json",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def start_relay(
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    port: int | None = None,
+    log_name: str = "relay.log",
+) -> subprocess.Popen[bytes]:
+    """Start ``relay <args>``; with a port, wait until /healthz answers."""
+    with open(cwd / log_name, "ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args], env=env, cwd=cwd, stdout=log, stderr=log
+        )
+    if port is not None:
+        wait_healthy(f"http://127.0.0.1:{port}", process, cwd / log_name)
+    return process
+
+
+def wait_healthy(
+    base_url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 20.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"relay exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"relay did not become healthy:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
