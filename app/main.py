@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from app.admin.endpoints import router as admin_router
 from app.api import health, metrics
 from app.api.problems import install_problem_handlers
 from app.config.loader import load_config
@@ -121,4 +122,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(ingest_endpoints.router)
+    app.include_router(admin_router)
     return app

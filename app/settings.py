@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     retry_max_hours: float = Field(default=72, gt=0)
+    retry_base_seconds: float = Field(default=5, gt=0)
+    auth_probe_seconds: float = Field(default=60, gt=0)
     retention_days: float = Field(default=30, gt=0)
     log_format: Literal["json", "console"] = "json"
     log_pii: bool = False

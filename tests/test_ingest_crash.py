@@ -37,7 +37,6 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(tmp_path: Pat
     acknowledged: list[str] = []
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-
             enough = asyncio.Event()
 
             async def post(i: int) -> None:

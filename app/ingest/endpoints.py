@@ -28,24 +28,6 @@ _OUTCOMES = {
 }
 
 
-@router.api_route(
-    "/hooks/{source}",
-    methods=["POST", "GET", "HEAD", "PUT", "PATCH", "DELETE"],
-    status_code=202,
-    summary="Receive a webhook",
-    responses={
-        200: {"description": "A duplicate of a stored event, or a WooCommerce ping"},
-        202: {"description": "Stored durably; delivery follows"},
-        400: {"description": "Unparsable body"},
-        401: {"description": "Not verified"},
-        403: {"description": "Address not allowed"},
-        404: {"description": "Unknown source"},
-        405: {"description": "Method not allowed"},
-        413: {"description": "Too large"},
-        415: {"description": "Unsupported content type"},
-        503: {"description": "Could not be stored"},
-    },
-)
 async def receive_webhook(source: str, request: Request) -> Response:
     started = time.perf_counter()
     service: IngestService = request.app.state.ingest
@@ -98,6 +80,43 @@ async def receive_webhook(source: str, request: Request) -> Response:
     if result.ping:
         metrics.events_received.labels(label, "ping").inc()
     return response
+
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"description": "A duplicate of a stored event, or a WooCommerce ping"},
+    202: {"description": "Stored durably; delivery follows"},
+    400: {"description": "Unparsable body"},
+    401: {"description": "Not verified"},
+    403: {"description": "Address not allowed"},
+    404: {"description": "Unknown source"},
+    405: {"description": "Method not allowed"},
+    413: {"description": "Too large"},
+    415: {"description": "Unsupported content type"},
+    503: {"description": "Could not be stored"},
+}
+_PATH = "/hooks/{source}"
+router.add_api_route(
+    _PATH,
+    receive_webhook,
+    methods=["POST"],
+    status_code=202,
+    summary="Receive a webhook",
+    responses=_RESPONSES,
+    operation_id="receive_webhook",
+)
+router.add_api_route(
+    _PATH,
+    receive_webhook,
+    methods=["GET"],
+    status_code=202,
+    summary="Receive a webhook as a query string (sources with methods: [GET])",
+    responses=_RESPONSES,
+    operation_id="receive_webhook_query",
+)
+# HEAD answers senders' probes; other methods answer 405 as problem+json.
+router.add_api_route(
+    _PATH, receive_webhook, methods=["HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
 
 
 def _answer(result: IngestResult) -> Response:

@@ -245,7 +245,7 @@ def _as_text(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return str(value).replace("\x00", "")  # PostgreSQL text cannot hold NUL
 
 
 def _digest(raw: bytes) -> str:

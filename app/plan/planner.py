@@ -129,7 +129,7 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value).strip()
+    text = str(value).replace("\x00", "").strip()  # PostgreSQL text cannot hold NUL
     return text or None
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from app.keap.models import StoredToken
+
 EventStatus = Literal["pending", "delivered", "dead", "ignored"]
-StepStatus = Literal["pending", "done", "failed"]
+# "sending": a call that must not run twice was sent and its answer not yet recorded.
+StepStatus = Literal["pending", "sending", "done", "failed"]
 EVENT_STATUSES: tuple[EventStatus, ...] = ("pending", "delivered", "dead", "ignored")
 
 
@@ -90,14 +93,6 @@ class EventRecord:
 
 
 @dataclass(frozen=True)
-class StoredToken:
-    refresh_token: str
-    access_token: str | None
-    access_expires_at: float | None
-    seed_hash: str | None
-
-
-@dataclass(frozen=True)
 class EventFilter:
     status: str | None = None
     source: str | None = None
@@ -129,6 +124,7 @@ class Store(Protocol):
     async def complete_step(
         self, event_id: str, idx: int, worker_id: str, result: Any, contact_id: int | None
     ) -> bool: ...
+    async def mark_step_sending(self, event_id: str, idx: int, worker_id: str) -> bool: ...
     async def fail_step(
         self,
         event_id: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
     (
         1,
-        "events, steps, attempts, oauth token, limiter",
+        "events (with their steps), attempts, oauth token, limiter",
         {
             "sqlite": [
                 """CREATE TABLE events (
@@ -32,6 +32,7 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
                     payload TEXT NOT NULL,
                     headers TEXT NOT NULL,
                     routes TEXT NOT NULL,
+                    steps TEXT NOT NULL,
                     claimed_by TEXT,
                     claim_expires_at REAL,
                     updated_at REAL NOT NULL,
@@ -40,18 +41,6 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
                 "CREATE INDEX events_due ON events (status, next_attempt_at)",
                 "CREATE INDEX events_contact ON events (contact_key, status, seq)",
                 "CREATE INDEX events_finished ON events (status, updated_at)",
-                """CREATE TABLE steps (
-                    event_id TEXT NOT NULL,
-                    idx INTEGER NOT NULL,
-                    route TEXT NOT NULL,
-                    action TEXT NOT NULL,
-                    params TEXT NOT NULL,
-                    status TEXT NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    last_error TEXT,
-                    result TEXT,
-                    PRIMARY KEY (event_id, idx)
-                )""",
                 """CREATE TABLE attempts (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     event_id TEXT NOT NULL,
@@ -101,6 +90,7 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
                     payload TEXT NOT NULL,
                     headers TEXT NOT NULL,
                     routes TEXT NOT NULL,
+                    steps TEXT NOT NULL,
                     claimed_by TEXT,
                     claim_expires_at DOUBLE PRECISION,
                     updated_at DOUBLE PRECISION NOT NULL,
@@ -109,18 +99,6 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
                 "CREATE INDEX events_due ON events (status, next_attempt_at)",
                 "CREATE INDEX events_contact ON events (contact_key, status, seq)",
                 "CREATE INDEX events_finished ON events (status, updated_at)",
-                """CREATE TABLE steps (
-                    event_id TEXT NOT NULL,
-                    idx INTEGER NOT NULL,
-                    route TEXT NOT NULL,
-                    action TEXT NOT NULL,
-                    params TEXT NOT NULL,
-                    status TEXT NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    last_error TEXT,
-                    result TEXT,
-                    PRIMARY KEY (event_id, idx)
-                )""",
                 """CREATE TABLE attempts (
                     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                     event_id TEXT NOT NULL,

@@ -16,6 +16,7 @@ from app.store.base import (
     EventRecord,
     Inserted,
     NewEvent,
+    PlannedStep,
     StepRecord,
     StoredToken,
 )
@@ -25,7 +26,7 @@ POSTGRES = "%s"
 
 _EVENT_COLUMNS = (
     "seq, id, source, event_type, external_id, status, received_at, contact_email, "
-    "contact_id, attempts, next_attempt_at, first_failure_at, last_error, routes"
+    "contact_id, attempts, next_attempt_at, first_failure_at, last_error, routes, steps"
 )
 
 
@@ -41,50 +42,64 @@ def _dumps(value: Any) -> str:
 # ingest ----------------------------------------------------------------------------
 _INSERT_EVENT = """INSERT INTO events (id, source, event_type, external_id, dedupe_key, status,
     received_at, contact_email, contact_key, attempts, next_attempt_at, last_error, payload,
-    headers, routes, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
+    headers, routes, steps, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (source, dedupe_key) DO NOTHING"""
-_INSERT_STEP = """INSERT INTO steps (event_id, idx, route, action, params, status, attempts)
-    VALUES (?, ?, ?, ?, ?, 'pending', 0)"""
+
+
+def _new_step(step: PlannedStep) -> dict[str, Any]:
+    return {
+        "route": step.route,
+        "action": step.action,
+        "params": step.params,
+        "status": "pending",
+        "attempts": 0,
+        "last_error": None,
+        "result": None,
+    }
 
 
 def insert_events(conn: Conn, ph: str, events: list[NewEvent]) -> list[Inserted]:
-    """Insert each event unless (source, dedupe key) is stored already; then name the first."""
-    out: list[Inserted] = []
-    for event in events:
-        cursor = conn.execute(
-            sql(_INSERT_EVENT, ph),
-            (
-                event.id,
-                event.source,
-                event.event_type,
-                event.external_id,
-                event.dedupe_key,
-                event.status,
-                event.received_at,
-                event.contact_email,
-                event.contact_email.lower() if event.contact_email else None,
-                event.received_at if event.status == "pending" else None,
-                event.last_error,
-                _dumps(event.payload),
-                _dumps(event.headers),
-                _dumps(event.routes),
-                event.received_at,
-            ),
+    """Insert each event unless (source, dedupe key) is stored already; then name the first.
+
+    One multi-row statement and one look-up for the whole batch: an event was created
+    when the id stored under its dedupe key is its own.
+    """
+    rows = [
+        (
+            e.id,
+            e.source,
+            e.event_type,
+            e.external_id,
+            e.dedupe_key,
+            e.status,
+            e.received_at,
+            e.contact_email,
+            e.contact_email.lower() if e.contact_email else None,
+            e.received_at if e.status == "pending" else None,
+            e.last_error,
+            _dumps(e.payload),
+            _dumps(e.headers),
+            _dumps(e.routes),
+            _dumps([_new_step(s) for s in e.steps]),
+            e.received_at,
         )
-        if cursor.rowcount == 1:
-            for idx, step in enumerate(event.steps):
-                conn.execute(
-                    sql(_INSERT_STEP, ph),
-                    (event.id, idx, step.route, step.action, _dumps(step.params)),
-                )
-            out.append(Inserted(event.id, True))
-        else:
-            row = conn.execute(
-                sql("SELECT id FROM events WHERE source = ? AND dedupe_key = ?", ph),
-                (event.source, event.dedupe_key),
-            ).fetchone()
-            out.append(Inserted(row["id"], False))
+        for e in events
+    ]
+    conn.cursor().executemany(sql(_INSERT_EVENT, ph), rows)
+    keys = sorted({e.dedupe_key for e in events})
+    marks = ", ".join("?" for _ in keys)
+    stored = {
+        (row["source"], row["dedupe_key"]): row["id"]
+        for row in conn.execute(
+            sql(f"SELECT id, source, dedupe_key FROM events WHERE dedupe_key IN ({marks})", ph),
+            keys,
+        ).fetchall()
+    }
+    out = []
+    for e in events:
+        first = stored[(e.source, e.dedupe_key)]
+        out.append(Inserted(first, created=first == e.id))
     return out
 
 
@@ -137,6 +152,12 @@ def _holds_claim(conn: Conn, ph: str, event_id: str, worker_id: str) -> bool:
     return row is not None
 
 
+def _load_steps(conn: Conn, ph: str, event_id: str) -> list[dict[str, Any]]:
+    row = conn.execute(sql("SELECT steps FROM events WHERE id = ?", ph), (event_id,)).fetchone()
+    steps: list[dict[str, Any]] = json.loads(row["steps"]) if row else []
+    return steps
+
+
 def complete_step(
     conn: Conn,
     ph: str,
@@ -148,19 +169,24 @@ def complete_step(
 ) -> bool:
     if not _holds_claim(conn, ph, event_id, worker_id):
         return False
-    conn.execute(
-        sql(
-            "UPDATE steps SET status = 'done', attempts = attempts + 1, result = ?, "
-            "last_error = NULL WHERE event_id = ? AND idx = ?",
-            ph,
-        ),
-        (_dumps(result), event_id, idx),
+    steps = _load_steps(conn, ph, event_id)
+    steps[idx].update(
+        status="done", attempts=steps[idx]["attempts"] + 1, result=result, last_error=None
     )
-    if contact_id is not None:
-        conn.execute(
-            sql("UPDATE events SET contact_id = COALESCE(contact_id, ?) WHERE id = ?", ph),
-            (contact_id, event_id),
-        )
+    conn.execute(
+        sql("UPDATE events SET steps = ?, contact_id = COALESCE(contact_id, ?) WHERE id = ?", ph),
+        (_dumps(steps), contact_id, event_id),
+    )
+    return True
+
+
+def mark_step_sending(conn: Conn, ph: str, event_id: str, idx: int, worker_id: str) -> bool:
+    """Record, before a call that must not run twice, that it is being sent."""
+    if not _holds_claim(conn, ph, event_id, worker_id):
+        return False
+    steps = _load_steps(conn, ph, event_id)
+    steps[idx]["status"] = "sending"
+    conn.execute(sql("UPDATE events SET steps = ? WHERE id = ?", ph), (_dumps(steps), event_id))
     return True
 
 
@@ -177,17 +203,15 @@ def fail_step(
 ) -> bool:
     if not _holds_claim(conn, ph, event_id, worker_id):
         return False
-    conn.execute(
-        sql(
-            "UPDATE steps SET status = ?, attempts = attempts + 1, last_error = ? "
-            "WHERE event_id = ? AND idx = ?",
-            ph,
-        ),
-        ("failed" if dead else "pending", error, event_id, idx),
+    steps = _load_steps(conn, ph, event_id)
+    steps[idx].update(
+        status="failed" if dead else "pending",
+        attempts=steps[idx]["attempts"] + 1,
+        last_error=error,
     )
     conn.execute(
         sql(
-            "UPDATE events SET status = ?, attempts = attempts + 1, last_error = ?, "
+            "UPDATE events SET status = ?, attempts = attempts + 1, last_error = ?, steps = ?, "
             "first_failure_at = COALESCE(first_failure_at, ?), next_attempt_at = ?, "
             "claimed_by = NULL, claim_expires_at = NULL, updated_at = ? WHERE id = ?",
             ph,
@@ -195,6 +219,7 @@ def fail_step(
         (
             "dead" if dead else "pending",
             error,
+            _dumps(steps),
             now,
             None if dead else next_attempt_at,
             now,
@@ -415,29 +440,7 @@ def _load_events(conn: Conn, ph: str, ids: list[str], *, with_payload: bool) -> 
     rows = conn.execute(
         sql(f"SELECT {_EVENT_COLUMNS}{extra} FROM events WHERE id IN ({marks})", ph), ids
     ).fetchall()
-    records = {row["id"]: _event_from_row(row, with_payload) for row in rows}
-    step_rows = conn.execute(
-        sql(
-            "SELECT event_id, idx, route, action, params, status, attempts, last_error, result "
-            f"FROM steps WHERE event_id IN ({marks}) ORDER BY event_id, idx",
-            ph,
-        ),
-        ids,
-    ).fetchall()
-    for r in step_rows:
-        records[r["event_id"]].steps.append(
-            StepRecord(
-                r["idx"],
-                r["route"],
-                r["action"],
-                json.loads(r["params"]),
-                r["status"],
-                r["attempts"],
-                r["last_error"],
-                json.loads(r["result"]) if r["result"] is not None else None,
-            )
-        )
-    return list(records.values())
+    return [_event_from_row(row, with_payload) for row in rows]
 
 
 def _event_from_row(row: Any, with_payload: bool) -> EventRecord:
@@ -458,6 +461,19 @@ def _event_from_row(row: Any, with_payload: bool) -> EventRecord:
         routes=json.loads(row["routes"]),
         payload=json.loads(row["payload"]) if with_payload else None,
         headers=json.loads(row["headers"]) if with_payload else {},
+        steps=[
+            StepRecord(
+                idx,
+                s["route"],
+                s["action"],
+                s["params"],
+                s["status"],
+                s["attempts"],
+                s["last_error"],
+                s["result"],
+            )
+            for idx, s in enumerate(json.loads(row["steps"]))
+        ],
     )
 
 
@@ -473,13 +489,11 @@ def requeue(conn: Conn, ph: str, event_id: str, from_start: bool, now: float) ->
     )
     if cursor.rowcount != 1:
         return False
-    if from_start:
-        conn.execute(sql("UPDATE steps SET status = 'pending' WHERE event_id = ?", ph), (event_id,))
-    else:
-        conn.execute(
-            sql("UPDATE steps SET status = 'pending' WHERE event_id = ? AND status = 'failed'", ph),
-            (event_id,),
-        )
+    steps = _load_steps(conn, ph, event_id)
+    for step in steps:
+        if from_start or step["status"] == "failed":
+            step["status"] = "pending"
+    conn.execute(sql("UPDATE events SET steps = ? WHERE id = ?", ph), (_dumps(steps), event_id))
     record_attempts(
         conn,
         ph,
@@ -530,6 +544,6 @@ def purge_finished(conn: Conn, ph: str, before: float, batch: int) -> int:
     if not ids:
         return 0
     marks = ", ".join("?" for _ in ids)
-    for table, column in (("attempts", "event_id"), ("steps", "event_id"), ("events", "id")):
+    for table, column in (("attempts", "event_id"), ("events", "id")):
         conn.execute(sql(f"DELETE FROM {table} WHERE {column} IN ({marks})", ph), ids)
     return len(ids)

@@ -122,30 +122,29 @@ class SQLiteStore:
 
     @staticmethod
     def _commit_batch(conn: sqlite3.Connection, batch: list[Job]) -> None:
-        outcomes: list[tuple[Any, BaseException | None]] = []
+        """Run every queued job in one transaction and commit once (group commit).
+
+        Webhook inserts are merged into one multi-row statement; every other job runs in
+        a savepoint so one job's failure does not undo its neighbours' work.
+        """
+        inserts = [(job, job[0]) for job in batch if isinstance(job[0], _InsertJob)]
+        others = [job for job in batch if not isinstance(job[0], _InsertJob)]
+        outcomes: dict[int, tuple[Any, BaseException | None]] = {}
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, _, _ in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    outcomes.append((fn(conn), None))
-                    conn.execute("RELEASE job")
-                except sqlite3.Error as exc:
-                    # A savepoint keeps one job's failure from undoing its neighbours' work.
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((None, StoreUnavailable(f"database error: {exc}")))
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((None, exc))
+            if inserts:
+                _run_inserts(conn, inserts, outcomes)
+            for job in others:
+                outcomes[id(job)] = _run_in_savepoint(conn, job[0])
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"database error: {exc}")
-            outcomes = [(None, failure) for _ in batch]
-        for (_, future, loop), (result, error) in zip(batch, outcomes, strict=True):
+            outcomes = {id(job): (None, failure) for job in batch}
+        for job in batch:
+            _, future, loop = job
+            result, error = outcomes[id(job)]
             loop.call_soon_threadsafe(_settle, future, result, error)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -178,7 +177,8 @@ class SQLiteStore:
 
     # ingest ------------------------------------------------------------------------
     async def insert_events(self, events: list[NewEvent]) -> list[Inserted]:
-        return await self._write(lambda c: queries.insert_events(c, "?", events))
+        result: list[Inserted] = await self._write(_InsertJob(events))
+        return result
 
     # delivery ----------------------------------------------------------------------
     async def claim_due_events(
@@ -197,6 +197,11 @@ class SQLiteStore:
     ) -> bool:
         return await self._write(
             lambda c: queries.complete_step(c, "?", event_id, idx, worker_id, result, contact_id)
+        )
+
+    async def mark_step_sending(self, event_id: str, idx: int, worker_id: str) -> bool:
+        return await self._write(
+            lambda c: queries.mark_step_sending(c, "?", event_id, idx, worker_id)
         )
 
     async def fail_step(
@@ -269,6 +274,60 @@ class SQLiteStore:
 
     async def purge_finished(self, before: float, batch: int) -> int:
         return await self._write(lambda c: queries.purge_finished(c, "?", before, batch))
+
+
+class _InsertJob:
+    """Webhook events to insert; the writer merges all queued ones into one statement."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: list[NewEvent]) -> None:
+        self.events = events
+
+    def __call__(self, conn: sqlite3.Connection) -> list[Inserted]:
+        return queries.insert_events(conn, "?", self.events)
+
+
+def _run_inserts(
+    conn: sqlite3.Connection,
+    inserts: list[tuple[Job, Any]],
+    outcomes: dict[int, tuple[Any, BaseException | None]],
+) -> None:
+    merged = [event for _, insert in inserts for event in insert.events]
+    try:
+        conn.execute("SAVEPOINT inserts")
+        results = queries.insert_events(conn, "?", merged)
+        conn.execute("RELEASE inserts")
+    except sqlite3.Error:
+        # Something in the merged batch failed: fall back to one savepoint per request,
+        # so only the request at fault hears about it.
+        conn.execute("ROLLBACK TO inserts")
+        conn.execute("RELEASE inserts")
+        for job, insert in inserts:
+            outcomes[id(job)] = _run_in_savepoint(conn, insert)
+        return
+    start = 0
+    for job, insert in inserts:
+        outcomes[id(job)] = (results[start : start + len(insert.events)], None)
+        start += len(insert.events)
+
+
+def _run_in_savepoint(
+    conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]
+) -> tuple[Any, BaseException | None]:
+    conn.execute("SAVEPOINT job")
+    try:
+        result = fn(conn)
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK TO job")
+        conn.execute("RELEASE job")
+        return None, StoreUnavailable(f"database error: {exc}")
+    except Exception as exc:
+        conn.execute("ROLLBACK TO job")
+        conn.execute("RELEASE job")
+        return None, exc
+    conn.execute("RELEASE job")
+    return result, None
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -1,0 +1,1 @@
+"""The operator surface: the admin JSON API and the HTML dashboard under ``/admin``."""

@@ -1,0 +1,212 @@
+"""The HTML dashboard: login, the event list with its status header, one event's page,
+and the replay buttons. Every page works without JavaScript."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+from fastapi import APIRouter, Request, Response
+from starlette.responses import RedirectResponse
+
+from app.admin import service
+from app.admin.auth import (
+    SESSION_COOKIE,
+    AdminDisabled,
+    AdminRoute,
+    OperatorDep,
+    admin_path,
+    clear_session_cookie,
+    configured_token,
+    issue_session,
+    safe_next_path,
+    session_is_valid,
+    set_session_cookie,
+    token_matches,
+    verify_csrf,
+)
+from app.admin.pages import render
+from app.admin.schemas import event_detail, event_out
+from app.errors import BadRequest, RelayError
+
+_MAX_FORM_BYTES = 16_384
+FLASHES = {
+    "requeued": "Re-queued: the event's unfinished steps will run again.",
+    "requeued-from-start": "Re-queued from the start: every step will run again.",
+    "signed-out": "You are signed out.",
+}
+
+
+class DashboardRoute(AdminRoute):
+    """Shows a browser an HTML page for errors; scripts still get problem+json."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def with_error_page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AdminDisabled:
+                raise
+            except RelayError as exc:
+                if "text/html" not in request.headers.get("accept", ""):
+                    raise
+                return render(
+                    request,
+                    "error.html",
+                    status_code=exc.status_code,
+                    title=exc.title,
+                    detail=exc.detail,
+                )
+
+        return with_error_page
+
+
+router = APIRouter(prefix="/admin", route_class=DashboardRoute, include_in_schema=False)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
+        raise BadRequest("the form is too large")
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _redirect(request: Request, path: str) -> RedirectResponse:
+    return RedirectResponse(admin_path(request, path), status_code=303)
+
+
+def flash_message(query: dict[str, str]) -> str | None:
+    """The message a redirect asked for, by code: never text taken from the URL."""
+    code = query.get("flash", "")
+    if code == "bulk" and query.get("n", "").isdigit():
+        return f"Re-queued {int(query['n'])} events."
+    return FLASHES.get(code)
+
+
+@router.get("")
+async def bare_admin(request: Request) -> RedirectResponse:
+    configured_token(request)
+    return _redirect(request, "/admin/")
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    token = configured_token(request)
+    next_path = safe_next_path(request.query_params.get("next"))
+    session = request.cookies.get(SESSION_COOKIE)
+    if session and session_is_valid(token, session, time.time()):
+        return _redirect(request, next_path)
+    return render(
+        request,
+        "login.html",
+        next_path=next_path,
+        error=None,
+        flash=flash_message(dict(request.query_params)),
+    )
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    token = configured_token(request)
+    form = await read_form(request)
+    next_path = safe_next_path(form.get("next"))
+    if not token_matches(token, form.get("token", "")):
+        return render(
+            request,
+            "login.html",
+            status_code=401,
+            next_path=next_path,
+            error="That is not the admin token.",
+            flash=None,
+        )
+    response = _redirect(request, next_path)
+    set_session_cookie(response, request, issue_session(token, time.time()))
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, operator: OperatorDep) -> Response:
+    verify_csrf(operator, (await read_form(request)).get("csrf"))
+    response = _redirect(request, "/admin/login?flash=signed-out")
+    clear_session_cookie(response, request)
+    return response
+
+
+@router.get("/")
+async def index(request: Request, operator: OperatorDep) -> Response:
+    query = dict(request.query_params)
+    filters = {key: query.get(key, "").strip() for key in ("status", "source", "email")}
+    store = request.app.state.store
+    summary = await service.status_summary(
+        store, request.app.state.metrics, request.app.state.runtime
+    )
+    context: dict[str, Any] = {
+        "operator": operator,
+        "summary": summary,
+        "filters": filters,
+        "sources": sorted(request.app.state.config.sources),
+        "flash": flash_message(query),
+        "events": [],
+        "next_page": None,
+        "first_page": None,
+        "error": None,
+    }
+    try:
+        flt = service.parse_filter(filters["status"], filters["source"], filters["email"])
+        page = await service.list_page(
+            store, flt, service.DEFAULT_PAGE_SIZE, service.decode_cursor(query.get("cursor"))
+        )
+    except BadRequest as exc:
+        return render(request, "index.html", status_code=400, **{**context, "error": exc.detail})
+    kept = {key: value for key, value in filters.items() if value}
+    context["events"] = [event_out(record) for record in page.events]
+    if page.next_cursor:
+        context["next_page"] = "?" + urlencode({**kept, "cursor": page.next_cursor})
+    if query.get("cursor"):
+        context["first_page"] = "?" + urlencode(kept)
+    return render(request, "index.html", **context)
+
+
+@router.get("/events/{event_id}/view")
+async def event_page(request: Request, event_id: str, operator: OperatorDep) -> Response:
+    record = await service.load_event(request.app.state.store, event_id)
+    return render(
+        request,
+        "event.html",
+        operator=operator,
+        event=event_detail(record),
+        flash=flash_message(dict(request.query_params)),
+    )
+
+
+@router.post("/events/{event_id}/view/replay")
+async def replay_event(request: Request, event_id: str, operator: OperatorDep) -> Response:
+    form = await read_form(request)
+    verify_csrf(operator, form.get("csrf"))
+    from_start = form.get("from_start") == "true"
+    await service.replay_event(request.app.state.store, event_id, from_start=from_start)
+    service.wake_worker(request.app.state.runtime)
+    flash = "requeued-from-start" if from_start else "requeued"
+    return _redirect(request, f"/admin/events/{quote(event_id, safe='')}/view?flash={flash}")
+
+
+@router.post("/view/replay")
+async def replay_matching(request: Request, operator: OperatorDep) -> Response:
+    """The list page's 'replay all dead' button, for the source filter shown."""
+    form = await read_form(request)
+    verify_csrf(operator, form.get("csrf"))
+    source = form.get("source") or None
+    count = await service.replay_matching(request.app.state.store, "dead", source, None)
+    if count:
+        service.wake_worker(request.app.state.runtime)
+    back = {
+        "status": "dead",
+        **({"source": source} if source else {}),
+        "flash": "bulk",
+        "n": str(count),
+    }
+    return _redirect(request, "/admin/?" + urlencode(back))

@@ -1,0 +1,160 @@
+"""The admin API's JSON shapes, and the one serializer from stored records to them.
+
+The dashboard renders these same models, so the page and the API never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.store.base import AttemptRecord, EventRecord, EventStatus, StepRecord, StepStatus
+
+ReplayableStatus = Literal["pending", "delivered", "dead"]
+
+
+class Problem(BaseModel):
+    """An ``application/problem+json`` error (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class StepOut(BaseModel):
+    index: int
+    route: str
+    action: str = Field(description="contact.upsert, action_set, tags, sequence, …")
+    status: StepStatus
+    attempts: int
+    last_error: str | None
+    params: dict[str, Any]
+
+
+class AttemptOut(BaseModel):
+    """One call made for the event (or an operator's replay, with outcome ``replay``)."""
+
+    step_index: int | None
+    operation: str
+    request: str = Field(description="a summary of the request, without credentials")
+    status_code: int | None = Field(description="the HTTP status Infusionsoft answered")
+    outcome: str = Field(description="ok, transient, throttled, permanent, auth, replay, dry_run")
+    error: str | None
+    started_at: datetime
+    duration_ms: float
+
+
+class EventOut(BaseModel):
+    id: str
+    source: str
+    event_type: str | None
+    external_id: str | None
+    status: EventStatus
+    received_at: datetime
+    contact_email: str | None
+    contact_id: int | None
+    attempts: int = Field(description="how many delivery runs the event has had")
+    next_attempt_at: datetime | None
+    last_error: str | None
+    routes: list[str]
+    steps: list[StepOut]
+
+
+class EventDetail(EventOut):
+    payload: Any = Field(description="the parsed webhook body, secrets redacted")
+    history: list[AttemptOut] = Field(description="every attempt, oldest first")
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next, older page")
+
+
+class ReplayAccepted(BaseModel):
+    event_id: str
+    status: Literal["requeued"] = "requeued"
+
+
+class BulkReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: ReplayableStatus = Field(description="re-queue the events in this status")
+    source: str | None = Field(default=None, description="only events from this source")
+    since: datetime | None = Field(
+        default=None,
+        description="only events received at or after this ISO-8601 time "
+        "(UTC when it has no offset)",
+    )
+
+    @field_validator("since")
+    @classmethod
+    def _utc_when_naive(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class BulkReplayAccepted(BaseModel):
+    requeued: int
+
+
+def utc(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def step_out(step: StepRecord) -> StepOut:
+    return StepOut(
+        index=step.idx,
+        route=step.route,
+        action=step.action,
+        status=step.status,
+        attempts=step.attempts,
+        last_error=step.last_error,
+        params=step.params,
+    )
+
+
+def attempt_out(attempt: AttemptRecord) -> AttemptOut:
+    return AttemptOut(
+        step_index=attempt.step_idx,
+        operation=attempt.operation,
+        request=attempt.request,
+        status_code=attempt.status_code,
+        outcome=attempt.outcome,
+        error=attempt.error,
+        started_at=datetime.fromtimestamp(attempt.started_at, UTC),
+        duration_ms=round(attempt.duration * 1000, 1),
+    )
+
+
+def _event_fields(record: EventRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "source": record.source,
+        "event_type": record.event_type,
+        "external_id": record.external_id,
+        "status": record.status,
+        "received_at": datetime.fromtimestamp(record.received_at, UTC),
+        "contact_email": record.contact_email,
+        "contact_id": record.contact_id,
+        "attempts": record.attempts,
+        "next_attempt_at": utc(record.next_attempt_at),
+        "last_error": record.last_error,
+        "routes": list(record.routes),
+        "steps": [step_out(step) for step in record.steps],
+    }
+
+
+def event_out(record: EventRecord) -> EventOut:
+    return EventOut(**_event_fields(record))
+
+
+def event_detail(record: EventRecord) -> EventDetail:
+    return EventDetail(
+        **_event_fields(record),
+        payload=record.payload,
+        history=[attempt_out(attempt) for attempt in record.history],
+    )

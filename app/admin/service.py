@@ -1,0 +1,140 @@
+"""What an operator can ask of the relay, shared by the JSON API and the dashboard:
+list and page events, read one, re-queue one or many, and summarise the queue."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import BadRequest, NotFound, RelayError
+from app.store.base import EVENT_STATUSES, EventFilter, EventRecord, Store
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+_CURSOR_PREFIX = "seq:"
+
+
+class ReplayConflict(RelayError):
+    status_code = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The ``seq`` a cursor wraps: the next page holds only events older than it."""
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    seq = text.removeprefix(_CURSOR_PREFIX)
+    if not text.startswith(_CURSOR_PREFIX) or not seq.isdigit():
+        raise BadRequest("cursor is not one this API handed out: pass next_cursor unchanged")
+    return int(seq)
+
+
+def parse_limit(limit: str | None) -> int:
+    if limit is None or limit == "":
+        return DEFAULT_PAGE_SIZE
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE_SIZE:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return int(limit)
+
+
+def parse_filter(status: str | None, source: str | None, email: str | None) -> EventFilter:
+    """The filter for the given query values; empty values mean 'any'."""
+    if status and status not in EVENT_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(EVENT_STATUSES)}")
+    return EventFilter(
+        status=status or None, source=source or None, email=(email or "").strip() or None
+    )
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    events: list[EventRecord]
+    next_cursor: str | None
+
+
+async def list_page(
+    store: Store, flt: EventFilter, limit: int, before_seq: int | None
+) -> EventsPage:
+    """One page, newest first; a next cursor only when older matching events exist."""
+    records = await store.list_events(flt, limit + 1, before_seq)
+    page = records[:limit]
+    more = len(records) > limit
+    return EventsPage(page, encode_cursor(page[-1].seq) if more and page else None)
+
+
+def _shown_id(event_id: str) -> str:
+    return repr(event_id[:80])
+
+
+async def load_event(store: Store, event_id: str) -> EventRecord:
+    record = await store.get_event(event_id)
+    if record is None:
+        raise NotFound(f"no event has the id {_shown_id(event_id)}")
+    return record
+
+
+async def replay_event(store: Store, event_id: str, *, from_start: bool) -> None:
+    """Re-queue one event: its unfinished steps, or every step when ``from_start``."""
+    record = await load_event(store, event_id)
+    if record.status == "ignored":
+        raise ReplayConflict(
+            f"event {_shown_id(event_id)} was ignored (no route matched it): "
+            "it has nothing to deliver"
+        )
+    if not await store.requeue(event_id, from_start=from_start, now=time.time()):
+        raise NotFound(f"no event has the id {_shown_id(event_id)}")  # purged meanwhile
+
+
+async def replay_matching(
+    store: Store, status: str, source: str | None, since: float | None
+) -> int:
+    flt = EventFilter(status=status, source=source or None, since=since)
+    return await store.requeue_matching(flt, time.time())
+
+
+def wake_worker(runtime: Any) -> None:
+    """Let an in-process worker pick replayed events up now, not at its next poll."""
+    wake = getattr(getattr(runtime, "worker", None), "wake", None)
+    if callable(wake):
+        wake()
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    counts: dict[str, int]
+    quota_available: int | None
+    throttle_available: int | None
+    keap_auth: dict[str, str]
+
+    @property
+    def queue_depth(self) -> int:
+        return self.counts.get("pending", 0)
+
+
+async def status_summary(store: Store, metrics: Any, runtime: Any) -> StatusSummary:
+    counts: dict[str, int] = {status: 0 for status in EVENT_STATUSES}
+    counts.update(await store.count_by_status())
+    return StatusSummary(
+        counts=counts,
+        quota_available=_gauge(metrics, "quota"),
+        throttle_available=_gauge(metrics, "throttle"),
+        keap_auth=runtime.keap_auth_check(),
+    )
+
+
+def _gauge(metrics: Any, window: str) -> int | None:
+    """Keap's last reported allowance for ``window``, or None before any call reported one."""
+    value = metrics.registry.get_sample_value("relay_keap_quota_available", {"window": window})
+    return None if value is None else int(value)

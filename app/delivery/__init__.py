@@ -1,0 +1,1 @@
+"""Delivery: the worker that claims stored events and runs their steps at Infusionsoft."""

@@ -1,0 +1,73 @@
+"""Dry-run: every call is planned and recorded, none is sent."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from app.keap.client import ContactFields, KeapCall
+
+
+class DryRunKeapClient:
+    """Answers like Infusionsoft would, without a network: each call is reported to the
+    observer (so it lands in the event's history) with status_code None."""
+
+    def __init__(self, observer: Callable[[KeapCall], None]) -> None:
+        self.observer = observer
+
+    def _report(self, operation: str, method: str, path: str) -> None:
+        self.observer(
+            KeapCall(
+                operation=operation,
+                method=method,
+                path=f"[dry-run] {path}",
+                status_code=None,
+                duration=0.0,
+                error=None,
+                throttle={},
+            )
+        )
+
+    async def upsert_contact(self, fields: ContactFields) -> int:
+        self._report("contact.upsert", "PUT", "/rest/v1/contacts")
+        # A stable stand-in id per email, so a dry run's history reads like a real one.
+        return int(hashlib.sha256(fields.email.lower().encode()).hexdigest()[:7], 16)
+
+    async def upsert_contact_xmlrpc(self, fields: ContactFields) -> int:
+        return await self.upsert_contact(fields)
+
+    async def run_action_set(self, contact_id: int, action_set_id: int) -> None:
+        self._report("action_set.run", "POST", "/xmlrpc/v1 ContactService.runActionSequence")
+
+    async def add_tags(self, contact_id: int, tag_ids: list[int]) -> None:
+        self._report("tags.add", "POST", f"/rest/v1/contacts/{contact_id}/tags")
+
+    async def remove_tag(self, contact_id: int, tag_id: int) -> None:
+        self._report("tags.remove", "DELETE", f"/rest/v1/contacts/{contact_id}/tags/{tag_id}")
+
+    async def add_to_sequence(self, contact_id: int, campaign_id: int, sequence_id: int) -> None:
+        self._report(
+            "sequence.add",
+            "POST",
+            f"/rest/v1/campaigns/{campaign_id}/sequences/{sequence_id}/contacts/{contact_id}",
+        )
+
+    async def remove_from_sequence(
+        self, contact_id: int, campaign_id: int, sequence_id: int
+    ) -> None:
+        self._report(
+            "sequence.remove",
+            "DELETE",
+            f"/rest/v1/campaigns/{campaign_id}/sequences/{sequence_id}/contacts/{contact_id}",
+        )
+
+    async def send_email_template(self, contact_id: int, template_id: int) -> None:
+        self._report("email_template.send", "POST", "/xmlrpc/v1 APIEmailService.sendEmail")
+
+    async def achieve_goal(
+        self, contact_id: int, integration: str, call_name: str
+    ) -> list[dict[str, Any]]:
+        self._report("goal.achieve", "POST", f"/rest/v1/campaigns/goals/{integration}/{call_name}")
+        return [{"success": True, "message": "dry-run", "at": time.time()}]

@@ -1,0 +1,99 @@
+"""The rate limiter every Keap call passes: the configured ceilings held over sliding
+windows in the database (so replicas share them), and Keap's own throttle headers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+
+from app.observability.metrics import Metrics
+from app.store.base import Store
+
+log = logging.getLogger("relay.limiter")
+
+# Set by the worker around a call that must not run twice: run once the rate gate lets
+# the call through, just before it is sent, to record durably that it is being sent.
+before_send: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "before_send", default=None
+)
+
+
+def ceilings_for(per_second: int, per_minute: int, per_day: int) -> list[tuple[int, float]]:
+    """(limit, window seconds) pairs. Calls are also spaced 1/per_second apart, because
+    Keap's spike arrest counts in sub-second slices: a burst of 5 in 10 ms can trip 5/s."""
+    return [(1, 1.0 / per_second), (per_second, 1.0), (per_minute, 60.0), (per_day, 86400.0)]
+
+
+class StoreCallGate:
+    def __init__(
+        self, store: Store, ceilings: list[tuple[int, float]], metrics: Metrics | None = None
+    ) -> None:
+        self.store = store
+        self.ceilings = ceilings
+        self.metrics = metrics
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def acquire(self) -> None:
+        while True:
+            wait = await self.store.reserve_call(time.time(), self.ceilings)
+            if wait <= 0:
+                break
+            await asyncio.sleep(min(wait, 5.0))
+        hook = before_send.get()
+        if hook is not None:
+            before_send.set(None)
+            await hook()
+
+    def observe(self, headers: Mapping[str, str], status: int) -> None:
+        """Slow down for everyone when Keap says its throttle or quota is spent."""
+        pause_until = throttle_pause_until(headers, status, time.time())
+        if self.metrics is not None:
+            for window in ("throttle", "quota"):
+                value = headers.get(f"x-keap-product-{window}-available")
+                if value is not None and value.lstrip("-").isdigit():
+                    self.metrics.keap_quota_available.labels(window).set(int(value))
+        if pause_until is not None:
+            task = asyncio.get_running_loop().create_task(self.store.set_not_before(pause_until))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def throttle_pause_until(headers: Mapping[str, str], status: int, now: float) -> float | None:
+    """When Keap's headers say no call should be made before some time, that time."""
+    quota = _int(headers.get("x-keap-product-quota-available"))
+    if quota is not None and quota <= 0:
+        expiry = _iso(headers.get("x-keap-product-quota-expiry-time"))
+        return expiry if expiry and expiry > now else now + 60.0
+    throttle = _int(headers.get("x-keap-product-throttle-available"))
+    if throttle is not None and throttle <= 0:
+        unit = (headers.get("x-keap-product-throttle-time-unit") or "MINUTE").upper()
+        interval = _int(headers.get("x-keap-product-throttle-interval")) or 1
+        seconds = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}.get(unit, 60)
+        return now + min(seconds * interval, 60.0) / 4 if status != 429 else now + 1.0
+    if status == 429:
+        return now + 1.0
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _iso(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,103 @@
+"""Wire a Worker to its store, Keap client, rate gate and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import httpx
+
+from app.config.models import RelayConfig
+from app.delivery.dry_run import DryRunKeapClient
+from app.delivery.gate import StoreCallGate, ceilings_for
+from app.delivery.steps import KeapActions
+from app.delivery.worker import Worker, WorkerOptions, record_call
+from app.keap.client import KeapCall, KeapClient, KeapCredentials
+from app.observability.metrics import Metrics
+from app.settings import Settings
+from app.store.base import Store
+from app.store.factory import open_store
+
+log = logging.getLogger("relay.keap")
+
+
+def credentials_from(settings: Settings) -> KeapCredentials:
+    def secret(value: object) -> str | None:
+        getter = getattr(value, "get_secret_value", None)
+        return getter() if getter else None
+
+    return KeapCredentials(
+        api_key=secret(settings.keap_api_key),
+        client_id=settings.keap_client_id,
+        client_secret=secret(settings.keap_client_secret),
+        refresh_token=secret(settings.keap_refresh_token),
+    )
+
+
+def build_worker(
+    settings: Settings, config: RelayConfig, store: Store, http: httpx.AsyncClient, metrics: Metrics
+) -> Worker:
+    def observe(call: KeapCall) -> None:
+        record_call(call)
+        code = "none" if call.status_code is None else str(call.status_code)
+        metrics.keap_requests.labels(call.operation, code).inc()
+        metrics.keap_duration.labels(call.operation).observe(call.duration)
+        log.info(
+            "keap call",
+            extra={
+                "operation": call.operation,
+                "method": call.method,
+                "path": call.path,
+                "status": call.status_code,
+                "duration_ms": round(call.duration * 1000, 1),
+                "error": call.error,
+            },
+        )
+
+    options = WorkerOptions(
+        concurrency=settings.worker_concurrency,
+        lease_seconds=settings.claim_lease_seconds,
+        retry_max_hours=settings.retry_max_hours,
+        retry_base_seconds=settings.retry_base_seconds,
+        auth_probe_interval=settings.auth_probe_seconds,
+        dry_run=settings.is_dry_run,
+    )
+    client: KeapActions
+    probe = None
+    if settings.is_dry_run:
+        client = DryRunKeapClient(observe)
+    else:
+        keap = KeapClient(
+            http,
+            base_url=settings.keap_base_url,
+            token_url=settings.keap_token_url,
+            credentials=credentials_from(settings),
+            token_store=store,
+            gate=StoreCallGate(store, ceilings_for(*settings.rate_ceilings), metrics),
+            observer=observe,
+        )
+        client, probe = keap, keap.probe_auth
+    return Worker(store, client, options, metrics, probe_auth=probe)
+
+
+async def run_worker_forever(settings: Settings, config: RelayConfig) -> None:
+    """``relay worker``: the worker alone, until SIGTERM or SIGINT."""
+    store = open_store(settings.database_url, pool_size=settings.database_pool_size)
+    await store.open()
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+    worker = build_worker(settings, config, store, http, Metrics())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await worker.start()
+        log.info("worker started", extra={"dry_run": settings.is_dry_run})
+        await stop.wait()
+    finally:
+        await worker.stop()
+        await http.aclose()
+        await store.close()

@@ -1,0 +1,401 @@
+"""The delivery worker: claim due events, run their unfinished steps in order, record
+every attempt, and decide — through ``retry`` — what happens after a failure.
+
+A claim is a lease renewed while the worker works, so a killed worker's events return
+to the queue within RELAY_CLAIM_LEASE_SECONDS. A rejected credential pauses all delivery
+(nothing is burnt) until a probe, once a minute, is accepted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from app.delivery.gate import before_send
+from app.delivery.retry import decide_retry
+from app.delivery.steps import KeapActions, run_step
+from app.keap.client import KeapCall
+from app.keap.errors import (
+    KeapAuthError,
+    KeapError,
+    KeapPermanentError,
+    KeapThrottledError,
+    KeapTransientError,
+)
+from app.observability.logging import mask_email
+from app.observability.metrics import Metrics
+from app.plan.planner import CONTACT_UPSERT
+from app.store.base import AttemptRecord, EventRecord, Store
+
+log = logging.getLogger("relay.worker")
+
+# Calls that must not run twice: a crash mid-call leaves them "sending", and they are
+# then not repeated (Infusionsoft most likely ran them). Every other call is idempotent.
+NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal"})
+IN_FLIGHT_AT_CRASH = (
+    "a worker stopped while this call was in flight; Infusionsoft most likely ran it, so "
+    "it was not repeated (replay the event from the start to run it again)"
+)
+
+# The step a Keap call belongs to, so the client's call reports land in its history.
+_current_step: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
+    "current_step", default=None
+)
+_calls: contextvars.ContextVar[list[KeapCall] | None] = contextvars.ContextVar(
+    "calls", default=None
+)
+
+
+class ClaimLost(Exception):
+    """Another worker owns the event now (this one's lease expired)."""
+
+
+@dataclass
+class WorkerOptions:
+    concurrency: int = 8
+    lease_seconds: float = 30.0
+    retry_max_hours: float = 72.0
+    retry_base_seconds: float = 5.0
+    poll_interval: float = 0.5
+    auth_probe_interval: float = 60.0
+    dry_run: bool = False
+
+
+def record_call(call: KeapCall) -> None:
+    """The client's observer hook: keep the call for the current step's history."""
+    calls = _calls.get()
+    if calls is not None:
+        calls.append(call)
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        client: KeapActions,
+        options: WorkerOptions,
+        metrics: Metrics | None = None,
+        probe_auth: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.options = options
+        self.metrics = metrics
+        self.probe_auth = probe_auth
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._auth_ok = asyncio.Event()
+        self._auth_ok.set()
+        self._auth_detail = "not probed yet: no call has been made"
+        self._auth_state = "not_started"
+        self._crashed: str | None = None
+
+    # lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._claim_loop(), name="relay-claim-loop"),
+            loop.create_task(self._renew_loop(), name="relay-lease-renewal"),
+        ]
+        if self.options.dry_run:
+            self._auth_state, self._auth_detail = "skipped", "dry-run"
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._inflight.values(), return_exceptions=True)
+        self._tasks = []
+
+    def wake(self) -> None:
+        """New work may be due (called by ingest in the same process)."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
+    def health(self) -> dict[str, str]:
+        if self._crashed:
+            return {"status": "failing", "detail": self._crashed}
+        if not self.running:
+            return {"status": "not_started", "detail": "the worker is not running"}
+        paused = "" if self._auth_ok.is_set() else "; delivery paused: credentials rejected"
+        return {"status": "ok", "detail": f"{len(self._inflight)} events in flight{paused}"}
+
+    def auth_health(self) -> dict[str, str]:
+        return {"status": self._auth_state, "detail": self._auth_detail}
+
+    # loops -------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                await self._auth_ok.wait()
+                free = self.options.concurrency - len(self._inflight)
+                events = []
+                if free > 0:
+                    events = await self.store.claim_due_events(
+                        self.worker_id, time.time(), self.options.lease_seconds, free
+                    )
+                for event in events:
+                    task = asyncio.get_running_loop().create_task(self._deliver_guarded(event))
+                    self._inflight[event.id] = task
+                    task.add_done_callback(functools.partial(self._finished, event.id))
+                if not events:
+                    await self._sleep(self.options.poll_interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # surfaced in /readyz instead of dying silently
+            self._crashed = f"claim loop stopped: {type(exc).__name__}: {exc}"
+            log.exception("worker claim loop crashed")
+            raise
+
+    def _finished(self, event_id: str, _: asyncio.Task[None]) -> None:
+        self._inflight.pop(event_id, None)
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _renew_loop(self) -> None:
+        interval = self.options.lease_seconds / 3
+        while not self._stopping.is_set():
+            await asyncio.sleep(interval)
+            if self._inflight:
+                try:
+                    await self.store.renew_claims(
+                        self.worker_id,
+                        list(self._inflight),
+                        time.time() + self.options.lease_seconds,
+                    )
+                except Exception:
+                    log.warning("could not renew claims", exc_info=True)
+
+    async def _probe_until_accepted(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.options.auth_probe_interval)
+            if self.probe_auth is None:
+                break
+            try:
+                await self.probe_auth()
+            except KeapAuthError as exc:
+                self._auth_detail = f"Infusionsoft rejects the credentials: {exc.detail}"
+                log.warning("credentials still rejected; delivery stays paused")
+                continue
+            except KeapError as exc:  # Keap is down, not our key: keep probing
+                log.info("auth probe failed", extra={"error": exc.detail})
+                continue
+            break
+        self._auth_state, self._auth_detail = "ok", "credentials accepted"
+        if self.metrics:
+            self.metrics.keap_auth_ok.set(1)
+        log.info("credentials accepted again: delivery resumes")
+        self._auth_ok.set()
+        self._wake.set()
+
+    def _pause_for_auth(self, error: KeapAuthError) -> None:
+        self._auth_state = "failing"
+        self._auth_detail = f"Infusionsoft rejects the credentials: {error.detail}"
+        if self.metrics:
+            self.metrics.keap_auth_ok.set(0)
+        if self._auth_ok.is_set():
+            self._auth_ok.clear()
+            log.error(
+                "credentials rejected: delivery paused, probing every "
+                f"{self.options.auth_probe_interval:g} s",
+                extra={"error": error.detail},
+            )
+            task = asyncio.get_running_loop().create_task(self._probe_until_accepted())
+            self._tasks.append(task)
+
+    # one event ---------------------------------------------------------------------
+    async def _deliver_guarded(self, event: EventRecord) -> None:
+        try:
+            await self.deliver(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug or a database error: leave the event claimed; its lease expires and
+            # it is tried again, so nothing is lost.
+            log.exception("delivery failed unexpectedly", extra={"event_id": event.id})
+
+    async def deliver(self, event: EventRecord) -> None:
+        contact_ids = {
+            s.idx: s.result.get("contact_id")
+            for s in event.steps
+            if s.action == CONTACT_UPSERT and s.status == "done" and isinstance(s.result, dict)
+        }
+        for step in event.steps:
+            if step.status == "done":
+                continue
+            contact_id = contact_ids.get(step.params.get("contact_step", step.idx))
+            if step.status == "sending":  # left so by a worker that died mid-call
+                log.warning(
+                    "not repeating a call that was in flight when a worker stopped",
+                    extra={"event_id": event.id, "action": step.action},
+                )
+                result = {"contact_id": contact_id, "outcome_unknown": IN_FLIGHT_AT_CRASH}
+                if not await self.store.complete_step(
+                    event.id, step.idx, self.worker_id, result, None
+                ):
+                    return
+                continue
+            calls: list[KeapCall] = []
+            token = _calls.set(calls)
+            marker = before_send.set(
+                functools.partial(self._mark_sending, event.id, step.idx)
+                if step.action in NOT_REPEATABLE
+                else None
+            )
+            started = time.time()
+            try:
+                result = await run_step(self.client, step, contact_id)
+            except ClaimLost:
+                log.warning("lost the claim mid-event", extra={"event_id": event.id})
+                return
+            except KeapError as error:
+                await self._record(event, step.idx, calls, started, error)
+                await self._after_failure(event, step.idx, step.action, error)
+                return
+            finally:
+                before_send.reset(marker)
+                _calls.reset(token)
+            await self._record(event, step.idx, calls, started, None)
+            new_contact = result.get("contact_id") if step.action == CONTACT_UPSERT else None
+            if new_contact is not None:
+                contact_ids[step.idx] = new_contact
+            if not await self.store.complete_step(
+                event.id, step.idx, self.worker_id, result, new_contact
+            ):
+                log.warning("lost the claim mid-event", extra={"event_id": event.id})
+                return
+        if await self.store.finish_event(event.id, self.worker_id, time.time()):
+            if self.metrics:
+                self.metrics.events_finished.labels("delivered").inc()
+            log.info(
+                "event delivered",
+                extra={
+                    "event_id": event.id,
+                    "source": event.source,
+                    "routes": event.routes,
+                    "contact": mask_email(event.contact_email),
+                    "steps": len(event.steps),
+                },
+            )
+
+    async def _mark_sending(self, event_id: str, idx: int) -> None:
+        """Durably note that a call that must not run twice is about to be sent."""
+        if not await self.store.mark_step_sending(event_id, idx, self.worker_id):
+            raise ClaimLost(event_id)
+
+    async def _after_failure(
+        self, event: EventRecord, idx: int, action: str, error: KeapError
+    ) -> None:
+        now = time.time()
+        reason = f"{action}: {error.detail}"
+        if isinstance(error, KeapAuthError):
+            self._pause_for_auth(error)
+            await self.store.release_claim(event.id, self.worker_id, now)
+            return
+        if isinstance(error, KeapTransientError):
+            decision = decide_retry(
+                failures=event.attempts + 1,
+                retry_after=error.retry_after,
+                first_failure_at=event.first_failure_at or now,
+                now=now,
+                max_hours=self.options.retry_max_hours,
+                base=self.options.retry_base_seconds,
+            )
+            dead = decision.dead
+            if dead:
+                reason = f"{reason} ({decision.reason})"
+            next_at = decision.next_attempt_at
+        else:  # permanent: retrying cannot help
+            dead, next_at = True, None
+        await self.store.fail_step(
+            event.id, idx, self.worker_id, reason, dead=dead, next_attempt_at=next_at, now=now
+        )
+        if dead and self.metrics:
+            self.metrics.events_finished.labels("dead").inc()
+        log.log(
+            logging.ERROR if dead else logging.WARNING,
+            "event dead" if dead else "step failed; will retry",
+            extra={
+                "event_id": event.id,
+                "source": event.source,
+                "action": action,
+                "error": error.detail,
+                "next_attempt_at": next_at,
+            },
+        )
+
+    async def _record(
+        self,
+        event: EventRecord,
+        idx: int,
+        calls: list[KeapCall],
+        started: float,
+        error: KeapError | None,
+    ) -> None:
+        attempts = [
+            AttemptRecord(
+                event_id=event.id,
+                step_idx=idx,
+                started_at=started,
+                duration=c.duration,
+                operation=c.operation,
+                request=f"{c.method} {c.path}",
+                status_code=c.status_code,
+                outcome=_outcome(c, error),
+                error=c.error,
+            )
+            for c in calls
+        ]
+        if not attempts and error is not None:
+            attempts.append(
+                AttemptRecord(
+                    event.id,
+                    idx,
+                    started,
+                    time.time() - started,
+                    error.operation,
+                    "",
+                    error.status_code,
+                    _outcome(None, error),
+                    error.detail,
+                )
+            )
+        await self.store.record_attempts(attempts)
+
+
+def _outcome(call: KeapCall | None, error: KeapError | None) -> str:
+    if call is not None and call.error is None:
+        return "ok"
+    if error is None:
+        return "error"
+    for kind, name in (
+        (KeapAuthError, "auth"),
+        (KeapThrottledError, "throttled"),
+        (KeapTransientError, "transient"),
+        (KeapPermanentError, "permanent"),
+    ):
+        if isinstance(error, kind):
+            return name
+    return "error"

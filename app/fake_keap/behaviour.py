@@ -1,0 +1,39 @@
+"""The fake's settings: credentials, rate ceilings, latency and which ids exist.
+
+Settings survive ``reset``; injected faults (``faults.py``) do not.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+
+class FakeBehaviour(BaseModel):
+    """Immutable; ``FakeKeapState.configure`` swaps in a validated copy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    valid_keys: frozenset[str] = frozenset()
+    oauth_client_id: str | None = None
+    oauth_client_secret: str | None = None
+    access_token_lifetime: PositiveFloat = 86400.0
+
+    # Ceilings per credential over sliding windows; None means no ceiling.
+    per_second: PositiveInt | None = None
+    per_minute: PositiveInt | None = None
+    per_day: PositiveInt | None = None
+    retry_after: bool = False
+
+    latency_ms: float = Field(default=0.0, ge=0)
+
+    # None accepts any positive id; a set makes the fake strict about which ids exist.
+    known_tag_ids: frozenset[int] | None = None
+    known_action_set_ids: frozenset[int] | None = None
+    known_template_ids: frozenset[int] | None = None
+    known_custom_field_ids: frozenset[int] | None = None
+    known_sequences: frozenset[tuple[int, int]] | None = None
+    known_goals: frozenset[tuple[str, str]] | None = None
+
+    def with_changes(self, **changes: object) -> FakeBehaviour:
+        """A validated copy; unknown names or bad values raise ``pydantic.ValidationError``."""
+        return FakeBehaviour.model_validate({**self.model_dump(), **changes})

@@ -1,0 +1,138 @@
+"""``/_fake/*``: drive the fake over HTTP when it runs as a separate process.
+
+The JSON body of ``POST /_fake/config`` mirrors the Python API of ``FakeKeapState``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.fake_keap.behaviour import FakeBehaviour
+from app.fake_keap.records import FailureStatus
+from app.fake_keap.state import FakeKeapState
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FailNext(_Strict):
+    status: FailureStatus = 503
+    count: int = Field(default=1, ge=1)
+    operation: str | None = None
+    retry_after: float | None = None
+    after_handling: bool = False
+
+
+class OutageRequest(_Strict):
+    status: FailureStatus = 503
+    seconds: float | None = None
+
+
+class FaultRequest(_Strict):
+    method: str
+    code: int
+    string: str
+    count: int | None = None
+
+
+class OAuthRequest(_Strict):
+    client_id: str
+    client_secret: str
+    refresh_token: str
+
+
+class ControlRequest(_Strict):
+    """Actions of ``POST /_fake/config``.
+
+    ``FakeBehaviour`` fields may sit at the top level (``{"per_second": 5}``) or under
+    ``settings``; ``fail_next`` and ``faults`` take one object or a list.
+    """
+
+    settings: dict[str, Any] = Field(default_factory=dict)
+    oauth: OAuthRequest | None = None
+    fail_next: list[FailNext] = Field(default_factory=list)
+    outage: OutageRequest | Literal[False] | None = None  # false clears it
+    xmlrpc_brownout: bool | None = None
+    reject_all_credentials: bool | None = None
+    faults: list[FaultRequest] = Field(default_factory=list)
+    clear_faults: bool = False
+    expire_access_tokens: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_settings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        settings = dict(data.get("settings") or {})
+        for name in FakeBehaviour.model_fields:
+            if name in data:
+                settings[name] = data.pop(name)
+        for name in ("fail_next", "faults"):
+            if isinstance(data.get(name), dict):
+                data[name] = [data[name]]
+        return {**data, "settings": settings}
+
+
+def apply_control(state: FakeKeapState, request: ControlRequest) -> None:
+    if request.clear_faults:
+        state.clear_faults()
+    if request.settings:
+        state.configure(**request.settings)
+    if request.oauth is not None:
+        state.set_oauth(**request.oauth.model_dump())
+    for failure in request.fail_next:
+        state.fail_next(**failure.model_dump())
+    if request.outage is False:
+        state.clear_outage()
+    elif request.outage is not None:
+        state.set_outage(request.outage.status, request.outage.seconds)
+    if request.xmlrpc_brownout is not None:
+        state.set_xmlrpc_brownout(request.xmlrpc_brownout)
+    if request.reject_all_credentials is not None:
+        state.set_reject_all_credentials(request.reject_all_credentials)
+    for fault in request.faults:
+        state.set_fault(**fault.model_dump())
+    if request.expire_access_tokens:
+        state.expire_access_tokens()
+
+
+async def state_endpoint(request: Request) -> Response:
+    state: FakeKeapState = request.app.state.fake
+    limit = request.query_params.get("log_limit")
+    if limit is not None and not limit.isdigit():
+        return JSONResponse({"message": "log_limit must be a non-negative integer"}, 400)
+    return JSONResponse(state.snapshot(int(limit) if limit is not None else None))
+
+
+async def config_endpoint(request: Request) -> Response:
+    state: FakeKeapState = request.app.state.fake
+    try:
+        control = ControlRequest.model_validate_json(await request.body() or b"{}")
+        FakeBehaviour().with_changes(**control.settings)  # refuse bad settings before any change
+        apply_control(state, control)
+    except (ValidationError, ValueError) as exc:
+        return JSONResponse({"message": str(exc)}, status_code=400)
+    return JSONResponse(state.snapshot(log_limit=0))
+
+
+async def reset_endpoint(request: Request) -> Response:
+    state: FakeKeapState = request.app.state.fake
+    body = await request.body()
+    keep_config = True
+    if body:
+        try:
+            keep_config = bool(_ResetRequest.model_validate_json(body).keep_config)
+        except ValidationError as exc:
+            return JSONResponse({"message": str(exc)}, status_code=400)
+    state.reset(keep_config=keep_config)
+    return JSONResponse({"reset": True, "keep_config": keep_config})
+
+
+class _ResetRequest(_Strict):
+    keep_config: bool = True

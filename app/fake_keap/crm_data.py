@@ -1,0 +1,203 @@
+"""The CRM side of the fake: contacts, tags, sequences and what was triggered for whom.
+
+Shared by the REST and XML-RPC handlers so both protocols change the same records.
+Not thread-safe on its own: ``FakeKeapState`` holds its lock around every call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from app.fake_keap.behaviour import FakeBehaviour
+from app.fake_keap.records import ActionSetRun, Contact, EmailSent, GoalAchieved
+
+DuplicateOption = Literal["Email", "EmailAndName", "EmailAndNameAndCompany"]
+
+
+class CrmError(Exception):
+    """A refusal both protocols can express: an XML-RPC fault or a REST status."""
+
+    fault_code: int = 3
+    fault_kind: str = "Unexpected"
+    http_status: int = 500
+
+    @property
+    def fault_string(self) -> str:
+        return f"[{self.fault_kind}]{self}"
+
+
+class RecordNotFound(CrmError):
+    fault_code, fault_kind, http_status = 5, "RecordNotFound", 404
+
+
+class LoadingError(CrmError):
+    fault_code, fault_kind, http_status = 6, "Loading", 404
+
+
+class InvalidParameter(CrmError):
+    fault_code, fault_kind, http_status = 12, "InvalidParameter", 400
+
+
+@dataclass(frozen=True)
+class ContactFields:
+    """Fields an upsert sets; None leaves the stored value as it is."""
+
+    email: str
+    given_name: str | None = None
+    family_name: str | None = None
+    phone: str | None = None
+    company: str | None = None
+    opt_in_reason: str | None = None
+    custom_fields: dict[int, object] | None = None
+
+
+def _require_known(kind: str, value: int, known: frozenset[int] | None) -> None:
+    if value <= 0 or (known is not None and value not in known):
+        raise RecordNotFound(f"Unable to find {kind} for Id:{value}")
+
+
+class CrmData:
+    def __init__(self) -> None:
+        self.contacts: dict[int, Contact] = {}
+        self.tags: dict[int, set[int]] = {}
+        self.sequences: dict[int, set[tuple[int, int]]] = {}
+        self.emails_sent: list[EmailSent] = []
+        self.goals_achieved: list[GoalAchieved] = []
+        self.action_set_runs: list[ActionSetRun] = []
+        self._ids_by_email: dict[str, list[int]] = {}
+        self._next_id = 1
+
+    def contact(self, contact_id: int) -> Contact:
+        found = self.contacts.get(contact_id)
+        if found is None:
+            raise RecordNotFound(f"Unable to perform update. Record not found for Id:{contact_id}")
+        return found
+
+    def find_by_email(self, email: str) -> list[Contact]:
+        return [self.contacts[i] for i in self._ids_by_email.get(email.strip().lower(), [])]
+
+    def upsert_contact(
+        self, fields: ContactFields, behaviour: FakeBehaviour, match: DuplicateOption = "Email"
+    ) -> tuple[Contact, bool]:
+        """Update the contact that matches on ``match``, or create one; True when created."""
+        email = fields.email.strip()
+        if "@" not in email:
+            raise InvalidParameter(f"Invalid email address: {email!r}")
+        known_fields = behaviour.known_custom_field_ids
+        for field_id in fields.custom_fields or {}:
+            if known_fields is not None and field_id not in known_fields:
+                raise InvalidParameter(f"Custom field {field_id} does not exist")
+        existing = next((c for c in self.find_by_email(email) if _same(c, fields, match)), None)
+        if existing is None:
+            contact = Contact(id=self._next_id, email=email)
+            self._next_id += 1
+            self._ids_by_email.setdefault(email.lower(), []).append(contact.id)
+        else:
+            contact = existing
+        contact = _apply(contact, fields)
+        self.contacts[contact.id] = contact
+        return contact, existing is None
+
+    def add_tags(self, contact_id: int, tag_ids: Sequence[int], behaviour: FakeBehaviour) -> None:
+        self.contact(contact_id)
+        for tag_id in tag_ids:
+            _require_known("tag", tag_id, behaviour.known_tag_ids)
+        self.tags.setdefault(contact_id, set()).update(tag_ids)
+
+    def remove_tags(
+        self, contact_id: int, tag_ids: Iterable[int], behaviour: FakeBehaviour
+    ) -> None:
+        self.contact(contact_id)
+        tag_ids = list(tag_ids)
+        for tag_id in tag_ids:
+            _require_known("tag", tag_id, behaviour.known_tag_ids)
+        self.tags.get(contact_id, set()).difference_update(tag_ids)
+
+    def change_sequence(
+        self,
+        contact_id: int,
+        campaign_id: int | None,
+        sequence_id: int,
+        behaviour: FakeBehaviour,
+        *,
+        add: bool,
+    ) -> None:
+        """Add to (or remove from) a campaign sequence; XML-RPC names no campaign."""
+        self.contact(contact_id)
+        pair = _resolve_sequence(campaign_id, sequence_id, behaviour.known_sequences)
+        members = self.sequences.setdefault(contact_id, set())
+        if add:
+            members.add(pair)
+        else:
+            members.discard(pair)
+
+    def send_email(
+        self, contact_ids: Sequence[int], template_id: int, behaviour: FakeBehaviour, now: float
+    ) -> None:
+        _require_known("template", template_id, behaviour.known_template_ids)
+        for contact_id in contact_ids:
+            self.contact(contact_id)
+        self.emails_sent.extend(EmailSent(c, template_id, now) for c in contact_ids)
+
+    def achieve_goal(
+        self,
+        integration: str,
+        call_name: str,
+        contact_id: int,
+        behaviour: FakeBehaviour,
+        now: float,
+    ) -> bool:
+        """False when strict goals do not include this one, as Keap reports success=false."""
+        self.contact(contact_id)
+        known = behaviour.known_goals
+        if known is not None and (integration, call_name) not in known:
+            return False
+        self.goals_achieved.append(GoalAchieved(integration, call_name, contact_id, now))
+        return True
+
+    def run_action_set(
+        self, contact_id: int, action_set_id: int, behaviour: FakeBehaviour, now: float
+    ) -> None:
+        self.contact(contact_id)
+        _require_known("action set", action_set_id, behaviour.known_action_set_ids)
+        self.action_set_runs.append(ActionSetRun(contact_id, action_set_id, now))
+
+
+def _same(contact: Contact, fields: ContactFields, match: DuplicateOption) -> bool:
+    def equal(a: str | None, b: str | None) -> bool:
+        return (a or "").strip().lower() == (b or "").strip().lower()
+
+    if match == "Email":
+        return True
+    names = equal(contact.given_name, fields.given_name) and equal(
+        contact.family_name, fields.family_name
+    )
+    if match == "EmailAndName":
+        return names
+    return names and equal(contact.company, fields.company)
+
+
+def _apply(contact: Contact, fields: ContactFields) -> Contact:
+    changes: dict[str, object] = {
+        name: value
+        for name in ("given_name", "family_name", "phone", "company", "opt_in_reason")
+        if (value := getattr(fields, name)) is not None
+    }
+    if fields.custom_fields:
+        changes["custom_fields"] = {**contact.custom_fields, **fields.custom_fields}
+    return replace(contact, **changes)  # type: ignore[arg-type]
+
+
+def _resolve_sequence(
+    campaign_id: int | None, sequence_id: int, known: frozenset[tuple[int, int]] | None
+) -> tuple[int, int]:
+    if sequence_id <= 0 or (campaign_id is not None and campaign_id <= 0):
+        raise LoadingError("Error loading follow-up sequence")
+    if known is None:
+        return (campaign_id or 0, sequence_id)
+    for pair in sorted(known):
+        if pair[1] == sequence_id and campaign_id in (None, pair[0]):
+            return pair
+    raise LoadingError("Error loading follow-up sequence")

@@ -1,0 +1,119 @@
+"""Every /crm request passes here: latency, admission, the handler, throttle headers, the log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import xmlrpc.client
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.fake_keap.admission import (
+    Accepted,
+    Admission,
+    CallInfo,
+    PresentedCredential,
+    Refused,
+    Unauthenticated,
+)
+from app.fake_keap.answers import failure_response, response_status
+from app.fake_keap.connections import ConnectionRegistry, DroppedConnection
+from app.fake_keap.rest import handle_rest
+from app.fake_keap.routing import XMLRPC_PATH, RestRoute, match_rest_route
+from app.fake_keap.state import FakeKeapState
+from app.fake_keap.xmlrpc import (
+    INVALID_KEY,
+    UNPARSABLE,
+    XmlRpcCall,
+    fault_response,
+    handle_xmlrpc,
+    parse_call,
+)
+
+
+def presented_credential(headers: Headers, call: XmlRpcCall | None) -> PresentedCredential:
+    if key := headers.get("x-keap-api-key"):
+        return PresentedCredential("key", key)
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return PresentedCredential("bearer", token.strip())
+    # Without a header, XML-RPC's first parameter is the key ("oauth" is only a placeholder).
+    if call is not None and call.key and call.key != "oauth":
+        return PresentedCredential("key", call.key)
+    return PresentedCredential("none")
+
+
+async def crm_endpoint(request: Request) -> Response:
+    arrived_at = time.time()
+    state: FakeKeapState = request.app.state.fake
+    registry: ConnectionRegistry | None = request.app.state.connections
+    path = request.path_params["path"].strip("/")
+    body = await request.body()
+    is_xmlrpc = path == XMLRPC_PATH and request.method == "POST"
+    call = parse_call(body) if is_xmlrpc else None
+    route = None if is_xmlrpc else match_rest_route(request.method, path)
+    operation = route.operation if route else (call.operation if call else UNPARSABLE)
+    credential = presented_credential(request.headers, call)
+
+    latency_ms = state.behaviour.latency_ms
+    if latency_ms:
+        await asyncio.sleep(latency_ms / 1000)
+
+    xmlrpc_method = (call.method if call else "") if is_xmlrpc else None
+    admission = state.admit(CallInfo(operation, credential, xmlrpc_method))
+    response = _answer(state, admission, route, call, body, request, registry)
+    if not isinstance(response, DroppedConnection):
+        response.headers.update(state.throttle_headers(admission.credential_id))
+    state.record_request(
+        arrived_at,
+        operation,
+        credential.kind,
+        response_status(response),
+        request.method,
+        request.url.path,
+    )
+    return response
+
+
+def _answer(
+    state: FakeKeapState,
+    admission: Admission,
+    route: RestRoute | None,
+    call: XmlRpcCall | None,
+    body: bytes,
+    request: Request,
+    registry: ConnectionRegistry | None,
+) -> Response:
+    if isinstance(admission, Refused):
+        return failure_response(admission.status, admission.retry_after, registry)
+    if isinstance(admission, Unauthenticated):
+        if route is None:
+            return fault_response(INVALID_KEY)
+        text = "Invalid Access Token" if admission.kind == "bearer" else "Invalid API key"
+        return JSONResponse({"message": text}, status_code=401)
+    return _handle_accepted(state, admission, route, call, body, request, registry)
+
+
+def _handle_accepted(
+    state: FakeKeapState,
+    admission: Accepted,
+    route: RestRoute | None,
+    call: XmlRpcCall | None,
+    body: bytes,
+    request: Request,
+    registry: ConnectionRegistry | None,
+) -> Response:
+    if admission.xmlrpc_fault is not None:
+        fault = admission.xmlrpc_fault
+        return fault_response(xmlrpc.client.Fault(fault.code, fault.string))
+    if route is not None:
+        response = handle_rest(state, route, body, dict(request.query_params))
+    else:
+        response = handle_xmlrpc(state, call)
+    failure = admission.fail_after
+    if failure is not None:
+        # The call took effect; only its answer is lost.
+        return failure_response(failure.status, failure.retry_after, registry)
+    return response

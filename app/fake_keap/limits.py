@@ -1,0 +1,117 @@
+"""Keap-like rate ceilings: sliding 1 s / 60 s / 24 h windows per credential.
+
+Only accepted requests are counted, so a client that keeps hammering while throttled
+gets through again as soon as its older calls leave the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+SECOND = 1.0
+MINUTE = 60.0
+DAY = 86400.0
+# What the headers report for a window that has no ceiling configured.
+UNLIMITED = 1_000_000
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    per_second: int | None
+    per_minute: int | None
+    per_day: int | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    second: int
+    minute: int
+    day: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after: float  # seconds until the violated window has room; 0 when allowed
+
+
+@dataclass
+class _Windows:
+    second: deque[float] = field(default_factory=deque)
+    minute: deque[float] = field(default_factory=deque)
+    day: deque[float] = field(default_factory=deque)
+
+    def prune(self, now: float) -> None:
+        for window, span in ((self.second, SECOND), (self.minute, MINUTE), (self.day, DAY)):
+            while window and window[0] <= now - span:
+                window.popleft()
+
+
+class SlidingWindows:
+    """Not thread-safe: the state calls it under its lock."""
+
+    def __init__(self) -> None:
+        self._by_credential: dict[str, _Windows] = {}
+
+    def try_acquire(self, credential: str, now: float, ceilings: Ceilings) -> Verdict:
+        windows = self._by_credential.setdefault(credential, _Windows())
+        windows.prune(now)
+        checks = (
+            (windows.second, SECOND, ceilings.per_second),
+            (windows.minute, MINUTE, ceilings.per_minute),
+            (windows.day, DAY, ceilings.per_day),
+        )
+        wait = 0.0
+        for window, span, ceiling in checks:
+            if ceiling is not None and len(window) >= ceiling:
+                # The window has room again once enough of its oldest calls age out.
+                oldest_to_leave = window[len(window) - ceiling]
+                wait = max(wait, oldest_to_leave + span - now)
+        if wait > 0:
+            return Verdict(allowed=False, retry_after=wait)
+        windows.second.append(now)
+        windows.minute.append(now)
+        windows.day.append(now)
+        return Verdict(allowed=True, retry_after=0.0)
+
+    def usage(self, credential: str, now: float) -> Usage:
+        windows = self._by_credential.get(credential)
+        if windows is None:
+            return Usage(0, 0, 0)
+        windows.prune(now)
+        return Usage(len(windows.second), len(windows.minute), len(windows.day))
+
+    def clear(self) -> None:
+        self._by_credential.clear()
+
+
+def retry_after_header(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
+
+
+def next_utc_midnight(now: datetime) -> str:
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def throttle_headers(usage: Usage, ceilings: Ceilings) -> dict[str, str]:
+    """The ``x-keap-product-*`` headers Keap puts on every response."""
+    minute_limit = ceilings.per_minute or UNLIMITED
+    day_limit = ceilings.per_day or UNLIMITED
+    return {
+        "x-keap-product-throttle-limit": str(minute_limit),
+        "x-keap-product-throttle-time-unit": "MINUTE",
+        "x-keap-product-throttle-interval": "1",
+        "x-keap-product-throttle-available": str(max(0, minute_limit - usage.minute)),
+        "x-keap-product-throttle-used": str(usage.minute),
+        "x-keap-product-quota-limit": str(day_limit),
+        "x-keap-product-quota-time-unit": "DAY",
+        "x-keap-product-quota-interval": "1",
+        "x-keap-product-quota-available": str(max(0, day_limit - usage.day)),
+        "x-keap-product-quota-used": str(usage.day),
+        "x-keap-product-quota-expiry-time": next_utc_midnight(datetime.now(UTC)),
+        "x-keap-product-spike-limit": str(ceilings.per_second or UNLIMITED),
+    }

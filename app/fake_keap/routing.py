@@ -1,0 +1,51 @@
+"""Which operation of the wire contract a /crm request is, from its method and path."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+XMLRPC_PATH = "xmlrpc/v1"
+UNKNOWN_REST = "rest.unknown"
+
+_ID = r"(?P<{}>\d+)"
+_REST_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    (method, re.compile(pattern.format(contact=_ID.format("contact_id"))), operation)
+    for method, pattern, operation in [
+        ("PUT", r"rest/v1/contacts", "contact.upsert"),
+        ("POST", r"rest/v1/contacts/{contact}/tags", "tags.add"),
+        ("DELETE", r"rest/v1/contacts/{contact}/tags/(?P<tag_id>\d+)", "tags.remove"),
+        ("DELETE", r"rest/v1/contacts/{contact}/tags", "tags.remove"),
+        (
+            "POST",
+            r"rest/v1/campaigns/(?P<campaign_id>\d+)/sequences/(?P<sequence_id>\d+)/contacts/{contact}",
+            "sequence.add",
+        ),
+        (
+            "DELETE",
+            r"rest/v1/campaigns/(?P<campaign_id>\d+)/sequences/(?P<sequence_id>\d+)/contacts/{contact}",
+            "sequence.remove",
+        ),
+        (
+            "POST",
+            r"rest/v1/campaigns/goals/(?P<integration>[^/]+)/(?P<call_name>[^/]+)",
+            "goal.achieve",
+        ),
+        ("GET", r"rest/v1/account/profile", "auth.probe"),
+    ]
+]
+
+
+@dataclass(frozen=True)
+class RestRoute:
+    operation: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def match_rest_route(method: str, path: str) -> RestRoute:
+    """``path`` is relative to ``/crm``, e.g. ``rest/v1/contacts/7/tags``."""
+    path = path.strip("/")
+    for route_method, pattern, operation in _REST_ROUTES:
+        if method == route_method and (found := pattern.fullmatch(path)):
+            return RestRoute(operation, found.groupdict())
+    return RestRoute(UNKNOWN_REST)

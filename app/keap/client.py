@@ -1,0 +1,298 @@
+"""The relay's one place where Infusionsoft (Keap) calls are made.
+
+Every call passes the shared rate gate, is reported as a KeapCall, and fails only with a
+classified KeapError (``app.keap.errors``). With OAuth, a call whose token is refused is
+retried once after a refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from app.keap.auth import OAuthSession
+from app.keap.contacts import rest_upsert_body, xmlrpc_contact_struct
+from app.keap.errors import (
+    REDACTED,
+    KeapAuthError,
+    KeapError,
+    KeapPermanentError,
+    classify_transport_error,
+)
+from app.keap.exchange import Reply, send_capped
+from app.keap.models import (
+    CallGate,
+    ContactFields,
+    KeapCall,
+    KeapCredentials,
+    StoredToken,
+    TokenStore,
+)
+from app.keap.replies import expect_success, read_json, read_xmlrpc
+from app.keap.throttle import keap_headers
+from app.keap.xmlrpc import encode_call
+
+__all__ = [
+    "CallGate",
+    "ContactFields",
+    "KeapCall",
+    "KeapClient",
+    "KeapCredentials",
+    "StoredToken",
+    "TokenStore",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ReplyReader = Callable[[str, Reply], T]
+
+XMLRPC_PATH = "/xmlrpc/v1"
+XMLRPC_OAUTH_KEY = "oauth"  # with a bearer token, the key parameter is a placeholder
+
+
+class KeapClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        token_url: str,
+        credentials: KeapCredentials,
+        token_store: TokenStore | None = None,
+        gate: CallGate | None = None,
+        observer: Callable[[KeapCall], None] | None = None,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._gate = gate
+        self._observer = observer
+        self._oauth: OAuthSession | None = None
+        if credentials.mode == "oauth":
+            if token_store is None:
+                # Refreshing kills the old refresh token: an unpersisted rotation is lost.
+                raise ValueError("OAuth credentials need a token store")
+            self._oauth = OAuthSession(
+                http,
+                token_url=token_url,
+                client_id=credentials.client_id or "",
+                client_secret=credentials.client_secret or "",
+                env_refresh_token=credentials.refresh_token,
+                store=token_store,
+                report=self._report,
+            )
+
+    async def upsert_contact(self, fields: ContactFields) -> int:
+        """Create or update the contact by email (REST); its Keap id."""
+        payload = await self._call(
+            "contact.upsert",
+            "PUT",
+            "/rest/v1/contacts",
+            read_json,
+            json_body=rest_upsert_body(fields),
+        )
+        contact_id = payload.get("id") if isinstance(payload, dict) else None
+        return _contact_id("contact.upsert", contact_id)
+
+    async def upsert_contact_xmlrpc(self, fields: ContactFields) -> int:
+        """The XML-RPC fallback of upsert_contact (no custom fields or opt-in reason)."""
+        value = await self._xmlrpc(
+            "contact.upsert_xmlrpc",
+            "ContactService.addWithDupCheck",
+            xmlrpc_contact_struct(fields),
+            "Email",
+        )
+        return _contact_id("contact.upsert_xmlrpc", value)
+
+    async def run_action_set(self, contact_id: int, action_set_id: int) -> None:
+        operation = "action_set.run"
+        results = await self._xmlrpc(
+            operation, "ContactService.runActionSequence", int(contact_id), int(action_set_id)
+        )
+        if not isinstance(results, list):
+            raise KeapPermanentError(operation, f"expected a list of results, got {_kind(results)}")
+        failed = [r for r in results if isinstance(r, dict) and _is_true(r.get("isError"))]
+        if failed:
+            reasons = "; ".join(f"{r.get('Action')}: {r.get('Message')}" for r in failed)
+            raise KeapPermanentError(
+                operation, f"action set {action_set_id} reported errors: {reasons}"
+            )
+
+    async def add_tags(self, contact_id: int, tag_ids: Sequence[int]) -> None:
+        if not tag_ids:
+            return
+        await self._call(
+            "tags.add",
+            "POST",
+            f"/rest/v1/contacts/{int(contact_id)}/tags",
+            expect_success,
+            json_body={"tagIds": [int(tag_id) for tag_id in tag_ids]},
+        )
+
+    async def remove_tag(self, contact_id: int, tag_id: int) -> None:
+        path = f"/rest/v1/contacts/{int(contact_id)}/tags/{int(tag_id)}"
+        await self._call("tags.remove", "DELETE", path, expect_success)
+
+    async def add_to_sequence(self, contact_id: int, campaign_id: int, sequence_id: int) -> None:
+        path = _sequence_path(contact_id, campaign_id, sequence_id)
+        await self._call("sequence.add", "POST", path, expect_success)
+
+    async def remove_from_sequence(
+        self, contact_id: int, campaign_id: int, sequence_id: int
+    ) -> None:
+        path = _sequence_path(contact_id, campaign_id, sequence_id)
+        await self._call("sequence.remove", "DELETE", path, expect_success)
+
+    async def send_email_template(self, contact_id: int, template_id: int) -> None:
+        operation = "email_template.send"
+        sent = await self._xmlrpc(
+            operation, "APIEmailService.sendEmail", [int(contact_id)], int(template_id)
+        )
+        if sent is not True:
+            raise KeapPermanentError(
+                operation, f"Keap did not send template {template_id} (answered {sent!r:.40})"
+            )
+
+    async def achieve_goal(
+        self, contact_id: int, integration: str, call_name: str
+    ) -> list[dict[str, Any]]:
+        """Each goal's result; ``success`` false in one is Keap's answer, not an error here."""
+        operation = "goal.achieve"
+        path = f"/rest/v1/campaigns/goals/{quote(integration, safe='')}/{quote(call_name, safe='')}"
+        results = await self._call(
+            operation, "POST", path, read_json, json_body={"contact_id": int(contact_id)}
+        )
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise KeapPermanentError(operation, f"expected a list of results, got {_kind(results)}")
+        return results
+
+    async def probe_auth(self) -> None:
+        """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual)."""
+        await self._call("auth.probe", "GET", "/rest/v1/account/profile", expect_success)
+
+    async def _xmlrpc(self, operation: str, method_name: str, *params: Any) -> Any:
+        key = self._credentials.api_key if self._credentials.mode == "key" else XMLRPC_OAUTH_KEY
+        body = encode_call(method_name, (key, *params))
+        return await self._call(operation, "POST", XMLRPC_PATH, read_xmlrpc, content=body)
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        read: ReplyReader[T],
+        *,
+        json_body: Any = None,
+        content: bytes | None = None,
+    ) -> T:
+        is_xmlrpc = content is not None
+        headers = {"Content-Type": "text/xml"} if is_xmlrpc else {"Accept": "application/json"}
+        bearer = await self._authorise(operation, headers)
+        try:
+            return await self._exchange(operation, method, path, read, headers, json_body, content)
+        except KeapAuthError as err:
+            if self._oauth is None or bearer is None or not err.token_rejected:
+                raise
+            bearer = await self._oauth.replace_rejected(bearer)
+        headers["Authorization"] = f"Bearer {bearer}"
+        return await self._exchange(operation, method, path, read, headers, json_body, content)
+
+    async def _authorise(self, operation: str, headers: dict[str, str]) -> str | None:
+        """Adds the credential header; the bearer token used, if any."""
+        if self._credentials.mode == "key":
+            headers["X-Keap-API-Key"] = self._credentials.api_key or ""
+            return None
+        if self._oauth is not None:
+            bearer = await self._oauth.access_token()
+            headers["Authorization"] = f"Bearer {bearer}"
+            return bearer
+        raise KeapAuthError(operation, "no Keap credentials are configured")
+
+    async def _exchange(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        read: ReplyReader[T],
+        headers: dict[str, str],
+        json_body: Any,
+        content: bytes | None,
+    ) -> T:
+        url = self._base_url + path
+        if self._gate is not None:
+            await self._gate.acquire()
+        started = time.perf_counter()
+        status: int | None = None
+        throttle: dict[str, str] = {}
+        error: str | None = None
+        try:
+            try:
+                reply = await send_capped(
+                    self._http, method, url, headers=headers, json=json_body, content=content
+                )
+            except httpx.HTTPError as exc:
+                raise classify_transport_error(operation, exc) from exc
+            status, throttle = reply.status, keap_headers(reply.headers)
+            self._observe_gate(reply)
+            return read(operation, reply.scrubbed(self._secrets(), REDACTED.encode()))
+        except asyncio.CancelledError:
+            error = "cancelled"
+            raise
+        except KeapError as err:
+            err.redact(self._secrets())
+            error = err.detail
+            raise
+        finally:
+            duration = time.perf_counter() - started
+            call_path = urlsplit(url).path
+            self._report(KeapCall(operation, method, call_path, status, duration, error, throttle))
+
+    def _secrets(self) -> list[str]:
+        oauth_secrets = self._oauth.secrets() if self._oauth is not None else []
+        return self._credentials.secrets() + oauth_secrets
+
+    def _observe_gate(self, reply: Reply) -> None:
+        if self._gate is None:
+            return
+        try:
+            self._gate.observe(reply.headers, reply.status)
+        except Exception:  # a limiter bug must not turn a call Keap executed into a failure
+            logger.exception("the call gate failed to observe a Keap response")
+
+    def _report(self, call: KeapCall) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer(call)
+        except Exception:  # metrics must not turn a call Keap executed into a failure
+            logger.exception("the Keap call observer failed")
+
+
+def _sequence_path(contact_id: int, campaign_id: int, sequence_id: int) -> str:
+    return (
+        f"/rest/v1/campaigns/{int(campaign_id)}/sequences/{int(sequence_id)}"
+        f"/contacts/{int(contact_id)}"
+    )
+
+
+def _contact_id(operation: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise KeapPermanentError(operation, f"expected a contact id, got {_kind(value)}")
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1"))
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__

@@ -1,0 +1,242 @@
+"""Every Keap failure, classified once, here: transient (retry later), throttled (a transient
+Keap asked us to slow down for), permanent (retrying cannot help) or auth (the credential was
+rejected: pause delivery). Nothing else in the relay reads status codes or fault strings.
+
+Details are safe to store and show: bodies are excerpted, and the client scrubs its
+credentials from them before classifying.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import httpx
+
+from app.keap.throttle import retry_after_seconds, throttled_retry_after
+
+DETAIL_LIMIT = 300
+_SCAN_LIMIT = 64 * 1024
+REDACTED = "[redacted]"
+
+# addWithDupCheck faults when identical data is resent within minutes; once that window has
+# passed the same call finds the contact and answers its id, so the call is worth retrying.
+DUPLICATE_REQUEST_RETRY_SECONDS = 180.0
+
+_AUTH_FAULT_KINDS = frozenset({"InvalidKey", "FailedLoginAttempt", "NoAccess"})
+_AUTH_FAULT_CODES = frozenset({2, 13, 14})
+# A database error is Keap's server failing, like a 500; every other fault is about the call.
+_TRANSIENT_FAULT_KINDS = frozenset({"DatabaseError"})
+_TRANSIENT_FAULT_CODES = frozenset({4})
+_AUTH_OAUTH_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
+
+_FAULT_KIND = re.compile(r"^\s*\[(\w+)\]")
+_DUPLICATE_REQUEST = re.compile(r"duplicate\s+request", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+class KeapError(Exception):
+    """A failed Keap call. ``detail`` is safe to store and show (no secrets)."""
+
+    def __init__(self, operation: str, detail: str, *, status_code: int | None = None) -> None:
+        super().__init__(operation, _excerpt(detail))
+        self.operation = operation
+        self.status_code = status_code
+        self.detail = _excerpt(detail)
+
+    def __str__(self) -> str:
+        return f"{self.operation}: {self.detail}"
+
+    def redact(self, secrets: Iterable[str]) -> None:
+        """Replace every occurrence of a secret in the detail (belt and braces: the client
+        also scrubs response bodies before they are classified)."""
+        for secret in secrets:
+            if secret:
+                self.detail = self.detail.replace(secret, REDACTED)
+        self.args = (self.operation, self.detail)
+
+
+class KeapTransientError(KeapError):
+    """Worth retrying later: outages, timeouts, 5xx, brownouts, throttling."""
+
+    def __init__(
+        self,
+        operation: str,
+        detail: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(operation, detail, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class KeapThrottledError(KeapTransientError):
+    """Keap refused the call for rate or quota; ``retry_after`` is its hint when it gave one."""
+
+
+class KeapPermanentError(KeapError):
+    """Retrying the same call cannot succeed: bad ids, bad input, unusable answers."""
+
+
+class KeapAuthError(KeapError):
+    """The credential was rejected, or the app is inactive: pause delivery and probe."""
+
+    def __init__(
+        self,
+        operation: str,
+        detail: str,
+        *,
+        status_code: int | None = None,
+        token_rejected: bool = False,
+        oauth_error: str | None = None,
+    ) -> None:
+        super().__init__(operation, detail, status_code=status_code)
+        # True when the bearer/key itself was refused: an OAuth client refreshes and retries once.
+        self.token_rejected = token_rejected
+        self.oauth_error = oauth_error  # "invalid_grant", … from the token endpoint
+
+
+def classify_http_error(
+    operation: str, status: int, headers: Mapping[str, str], body: bytes
+) -> KeapError:
+    """A non-2xx HTTP answer (from /crm or the token endpoint) as a KeapError."""
+    text = _decode(body)
+    detail = _http_detail(status, text)
+    if _says_developer_inactive(text):
+        return KeapAuthError(operation, detail, status_code=status)
+    if status == 429 or _says_developer_over_rate(text):
+        return KeapThrottledError(
+            operation, detail, status_code=status, retry_after=throttled_retry_after(headers)
+        )
+    oauth_error = _oauth_error(text)
+    if oauth_error in _AUTH_OAUTH_ERRORS:
+        return KeapAuthError(operation, detail, status_code=status, oauth_error=oauth_error)
+    if status in (401, 403):
+        return KeapAuthError(operation, detail, status_code=status, token_rejected=status == 401)
+    if status >= 500 or status == 408:
+        return KeapTransientError(
+            operation, detail, status_code=status, retry_after=retry_after_seconds(headers)
+        )
+    return KeapPermanentError(operation, detail, status_code=status)
+
+
+def classify_xmlrpc_fault(operation: str, code: int, message: str) -> KeapError:
+    """An XML-RPC ``<fault>``. Its string usually starts with a bracketed kind."""
+    detail = f"fault {code}: {message}"
+    match = _FAULT_KIND.match(message)
+    kind = match.group(1) if match else None
+    if "ThrottlingException" in message:
+        return KeapThrottledError(operation, detail)
+    if _DUPLICATE_REQUEST.search(message):
+        return KeapTransientError(operation, detail, retry_after=DUPLICATE_REQUEST_RETRY_SECONDS)
+    if kind in _AUTH_FAULT_KINDS or (kind is None and code in _AUTH_FAULT_CODES):
+        rejected = kind == "InvalidKey" or (kind is None and code == 2)
+        return KeapAuthError(operation, detail, token_rejected=rejected)
+    if kind in _TRANSIENT_FAULT_KINDS or (kind is None and code in _TRANSIENT_FAULT_CODES):
+        return KeapTransientError(operation, detail)
+    # Everything else, "Failed to parse XML-RPC request: Premature end of file" (code 0)
+    # included, is about the request: resending the same bytes gets the same fault.
+    return KeapPermanentError(operation, detail)
+
+
+def classify_transport_error(operation: str, exc: httpx.HTTPError) -> KeapTransientError:
+    """No usable response: connection refused or dropped, timeout, protocol error."""
+    if isinstance(exc, httpx.TimeoutException):
+        phase = type(exc).__name__.removesuffix("Timeout").lower() or "request"
+        detail = f"timed out ({phase})"
+    elif isinstance(exc, httpx.ConnectError):
+        detail = f"could not connect: {exc}"
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    return KeapTransientError(operation, detail)
+
+
+def classify_unexpected_body(
+    operation: str, status: int, body: bytes, *, expected: Literal["json", "xmlrpc"], problem: str
+) -> KeapError:
+    """A 2xx whose body is not the answer the call promises.
+
+    A body that is not in the API's format at all (HTML, empty, another XML document) is a
+    proxy or brownout page: transient, unless it says "Developer Inactive". A body in the
+    right format that cannot be read or has the wrong shape is permanent.
+    """
+    text = _decode(body)
+    if _says_developer_inactive(text):
+        return KeapAuthError(operation, _http_detail(status, text), status_code=status)
+    if _is_foreign(text, expected):
+        detail = f"HTTP {status} with a non-API body (proxy or brownout page?): {_summary(text)}"
+        return KeapTransientError(operation, detail, status_code=status)
+    return KeapPermanentError(operation, f"HTTP {status}: {problem}", status_code=status)
+
+
+def _is_foreign(text: str, expected: Literal["json", "xmlrpc"]) -> bool:
+    stripped = text.strip()
+    if not stripped:
+        return True
+    if expected == "xmlrpc":
+        return "<methodResponse" not in stripped
+    return stripped.startswith("<")
+
+
+def _says_developer_inactive(text: str) -> bool:
+    return "developer inactive" in text.lower()
+
+
+def _says_developer_over_rate(text: str) -> bool:
+    # The pre-2020 gateway (Mashery) answered 403 "Developer Over Qps"/"Over Rate" pages.
+    lowered = text.lower()
+    return "developer over qps" in lowered or "developer over rate" in lowered
+
+
+def _oauth_error(text: str) -> str | None:
+    payload = _json_object(text)
+    error = payload.get("error") if payload else None
+    return error if isinstance(error, str) else None
+
+
+def _http_detail(status: int, text: str) -> str:
+    summary = _summary(text)
+    return f"HTTP {status}: {summary}" if summary else f"HTTP {status}"
+
+
+def _summary(text: str) -> str:
+    """The human part of an error body: a JSON message, else the text without markup."""
+    payload = _json_object(text)
+    if payload is not None:
+        message = _json_message(payload)
+        if message:
+            return message
+    return _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+
+
+def _json_message(payload: dict[str, Any]) -> str | None:
+    fault = payload.get("fault")
+    if isinstance(fault, dict) and isinstance(fault.get("faultstring"), str):
+        return str(fault["faultstring"])
+    parts = [
+        str(payload[key])
+        for key in ("message", "error", "error_description", "status")
+        if isinstance(payload.get(key), str | int) and payload.get(key) != ""
+    ]
+    return " - ".join(dict.fromkeys(parts)) or None
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _decode(body: bytes) -> str:
+    # An error's gist is at its start; a megabyte of proxy page need not be scanned.
+    return body[:_SCAN_LIMIT].decode("utf-8", errors="replace")
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"

@@ -1,0 +1,129 @@
+"""kill -9 of a worker mid-event: another worker resumes it, and no action set runs twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from app.fake_keap.server import FakeKeapServer
+from app.main import create_app
+from app.store.sqlite import SQLiteStore
+from tests.conftest import make_config, make_settings
+from tests.delivery.conftest import API_KEY
+from tests.support.processes import relay_env, start_relay, stop
+
+CONFIG = """
+sources:
+  cart:
+    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
+    event_type: body.event
+    event_id: body.id
+routes:
+  - name: order
+    source: cart
+    event: order.paid
+    contact: {email: body.email}
+    actions:
+      - tags: [500]
+      - action_set: 42
+      - email_template: 55
+"""
+
+
+async def _store_one_event(database_url: str) -> str:
+    app = create_app(make_settings(database_url), config=make_config(CONFIG), run_worker=False)
+    import httpx
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+            response = await client.post(
+                "/hooks/cart",
+                headers={"x-token": "t0ken"},
+                json={"event": "order.paid", "id": "o-1", "email": "k@example.com"},
+            )
+    event_id: str = response.json()["event_id"]
+    return event_id
+
+
+async def _wait(predicate: object, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def _step_statuses(db: Path, event_id: str) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT steps FROM events WHERE id = ?", (event_id,)).fetchone()
+    return [step["status"] for step in json.loads(row[0])]
+
+
+# (the step whose call is in flight when the worker is killed, the statuses that show it)
+MID_CALL = {
+    "tags": ["done", "pending", "pending", "pending"],
+    "action_set": ["done", "done", "sending", "pending"],
+}
+
+
+@pytest.mark.parametrize("in_flight", list(MID_CALL))
+async def test_killed_worker_is_resumed_by_the_next(tmp_path: Path, in_flight: str) -> None:
+    database_url = f"sqlite:///{tmp_path / 'relay.db'}"
+    event_id = await _store_one_event(database_url)
+    with FakeKeapServer(valid_keys={API_KEY}, latency_ms=400) as fake:
+        env = relay_env(
+            tmp_path,
+            database_url,
+            CONFIG,
+            {
+                "RELAY_KEAP_API_KEY": API_KEY,
+                "RELAY_KEAP_BASE_URL": fake.base_url,
+                "RELAY_KEAP_TOKEN_URL": fake.token_url,
+                "RELAY_CLAIM_LEASE_SECONDS": "2",
+                "RELAY_KEAP_RATE_PER_SECOND": "50",
+            },
+        )
+        first = start_relay(["worker"], env, tmp_path, log_name="worker-1.log")
+        try:
+            # Kill it mid-call: the step before is recorded, the call is sent, and the fake
+            # takes 400 ms to answer it.
+            await _wait(
+                lambda: _step_statuses(tmp_path / "relay.db", event_id) == MID_CALL[in_flight],
+                20,
+                f"{in_flight} in flight",
+            )
+            await asyncio.sleep(0.15)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        finally:
+            stop(first)
+        second = start_relay(["worker"], env, tmp_path, log_name="worker-2.log")
+        store = SQLiteStore(database_url)
+        await store.open()
+        try:
+            deadline = time.monotonic() + 20
+            while (event := await store.get_event(event_id)).status != "delivered":
+                assert time.monotonic() < deadline, f"not delivered: {event.steps}"
+                await asyncio.sleep(0.05)
+        finally:
+            await store.close()
+            stop(second)
+        contact = fake.state.contact_by_email("k@example.com")
+        assert contact is not None
+        assert fake.state.tags_of(contact.id) == {500}
+        assert len(fake.state.action_set_runs) == 1
+        assert len(fake.state.emails_sent) == 1
+
+    assert event.status == "delivered"
+    assert [s.status for s in event.steps] == ["done"] * 4
+    # A call that must not run twice and was in flight when the worker died is not
+    # repeated, and its step says why; calls that may run twice (tags) are simply redone.
+    unknown = [s.action for s in event.steps if "outcome_unknown" in (s.result or {})]
+    assert unknown == ([] if in_flight == "tags" else ["action_set"])

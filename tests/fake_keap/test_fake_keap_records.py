@@ -1,0 +1,168 @@
+"""What the fake records: contacts by email, tags, sequences, emails, goals, action sets."""
+
+from __future__ import annotations
+
+import xmlrpc.client
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from app.fake_keap import FakeKeapServer
+
+
+def upsert_body(email: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "duplicate_option": "Email",
+        "email_addresses": [{"email": email, "field": "EMAIL1"}],
+        **fields,
+    }
+
+
+def create_contact(keap: httpx.Client, email: str = "ann@x.test") -> int:
+    response = keap.put("/rest/v1/contacts", json=upsert_body(email))
+    assert response.status_code in (200, 201)
+    return int(response.json()["id"])
+
+
+def test_upsert_creates_then_updates_the_same_contact(
+    fake: FakeKeapServer, keap: httpx.Client
+) -> None:
+    created = keap.put(
+        "/rest/v1/contacts",
+        json=upsert_body(
+            "ann@x.test",
+            given_name="Ann",
+            phone_numbers=[{"number": "555-1", "field": "PHONE1"}],
+            custom_fields=[{"id": 7, "content": "gold"}],
+        ),
+    )
+    updated = keap.put(
+        "/rest/v1/contacts",
+        json=upsert_body("ANN@x.test", family_name="Lee", company={"company_name": "Acme"}),
+    )
+
+    assert (created.status_code, updated.status_code) == (201, 200)
+    assert created.json()["id"] == updated.json()["id"]
+    contact = fake.state.contact(created.json()["id"])
+    assert contact is not None
+    assert (contact.given_name, contact.family_name, contact.phone, contact.company) == (
+        "Ann",
+        "Lee",
+        "555-1",
+        "Acme",
+    )
+    assert contact.custom_fields == {7: "gold"}
+    assert len(fake.state.contacts) == 1
+
+
+def test_xmlrpc_upsert_and_find_share_the_rest_contacts(
+    keap: httpx.Client, rpc: Callable[..., Any]
+) -> None:
+    rest_id = create_contact(keap)
+
+    xmlrpc_id = rpc(
+        "ContactService.addWithDupCheck",
+        "key",
+        {"Email": "ann@x.test", "FirstName": "Ann"},
+        "Email",
+    )
+    found = rpc("ContactService.findByEmail", "key", "ann@x.test", ["Id", "FirstName"])
+
+    assert xmlrpc_id == rest_id
+    assert found == [{"Id": rest_id, "FirstName": "Ann"}]
+
+
+def test_tags_and_sequences_are_applied_and_removed(
+    fake: FakeKeapServer, keap: httpx.Client, rpc: Callable[..., Any]
+) -> None:
+    contact_id = create_contact(keap)
+
+    assert (
+        keap.post(f"/rest/v1/contacts/{contact_id}/tags", json={"tagIds": [101, 102]}).status_code
+        == 200
+    )
+    assert keap.delete(f"/rest/v1/contacts/{contact_id}/tags/101").status_code == 204
+    assert rpc("ContactService.addToGroup", "key", contact_id, 103) is True
+    sequence = f"/rest/v1/campaigns/7/sequences/3/contacts/{contact_id}"
+    assert keap.post(sequence).status_code == 204
+    assert keap.post(f"/rest/v1/campaigns/8/sequences/4/contacts/{contact_id}").status_code == 204
+    assert keap.delete(sequence).status_code == 204
+
+    assert fake.state.tags_of(contact_id) == {102, 103}
+    assert fake.state.sequences_of(contact_id) == {(8, 4)}
+
+
+def test_email_goal_and_action_set_are_recorded(
+    fake: FakeKeapServer, keap: httpx.Client, rpc: Callable[..., Any]
+) -> None:
+    contact_id = create_contact(keap)
+
+    assert rpc("APIEmailService.sendEmail", "key", [contact_id], 55) is True
+    actions = rpc("ContactService.runActionSequence", "key", contact_id, 42)
+    goal = keap.post("/rest/v1/campaigns/goals/shop/purchase", json={"contact_id": contact_id})
+
+    assert [(e.contact_id, e.template_id) for e in fake.state.emails_sent] == [(contact_id, 55)]
+    assert [(r.contact_id, r.action_set_id) for r in fake.state.action_set_runs] == [
+        (contact_id, 42)
+    ]
+    assert actions[0]["isError"] is False
+    assert goal.status_code == 200
+    assert goal.json()[0]["success"] is True
+    assert [(g.integration, g.call_name, g.contact_id) for g in fake.state.goals_achieved] == [
+        ("shop", "purchase", contact_id)
+    ]
+
+
+def test_strict_ids_refuse_unknown_tags_action_sets_and_templates(
+    fake: FakeKeapServer, keap: httpx.Client, rpc: Callable[..., Any]
+) -> None:
+    fake.state.configure(known_tag_ids={101}, known_action_set_ids={42}, known_template_ids={55})
+    contact_id = create_contact(keap)
+
+    unknown_tag = keap.post(f"/rest/v1/contacts/{contact_id}/tags", json={"tagIds": [101, 999]})
+    unknown_set = rpc("ContactService.runActionSequence", "key", contact_id, 43)
+    unknown_template = rpc("APIEmailService.sendEmail", "key", [contact_id], 56)
+
+    assert unknown_tag.status_code == 404
+    assert fake.state.tags_of(contact_id) == set()
+    for fault in (unknown_set, unknown_template):
+        assert isinstance(fault, xmlrpc.client.Fault)
+        assert fault.faultCode == 5
+        assert fault.faultString.startswith("[RecordNotFound]")
+    assert rpc("ContactService.runActionSequence", "key", contact_id, 42)[0]["isError"] is False
+
+
+def test_unknown_contacts_and_malformed_bodies_are_refused(
+    keap: httpx.Client, rpc: Callable[..., Any]
+) -> None:
+    missing = keap.post("/rest/v1/contacts/999/tags", json={"tagIds": [1]})
+    malformed = keap.put("/rest/v1/contacts", content=b"{not json")
+    no_email = keap.put("/rest/v1/contacts", json={"duplicate_option": "Email"})
+    fault = rpc("ContactService.addToGroup", "key", 999, 1)
+
+    assert missing.status_code == 404
+    assert "message" in missing.json()
+    assert (malformed.status_code, no_email.status_code) == (400, 400)
+    assert isinstance(fault, xmlrpc.client.Fault)
+    assert fault.faultString.startswith("[RecordNotFound]")
+
+
+def test_request_log_names_each_operation(
+    fake: FakeKeapServer, keap: httpx.Client, rpc: Callable[..., Any]
+) -> None:
+    contact_id = create_contact(keap)
+    keap.post(f"/rest/v1/contacts/{contact_id}/tags", json={"tagIds": [1]})
+    rpc("ContactService.runActionSequence", "key", contact_id, 42)
+    keap.get("/rest/v1/account/profile")
+
+    log = fake.state.requests
+    assert [r.operation for r in log] == [
+        "contact.upsert",
+        "tags.add",
+        "action_set.run",
+        "auth.probe",
+    ]
+    assert [r.status for r in log] == [201, 200, 200, 200]
+    assert not any(r.throttled for r in log)
+    assert fake.state.request_count("tags.add") == 1
