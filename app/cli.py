@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         "sign",
         help="print the headers a sender would attach to FILE",
         description="Print the signature headers for posting FILE to /hooks/SOURCE, one "
-        "'Name: value' per line, e.g. for curl -H.",
+        "'Name: value' per line: each line is one curl -H argument (see the README).",
     )
     sign.add_argument("source", help="a source name from relay.yaml")
     sign.add_argument("file", type=Path, help="the body to sign, byte for byte")
@@ -107,6 +107,40 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--source", help="only events from this source")
     replay.add_argument("--since", help="only events received at or after this ISO-8601 time")
     replay.set_defaults(run=_replay)
+
+    events = commands.add_parser(
+        "events",
+        help="show recent events as a table",
+        description="List recent events, newest first, with their status, contact, steps "
+        "and last error.",
+    )
+    events.add_argument(
+        "--status",
+        choices=["pending", "delivered", "dead", "ignored"],
+        help="only events in this status",
+    )
+    events.add_argument("--source", help="only events from this source")
+    events.add_argument("--email", help="only events of this contact email")
+    events.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    events.set_defaults(run=_events)
+
+    recipes = commands.add_parser(
+        "recipes",
+        help="list the ready-made sender recipes",
+        description="List the recipes shipped with the relay (one per cart or member site) "
+        "and the events each handles.",
+    )
+    recipes.set_defaults(run=_recipes)
+
+    init = commands.add_parser(
+        "init",
+        help="write a relay.yaml from recipes",
+        description="Write relay.yaml (never over an existing file) from the named senders' "
+        "recipes, and print the .env lines for their secrets.",
+    )
+    init.add_argument("senders", nargs="+", metavar="SENDER", help="e.g. thrivecart shopify")
+    init.add_argument("--output", type=Path, help="where to write (default RELAY_CONFIG)")
+    init.set_defaults(run=_init)
     return parser
 
 
@@ -118,6 +152,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_format, pii=settings.log_pii)
     app = create_app(settings, run_worker=args.workers > 0)
+    if not _database_answers(settings):
+        return 2
     config = uvicorn.Config(
         app,
         host=args.host or settings.host,
@@ -138,8 +174,28 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_format, pii=settings.log_pii)
     config, _ = load_relay_config(settings)
+    if not _database_answers(settings):
+        return 2
     asyncio.run(run_worker_forever(settings, config))
     return 0
+
+
+def _database_answers(settings: Settings) -> bool:
+    """Open (and migrate) the database once before serving: a clear line, not a traceback."""
+    from app.store.base import StoreUnavailable
+    from app.store.factory import open_store
+
+    async def probe() -> None:
+        store = open_store(settings.database_url, pool_size=1)
+        await store.open()
+        await store.close()
+
+    try:
+        asyncio.run(probe())
+    except (StoreUnavailable, OSError, ValueError) as exc:
+        print(f"cannot open the database (RELAY_DATABASE_URL): {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
@@ -199,6 +255,12 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
             print(f"--since: {args.since!r} is not an ISO-8601 time", file=sys.stderr)
             return 2
 
+    from app.admin.cli import missing_database
+
+    if (problem := missing_database(settings.database_url)) is not None:
+        print(problem, file=sys.stderr)
+        return 2
+
     async def run() -> int:
         store = open_store(settings.database_url)
         await store.open()
@@ -211,6 +273,24 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     count = asyncio.run(run())
     print(f"requeued {count} event{'s' if count != 1 else ''}")
     return 0
+
+
+def _events(settings: Settings, args: argparse.Namespace) -> int:
+    from app.admin.cli import print_events
+
+    return print_events(settings, args)
+
+
+def _recipes(settings: Settings, args: argparse.Namespace) -> int:
+    from app.recipes.cli import print_recipes
+
+    return print_recipes(settings, args)
+
+
+def _init(settings: Settings, args: argparse.Namespace) -> int:
+    from app.recipes.cli import write_config
+
+    return write_config(settings, args)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ from app.api import health, metrics
 from app.api.problems import install_problem_handlers
 from app.config.loader import load_config
 from app.config.models import RelayConfig
-from app.ingest import endpoints as ingest_endpoints
+from app.ingest.endpoints import HookEndpoint, openapi_paths
 from app.ingest.service import IngestService
+from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
+from app.observability.secrets import secret_values
 from app.settings import Settings
 from app.store.factory import open_store
 
@@ -79,6 +81,7 @@ def create_app(
     else:
         config_detail = f"{len(config.sources)} sources, {len(config.routes)} routes"
     runtime = Runtime(settings, run_worker=run_worker)
+    register_secrets(secret_values(settings, config))  # a second net under every log line
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -119,8 +122,37 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.runtime = runtime
     install_problem_handlers(app)
+    app.add_middleware(HookEndpoint)
+    _document_hooks(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(ingest_endpoints.router)
     app.include_router(admin_router)
     return app
+
+
+def _document_hooks(app: FastAPI) -> None:
+    """Add ``/hooks/{source}`` (served by the HookEndpoint layer) to the OpenAPI schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema["paths"] = {**openapi_paths(), **schema.get("paths", {})}
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.setdefault("Problem", PROBLEM_SCHEMA)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+}

@@ -1,7 +1,11 @@
 -- wrk script: unique JSON webhooks with a shared-secret header, one event id per request.
+-- It counts the 202s it receives and, when wrk finishes, prints one line
+--   BENCH-RESULT {...json...}
+-- that bench/wrk.py reads (exact counts and percentiles, in microseconds).
 local counter = 0
 local thread_id = 0
 local threads = {}
+accepted = 0  -- 202 answers seen by this thread (read by done() through thread:get)
 
 function setup(thread)
   thread:set("tid", #threads + 1)
@@ -11,7 +15,7 @@ end
 function init(args)
   thread_id = tid or 0
   math.randomseed(os.time() + thread_id * 7919)
-  run_id = math.random(1, 1000000000)
+  run_id = math.random(1, 1000000000) .. "-" .. os.time()
 end
 
 request = function()
@@ -21,4 +25,26 @@ request = function()
     .. counter .. '@example.com","first_name":"Ada","last_name":"Lovelace"},"total":"49.00"}'
   return wrk.format("POST", "/hooks/bench",
     {["Content-Type"] = "application/json", ["X-Relay-Token"] = "bench-token"}, body)
+end
+
+response = function(status, headers, body)
+  if status == 202 then
+    accepted = accepted + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local total_accepted = 0
+  for _, thread in ipairs(threads) do
+    total_accepted = total_accepted + (thread:get("accepted") or 0)
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH-RESULT {"requests": %d, "duration_us": %d, "accepted": %d, "non_2xx_3xx": %d, '
+      .. '"socket_errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}, '
+      .. '"latency_us": {"p50": %d, "p90": %d, "p99": %d, "mean": %.1f, "max": %d}}\n',
+    summary.requests, summary.duration, total_accepted, e.status,
+    e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.mean, latency.max))
 end

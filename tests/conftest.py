@@ -1,15 +1,25 @@
-"""Shared fixtures: a relay app on a real SQLite file (and, where asked, PostgreSQL), with
-a config written as YAML the way a user would."""
+"""Shared fixtures: a relay app on a real database — every test that needs one runs on
+both SQLite and PostgreSQL through ``database_url`` — with a config written as YAML the
+way a user would.
+
+The PostgreSQL runs use RELAY_TEST_POSTGRES_URL (default: the local server), each test in
+a new schema dropped afterwards. They skip when the server does not answer, unless
+RELAY_REQUIRE_POSTGRES=1 (CI), where an unreachable server fails them instead.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
 from app.config.loader import parse_config
 from app.config.models import RelayConfig
@@ -125,11 +135,64 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'relay.db'}"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'relay.db'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The test server's URL, once it has answered a connection (else skip or fail)."""
+    url = postgres_url()
+    try:
+        with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        message = f"PostgreSQL not reachable at {without_password(url)}: {exc}".strip()
+        if os.environ.get("RELAY_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_server_url: str) -> Iterator[str]:
+    """A URL whose connections see only a new, empty schema, dropped after the test."""
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield with_search_path(postgres_server_url, schema)
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` with ``?options=-c search_path=<schema>``: its connections see only that."""
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query), ("options", f"-c search_path={schema}")]
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "config": "/nonexistent/relay.yaml",
         "log_format": "console",
+        "database_pool_size": 4,  # PostgreSQL: enough for a test, quicker to open than 10
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -139,9 +202,9 @@ AppFactory = Callable[..., Any]
 
 
 @pytest.fixture
-async def relay(sqlite_url: str, relay_config: RelayConfig) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client bound to a relay app (API only) on a fresh SQLite file."""
-    settings = make_settings(sqlite_url)
+async def relay(database_url: str, relay_config: RelayConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client bound to a relay app (API only) on a fresh database."""
+    settings = make_settings(database_url)
     app = create_app(settings, config=relay_config, run_worker=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50000))
@@ -150,6 +213,6 @@ async def relay(sqlite_url: str, relay_config: RelayConfig) -> AsyncIterator[htt
             yield client
 
 
-def postgres_url() -> str | None:
-    """The PostgreSQL to test against, or None (tests skip, unless CI requires it)."""
+def postgres_url() -> str:
+    """The PostgreSQL server to test against (tests skip where it does not answer)."""
     return os.environ.get("RELAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

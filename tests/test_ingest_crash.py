@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from app.store.sqlite import SQLiteStore
+from app.store.factory import open_store
 from tests.support.processes import free_port, relay_env, start_relay, stop
 
 CONFIG = """
@@ -29,10 +29,11 @@ routes:
 """
 
 
-async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(tmp_path: Path) -> None:
+async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
+    tmp_path: Path, database_url: str
+) -> None:
     port = free_port()
-    db = tmp_path / "relay.db"
-    env = relay_env(tmp_path, f"sqlite:///{db}", CONFIG, {"CART_SECRET": "k"})
+    env = relay_env(tmp_path, database_url, CONFIG, {"CART_SECRET": "k"})
     process = start_relay(["serve", "--workers", "0", "--port", str(port)], env, tmp_path, port)
     acknowledged: list[str] = []
     try:
@@ -64,10 +65,10 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(tmp_path: Pat
     finally:
         process.wait()
     assert len(acknowledged) >= 150
-    # Restart on the same file: the relay starts, and every acknowledged event is there.
+    # Restart on the same database: the relay starts, and every acknowledged event is there.
     restarted = start_relay(["serve", "--workers", "0", "--port", str(port)], env, tmp_path, port)
     stop(restarted)
-    store = SQLiteStore(f"sqlite:///{db}")
+    store = open_store(database_url)
     await store.open()
     try:
         missing = [eid for eid in acknowledged if await store.get_event(eid) is None]

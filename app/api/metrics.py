@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from app.observability.metrics import Metrics
+from app.store.base import EVENT_STATUSES
 
 router = APIRouter()
 
@@ -20,4 +21,6 @@ async def metrics(request: Request) -> Response:
         counts = None
     if counts is not None:
         registry.queue_depth.set(counts.get("pending", 0))
+        for status in EVENT_STATUSES:
+            registry.events_stored.labels(status).set(counts.get(status, 0))
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -29,6 +30,19 @@ def problem(
         "detail": detail,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(error: RelayError) -> bytes:
+    """The problem+json document of an error, as bytes (for the raw ASGI hot path)."""
+    return json.dumps(
+        {
+            "type": f"https://relay.invalid/problems/{error.slug}",
+            "title": error.title,
+            "status": error.status_code,
+            "detail": error.detail,
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def problem_for(error: RelayError) -> JSONResponse:

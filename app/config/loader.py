@@ -84,7 +84,10 @@ def format_path(path: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            name = str(part)
+            if not name.isprintable() or not name:  # a line break must not split the message
+                name = repr(name)
+            out += f".{name}" if out else name
     return out or "(top level)"
 
 

@@ -6,7 +6,7 @@ Every selector in relay.yaml runs over the same document: ``{"headers": {...},
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -16,7 +16,7 @@ from jmespath.parser import ParsedResult
 class Selector:
     """A compiled JMESPath expression that never raises while searching."""
 
-    __slots__ = ("_parsed", "expression")
+    __slots__ = ("_keys", "_parsed", "expression")
 
     def __init__(self, expression: str) -> None:
         if not isinstance(expression, str) or not expression.strip():
@@ -26,9 +26,18 @@ class Selector:
         except JMESPathError as exc:
             raise ValueError(f"invalid JMESPath {expression!r}: {_first_line(exc)}") from None
         self.expression = expression
+        # Most selectors are plain paths (body.customer.email): those are walked directly,
+        # an order of magnitude faster than the interpreter, with the same result.
+        self._keys = _plain_path(cast(dict[str, Any], self._parsed.parsed))
 
     def search(self, document: Any) -> Any:
         """The value the expression selects, or None when it selects nothing or fails."""
+        if self._keys is not None:
+            for key in self._keys:
+                if not isinstance(document, dict):
+                    return None
+                document = document.get(key)
+            return document
         try:
             return self._parsed.search(document)
         except JMESPathError:
@@ -42,6 +51,21 @@ class Selector:
 
     def __hash__(self) -> int:
         return hash(self.expression)
+
+
+def _plain_path(node: dict[str, Any]) -> tuple[str, ...] | None:
+    """The field names of an expression made only of field accesses, else None."""
+    if node.get("type") == "field":
+        return (node["value"],)
+    if node.get("type") == "subexpression":
+        keys: tuple[str, ...] = ()
+        for child in node.get("children", []):
+            part = _plain_path(child)
+            if part is None:
+                return None
+            keys += part
+        return keys
+    return None
 
 
 def _first_line(exc: Exception) -> str:

@@ -15,7 +15,9 @@ from app.delivery.gate import StoreCallGate, ceilings_for
 from app.delivery.steps import KeapActions
 from app.delivery.worker import Worker, WorkerOptions, record_call
 from app.keap.client import KeapCall, KeapClient, KeapCredentials
+from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
+from app.observability.secrets import secret_values
 from app.settings import Settings
 from app.store.base import Store
 from app.store.factory import open_store
@@ -39,11 +41,19 @@ def credentials_from(settings: Settings) -> KeapCredentials:
 def build_worker(
     settings: Settings, config: RelayConfig, store: Store, http: httpx.AsyncClient, metrics: Metrics
 ) -> Worker:
+    register_secrets(secret_values(settings, config))
+
     def observe(call: KeapCall) -> None:
+        """Count, time and log each call; the worker's log context names its event,
+        source, route and action."""
         record_call(call)
-        code = "none" if call.status_code is None else str(call.status_code)
-        metrics.keap_requests.labels(call.operation, code).inc()
-        metrics.keap_duration.labels(call.operation).observe(call.duration)
+        if settings.is_dry_run:
+            metrics.keap_requests.labels(call.operation, "dry_run").inc()
+        else:
+            code = "none" if call.status_code is None else str(call.status_code)
+            metrics.keap_requests.labels(call.operation, code).inc()
+            metrics.keap_duration.labels(call.operation).observe(call.duration)
+        outcome = "dry_run" if settings.is_dry_run else "ok" if call.error is None else "failed"
         log.info(
             "keap call",
             extra={
@@ -51,6 +61,7 @@ def build_worker(
                 "method": call.method,
                 "path": call.path,
                 "status": call.status_code,
+                "outcome": outcome,
                 "duration_ms": round(call.duration * 1000, 1),
                 "error": call.error,
             },
@@ -63,6 +74,7 @@ def build_worker(
         retry_base_seconds=settings.retry_base_seconds,
         auth_probe_interval=settings.auth_probe_seconds,
         dry_run=settings.is_dry_run,
+        retention_days=settings.retention_days,
     )
     client: KeapActions
     probe = None

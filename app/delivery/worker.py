@@ -19,8 +19,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from app.delivery.gate import before_send
+from app.delivery.retention import retention_loop
 from app.delivery.retry import decide_retry
 from app.delivery.steps import KeapActions, run_step
 from app.keap.client import KeapCall
@@ -31,16 +33,20 @@ from app.keap.errors import (
     KeapThrottledError,
     KeapTransientError,
 )
-from app.observability.logging import mask_email
+from app.observability.logging import bind_log_context, log_context, mask_email
 from app.observability.metrics import Metrics
 from app.plan.planner import CONTACT_UPSERT
-from app.store.base import AttemptRecord, EventRecord, Store
+from app.store.base import AttemptRecord, EventRecord, Store, StoreUnavailable
 
 log = logging.getLogger("relay.worker")
 
 # Calls that must not run twice: a crash mid-call leaves them "sending", and they are
 # then not repeated (Infusionsoft most likely ran them). Every other call is idempotent.
 NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal"})
+ANSWER_LOST = (
+    "the answer to this call was lost after it reached Infusionsoft, which may have run "
+    "it, so it was not repeated (replay the event from the start to run it again)"
+)
 IN_FLIGHT_AT_CRASH = (
     "a worker stopped while this call was in flight; Infusionsoft most likely ran it, so "
     "it was not repeated (replay the event from the start to run it again)"
@@ -68,6 +74,7 @@ class WorkerOptions:
     poll_interval: float = 0.5
     auth_probe_interval: float = 60.0
     dry_run: bool = False
+    retention_days: float | None = None  # None: this worker does not purge
 
 
 def record_call(call: KeapCall) -> None:
@@ -101,6 +108,7 @@ class Worker:
         self._auth_detail = "not probed yet: no call has been made"
         self._auth_state = "not_started"
         self._crashed: str | None = None
+        self._store_failure: str | None = None
 
     # lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -109,6 +117,13 @@ class Worker:
             loop.create_task(self._claim_loop(), name="relay-claim-loop"),
             loop.create_task(self._renew_loop(), name="relay-lease-renewal"),
         ]
+        if self.options.retention_days is not None:
+            self._tasks.append(
+                loop.create_task(
+                    retention_loop(self.store, self.options.retention_days),
+                    name="relay-retention",
+                )
+            )
         if self.options.dry_run:
             self._auth_state, self._auth_detail = "skipped", "dry-run"
 
@@ -128,13 +143,17 @@ class Worker:
 
     @property
     def running(self) -> bool:
-        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+        """The claim and lease loops are alive (probe and retention tasks may come and go)."""
+        core = self._tasks[:2]
+        return bool(core) and not any(t.done() for t in core)
 
     def health(self) -> dict[str, str]:
         if self._crashed:
             return {"status": "failing", "detail": self._crashed}
         if not self.running:
             return {"status": "not_started", "detail": "the worker is not running"}
+        if self._store_failure:
+            return {"status": "failing", "detail": f"cannot claim: {self._store_failure}"}
         paused = "" if self._auth_ok.is_set() else "; delivery paused: credentials rejected"
         return {"status": "ok", "detail": f"{len(self._inflight)} events in flight{paused}"}
 
@@ -149,9 +168,18 @@ class Worker:
                 free = self.options.concurrency - len(self._inflight)
                 events = []
                 if free > 0:
-                    events = await self.store.claim_due_events(
-                        self.worker_id, time.time(), self.options.lease_seconds, free
-                    )
+                    try:
+                        events = await self.store.claim_due_events(
+                            self.worker_id, time.time(), self.options.lease_seconds, free
+                        )
+                    except StoreUnavailable as exc:
+                        # The database is down, full or read-only: wait and try again.
+                        # Claimed events were not touched; nothing is lost meanwhile.
+                        self._store_failure = str(exc)
+                        log.warning("cannot claim events", extra={"error": str(exc)})
+                        await self._sleep(min(5.0, self.options.poll_interval * 4))
+                        continue
+                    self._store_failure = None
                 for event in events:
                     task = asyncio.get_running_loop().create_task(self._deliver_guarded(event))
                     self._inflight[event.id] = task
@@ -227,14 +255,15 @@ class Worker:
 
     # one event ---------------------------------------------------------------------
     async def _deliver_guarded(self, event: EventRecord) -> None:
-        try:
-            await self.deliver(event)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # A bug or a database error: leave the event claimed; its lease expires and
-            # it is tried again, so nothing is lost.
-            log.exception("delivery failed unexpectedly", extra={"event_id": event.id})
+        with log_context(event_id=event.id, source=event.source):
+            try:
+                await self.deliver(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug or a database error: leave the event claimed; its lease expires and
+                # it is tried again, so nothing is lost.
+                log.exception("delivery failed unexpectedly", extra={"event_id": event.id})
 
     async def deliver(self, event: EventRecord) -> None:
         contact_ids = {
@@ -245,13 +274,18 @@ class Worker:
         for step in event.steps:
             if step.status == "done":
                 continue
+            # Every line logged for this step (its Keap calls included) names it.
+            bind_log_context(route=step.route, action=step.action)
             contact_id = contact_ids.get(step.params.get("contact_step", step.idx))
             if step.status == "sending":  # left so by a worker that died mid-call
                 log.warning(
                     "not repeating a call that was in flight when a worker stopped",
                     extra={"event_id": event.id, "action": step.action},
                 )
-                result = {"contact_id": contact_id, "outcome_unknown": IN_FLIGHT_AT_CRASH}
+                result: dict[str, Any] = {
+                    "contact_id": contact_id,
+                    "outcome_unknown": IN_FLIGHT_AT_CRASH,
+                }
                 if not await self.store.complete_step(
                     event.id, step.idx, self.worker_id, result, None
                 ):
@@ -265,6 +299,7 @@ class Worker:
                 else None
             )
             started = time.time()
+            recorded = False
             try:
                 result = await run_step(self.client, step, contact_id)
             except ClaimLost:
@@ -272,12 +307,27 @@ class Worker:
                 return
             except KeapError as error:
                 await self._record(event, step.idx, calls, started, error)
-                await self._after_failure(event, step.idx, step.action, error)
-                return
+                recorded = True
+                if not (
+                    step.action in NOT_REPEATABLE
+                    and isinstance(error, KeapTransientError)
+                    and error.maybe_applied
+                ):
+                    await self._after_failure(event, step.idx, step.action, error)
+                    return
+                # The answer to a call that must not run twice was lost: as after a crash
+                # mid-call, it is not repeated, and the step says so.
+                result = {
+                    "contact_id": contact_id,
+                    "outcome_unknown": f"{ANSWER_LOST} ({error.detail})",
+                }
             finally:
                 before_send.reset(marker)
                 _calls.reset(token)
-            await self._record(event, step.idx, calls, started, None)
+            if not recorded:
+                await self._record(event, step.idx, calls, started, None)
+            if self._auth_state == "not_started":  # a call went through: the key works
+                self._auth_state, self._auth_detail = "ok", "credentials accepted"
             new_contact = result.get("contact_id") if step.action == CONTACT_UPSERT else None
             if new_contact is not None:
                 contact_ids[step.idx] = new_contact
@@ -286,6 +336,7 @@ class Worker:
             ):
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
+        bind_log_context(route=None, action=None)
         if await self.store.finish_event(event.id, self.worker_id, time.time()):
             if self.metrics:
                 self.metrics.events_finished.labels("delivered").inc()

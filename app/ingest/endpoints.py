@@ -1,21 +1,30 @@
-"""``/hooks/{source}``: translate HTTP to the ingest service and its result back."""
+"""``/hooks/{source}``: the ingest hot path, as a plain ASGI layer in front of FastAPI.
+
+Webhooks are the one path that must answer fast under load (senders wait as little as a
+second), so it skips FastAPI's routing, dependency solving and exception middlewares:
+this layer reads the request straight from the ASGI scope, hands it to the ingest
+service and writes the answer. Every other path goes on to the FastAPI app. The schema
+of this path is added to the OpenAPI document by ``openapi_paths``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from typing import Any
 
-from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.problems import problem_for
-from app.errors import PayloadTooLarge, RelayError
+from app.api.problems import PROBLEM_JSON, problem_body
+from app.errors import MethodNotAllowed, PayloadTooLarge, RelayError
 from app.ingest.service import IngestRequest, IngestResult, IngestService
 from app.observability.metrics import Metrics
 
 log = logging.getLogger("relay.ingest")
-router = APIRouter()
 
+PREFIX = "/hooks/"
+_SUPPORTED = frozenset({"GET", "POST", "HEAD"})
 _OUTCOMES = {
     400: "bad_request",
     401: "unauthorized",
@@ -26,26 +35,49 @@ _OUTCOMES = {
     415: "unsupported",
     503: "unavailable",
 }
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-async def receive_webhook(source: str, request: Request) -> Response:
+class HookEndpoint:
+    """ASGI middleware answering ``/hooks/{source}``; everything else passes through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(PREFIX) or "/" in path[len(PREFIX) :]:
+            await self.app(scope, receive, send)
+            return
+        await receive_webhook(scope, receive, send)
+
+
+async def receive_webhook(scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
-    service: IngestService = request.app.state.ingest
-    metrics: Metrics = request.app.state.metrics
+    state = scope["app"].state
+    service: IngestService = state.ingest
+    metrics: Metrics = state.metrics
+    source = scope["path"][len(PREFIX) :]
+    method: str = scope["method"]
     label = source if source in service.config.sources else "unknown"
-    client_ip = request.client.host if request.client else None
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    client = scope.get("client")
+    client_ip = client[0] if client else None
     try:
-        src = service.source_for(source, request.method, request.headers, client_ip)
-        if request.method == "HEAD":
-            metrics.events_received.labels(label, "probe").inc()
-            return Response(status_code=200)
-        body = await _read_limited(request, request.app.state.settings.max_body_bytes)
+        if method not in _SUPPORTED:
+            raise MethodNotAllowed(f"/hooks/{source} accepts GET, POST or HEAD, not {method}")
+        src = service.source_for(source, method, headers, client_ip)
+        if method == "HEAD":
+            metrics.received(label, "probe")
+            await _respond(send, 200, b"", [])
+            return
+        body = await _read_limited(receive, headers, state.settings.max_body_bytes)
         result = await service.receive(
             IngestRequest(
                 source=source,
-                method=request.method,
-                headers=request.headers,
-                query_string=request.url.query,
+                method=method,
+                headers=headers,
+                query_string=scope["query_string"].decode("latin-1"),
                 body=body,
                 client_ip=client_ip,
             ),
@@ -53,7 +85,7 @@ async def receive_webhook(source: str, request: Request) -> Response:
         )
     except RelayError as error:
         outcome = _OUTCOMES.get(error.status_code, "error")
-        metrics.events_received.labels(label, outcome).inc()
+        metrics.received(label, outcome)
         log.info(
             "webhook refused",
             extra={
@@ -63,85 +95,135 @@ async def receive_webhook(source: str, request: Request) -> Response:
                 "reason": error.detail,
             },
         )
-        if request.method == "HEAD":
-            return Response(status_code=error.status_code)
-        return problem_for(error)
-    response = _answer(result)
-    elapsed = time.perf_counter() - started
-    metrics.ingest_duration.observe(elapsed)
-    for inserted, status in zip(result.inserted, result.statuses, strict=True):
+        extra = [(b"allow", b"GET, POST, HEAD")] if error.status_code == 405 else []
+        if method == "HEAD":
+            await _respond(send, error.status_code, b"", extra)
+        else:
+            await _respond(
+                send,
+                error.status_code,
+                problem_body(error),
+                [(b"content-type", PROBLEM_JSON.encode()), *extra],
+            )
+        return
+    status, payload = _answer(result)
+    await _respond(send, status, payload, _JSON_HEADERS)
+    metrics.ingest_duration.observe(time.perf_counter() - started)
+    _count_and_log(metrics, label, result)
+
+
+def _count_and_log(metrics: Metrics, label: str, result: IngestResult) -> None:
+    if result.ping:
+        metrics.received(label, "ping")
+        return
+    for inserted, status, routes in zip(
+        result.inserted, result.statuses, result.routes, strict=True
+    ):
         outcome = "accepted" if inserted.created else "duplicate"
-        metrics.events_received.labels(label, outcome).inc()
+        metrics.received(label, outcome)
         if inserted.created and status in ("ignored", "dead"):
             metrics.events_finished.labels(status).inc()
         log.info(
-            "webhook received", extra={"source": label, "event_id": inserted.id, "outcome": outcome}
+            "webhook received",
+            extra={
+                "source": label,
+                "event_id": inserted.id,
+                "outcome": outcome,
+                "status": status,
+                "routes": routes,
+            },
         )
+
+
+def _answer(result: IngestResult) -> tuple[int, bytes]:
     if result.ping:
-        metrics.events_received.labels(label, "ping").inc()
-    return response
-
-
-_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"description": "A duplicate of a stored event, or a WooCommerce ping"},
-    202: {"description": "Stored durably; delivery follows"},
-    400: {"description": "Unparsable body"},
-    401: {"description": "Not verified"},
-    403: {"description": "Address not allowed"},
-    404: {"description": "Unknown source"},
-    405: {"description": "Method not allowed"},
-    413: {"description": "Too large"},
-    415: {"description": "Unsupported content type"},
-    503: {"description": "Could not be stored"},
-}
-_PATH = "/hooks/{source}"
-router.add_api_route(
-    _PATH,
-    receive_webhook,
-    methods=["POST"],
-    status_code=202,
-    summary="Receive a webhook",
-    responses=_RESPONSES,
-    operation_id="receive_webhook",
-)
-router.add_api_route(
-    _PATH,
-    receive_webhook,
-    methods=["GET"],
-    status_code=202,
-    summary="Receive a webhook as a query string (sources with methods: [GET])",
-    responses=_RESPONSES,
-    operation_id="receive_webhook_query",
-)
-# HEAD answers senders' probes; other methods answer 405 as problem+json.
-router.add_api_route(
-    _PATH, receive_webhook, methods=["HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False
-)
-
-
-def _answer(result: IngestResult) -> Response:
-    if result.ping:
-        return JSONResponse({"status": "ping"}, status_code=200)
+        return 200, b'{"status":"ping"}'
     created = any(i.created for i in result.inserted)
     status = "accepted" if created else "duplicate"
-    code = 202 if created else 200
+    answer: dict[str, Any]
     if result.split:
-        return JSONResponse(
-            {"event_ids": [i.id for i in result.inserted], "status": status}, status_code=code
-        )
-    return JSONResponse({"event_id": result.inserted[0].id, "status": status}, status_code=code)
+        answer = {"event_ids": [i.id for i in result.inserted], "status": status}
+    else:
+        answer = {"event_id": result.inserted[0].id, "status": status}
+    return (202 if created else 200), json.dumps(answer, separators=(",", ":")).encode()
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_limited(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The body, refused with 413 as soon as it passes ``limit`` (never buffered whole)."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise PayloadTooLarge("the sender went away before the body was complete")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+_RESPONSES: dict[str, dict[str, str]] = {
+    "200": {"description": "A duplicate of a stored event, or a WooCommerce ping"},
+    "202": {"description": "Stored durably; delivery follows"},
+    "400": {"description": "Unparsable body"},
+    "401": {"description": "Not verified"},
+    "403": {"description": "Address not allowed"},
+    "404": {"description": "Unknown source"},
+    "405": {"description": "Method not allowed"},
+    "413": {"description": "Too large"},
+    "415": {"description": "Unsupported content type"},
+    "503": {"description": "Could not be stored"},
+}
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI description of ``/hooks/{source}`` (served by HookEndpoint)."""
+    parameter = {"name": "source", "in": "path", "required": True, "schema": {"type": "string"}}
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    responses = {
+        code: {**spec, "content": problem} if code[0] in "45" else spec
+        for code, spec in _RESPONSES.items()
+    }
+    body = {
+        "required": False,
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+        },
+    }
+    return {
+        "/hooks/{source}": {
+            "post": {
+                "operationId": "receive_webhook",
+                "summary": "Receive a webhook",
+                "parameters": [parameter],
+                "requestBody": body,
+                "responses": responses,
+            },
+            "get": {
+                "operationId": "receive_webhook_query",
+                "summary": "Receive a webhook as a query string (sources with methods: [GET])",
+                "parameters": [parameter],
+                "responses": responses,
+            },
+        }
+    }

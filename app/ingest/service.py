@@ -10,8 +10,9 @@ import hashlib
 import ipaddress
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.config.models import RelayConfig, Source
@@ -51,6 +52,7 @@ class IngestResult:
     split: bool  # the body was a JSON array, one event per element
     ping: bool = False
     statuses: tuple[str, ...] = ()  # the stored status of each inserted event
+    routes: tuple[list[str], ...] = ()  # the routes each inserted event matched
 
 
 class IngestService:
@@ -115,7 +117,9 @@ class IngestService:
         else:
             body = _parse_body(request.body, request.headers.get("content-type"))
             raw = request.body
-        if _is_woocommerce_ping(source, request.headers, body):
+        if _is_woocommerce_ping(source, request.headers, body) or _is_empty_probe(
+            source, request, query
+        ):
             return IngestResult(inserted=[], split=False, ping=True)
         headers = dict(request.headers)
         token_value = None
@@ -151,6 +155,8 @@ class IngestService:
         ]
         if not events:
             raise BadRequest("the JSON array is empty: there is no event to store")
+        if split:
+            events = _distinct_dedupe_keys(events)
         try:
             inserted = await self.store.insert_events(events)
         except StoreUnavailable as exc:
@@ -158,7 +164,10 @@ class IngestService:
         if self.on_stored is not None and any(e.status == "pending" for e in events):
             self.on_stored()
         return IngestResult(
-            inserted=inserted, split=split, statuses=tuple(e.status for e in events)
+            inserted=inserted,
+            split=split,
+            statuses=tuple(e.status for e in events),
+            routes=tuple(e.routes for e in events),
         )
 
     def _new_event(
@@ -194,6 +203,17 @@ class IngestService:
         )
 
 
+def _distinct_dedupe_keys(events: list[NewEvent]) -> list[NewEvent]:
+    """The elements of one array are events of their own: where they share a dedupe key
+    (an id read from a header, say), their position in the array tells them apart — and
+    a redelivery of the same array still dedupes element by element."""
+    counts = Counter(e.dedupe_key for e in events)
+    return [
+        replace(e, dedupe_key=f"{e.dedupe_key}/{index}") if counts[e.dedupe_key] > 1 else e
+        for index, e in enumerate(events)
+    ]
+
+
 def _parse_body(raw: bytes, content_type: str | None) -> Any:
     try:
         return parse_body(raw, content_type)
@@ -220,6 +240,16 @@ def _is_woocommerce_ping(source: Source, headers: Mapping[str, str], body: Any) 
         and isinstance(body, dict)
         and set(body) == {"webhook_id"}
     )
+
+
+def _is_empty_probe(source: Source, request: IngestRequest, query: dict[str, Any]) -> bool:
+    """A POST with no body and no event type: a sender checking the URL before saving it
+    (ThriveCart pings with HEAD, then POST). It carries no event, so nothing is stored,
+    and it may not carry the token either."""
+    if request.method != "POST" or request.body.strip():
+        return False
+    document = {"headers": dict(request.headers), "body": {}, "query": query}
+    return source.event_type_selector.search(document) in (None, "")
 
 
 def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:

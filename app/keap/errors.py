@@ -69,9 +69,13 @@ class KeapTransientError(KeapError):
         *,
         status_code: int | None = None,
         retry_after: float | None = None,
+        maybe_applied: bool = False,
     ) -> None:
         super().__init__(operation, detail, status_code=status_code)
         self.retry_after = retry_after
+        # The request reached Keap and the answer was lost (read timeout, connection cut
+        # mid-answer): Keap may have done it. Retrying is safe only for idempotent calls.
+        self.maybe_applied = maybe_applied
 
 
 class KeapThrottledError(KeapTransientError):
@@ -152,7 +156,10 @@ def classify_transport_error(operation: str, exc: httpx.HTTPError) -> KeapTransi
         detail = f"could not connect: {exc}"
     else:
         detail = f"{type(exc).__name__}: {exc}"
-    return KeapTransientError(operation, detail)
+    # Connecting, waiting for a pooled connection or writing the request: Keap has not
+    # got it. Reading the answer (or the server cutting it short): it may have done it.
+    maybe_applied = isinstance(exc, httpx.ReadTimeout | httpx.ReadError | httpx.RemoteProtocolError)
+    return KeapTransientError(operation, detail, maybe_applied=maybe_applied)
 
 
 def classify_unexpected_body(

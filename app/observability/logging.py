@@ -1,16 +1,26 @@
 """Structured logs: one JSON object per line (or a readable console line).
 
-Secrets never reach a log line: callers pass only safe fields, and contact emails are
-masked unless RELAY_LOG_PII is true.
+Secrets never reach a log line: callers pass only safe fields, and every line is
+scrubbed on the way out of each secret the process registered (API key, OAuth values,
+webhook secrets, admin token) — a second net for an error text that echoes one. Contact
+emails are masked unless RELAY_LOG_PII is true, both where a caller masks them with
+``mask_email`` and, as that second net, anywhere else in the line.
+
+``log_context`` adds fields (event id, source, route, action) to every line logged
+inside it, so a Keap call's line says which event and step it was made for.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
+import re
 import sys
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -18,46 +28,135 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "asctime",
     "color_message",
 }
-_state = {"pii": False}
+REDACTED = "[redacted]"
+# Shorter values are too likely to occur by chance (and too weak to be real secrets).
+_MIN_SECRET_LENGTH = 6
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+
+
+class _LogState:
+    pii = False
+    secrets: tuple[str, ...] = ()  # each secret, and its JSON-escaped form where different
+
+
+_state = _LogState()
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "relay_log_context", default=None
+)
 
 
 def mask_email(email: str | None) -> str | None:
     """``jane.doe@example.com`` → ``j***@example.com`` unless PII logging is on."""
-    if email is None or _state["pii"]:
+    if email is None or _state.pii:
         return email
     local, at, domain = email.partition("@")
     return f"{local[:1]}***{at}{domain}" if at else "***"
 
 
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Never let these values appear in a log line (kept for the life of the process)."""
+    known = set(_state.secrets)
+    for value in values:
+        if value and len(value) >= _MIN_SECRET_LENGTH:
+            known.update((value, json.dumps(value, ensure_ascii=False)[1:-1]))
+    # Longest first, so a secret containing another is replaced whole.
+    _state.secrets = tuple(sorted(known, key=len, reverse=True))
+
+
+def scrub(line: str) -> str:
+    """``line`` without registered secrets and, unless PII logging is on, full emails."""
+    for secret in _state.secrets:
+        if secret in line:
+            line = line.replace(secret, REDACTED)
+    if not _state.pii and "@" in line:  # most lines hold no email: skip the regex
+        line = _EMAIL.sub(lambda m: mask_email(m.group(0)) or "***", line)
+    return line
+
+
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` to every line logged inside the block (in this task)."""
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def bind_log_context(**fields: Any) -> None:
+    """Set or replace fields (None removes one) until the enclosing ``log_context`` ends."""
+    merged = {**(_context.get() or {}), **fields}
+    _context.set({k: v for k, v in merged.items() if v is not None})
+
+
+def current_log_context() -> dict[str, Any]:
+    return dict(_context.get() or {})
+
+
+class LogContextFilter(logging.Filter):
+    """Stamps the current ``log_context`` on each record; fields passed with ``extra=``
+    win over it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_context.get() or {}).items():
+            if key not in vars(record):
+                setattr(record, key, value)
+        return True
+
+
+def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)  # built once: dumps(**kw) is not
+
+
 class JsonFormatter(logging.Formatter):
+    _second = -1
+    _stamp = ""
+
+    def _time(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": self._time(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update(_extra_fields(record))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return scrub(_ENCODER.encode(entry))
 
 
 class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD)
-        line = f"{time.strftime('%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        fields = " ".join(f"{k}={v}" for k, v in _extra_fields(record).items())
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = f"{stamp} {record.levelname:<7} {record.getMessage()}"
         line = f"{line}  {fields}" if fields else line
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return scrub(line)
 
 
-def configure_logging(fmt: str = "json", *, pii: bool = False, level: int = logging.INFO) -> None:
-    _state["pii"] = pii
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(
+    fmt: str = "json",
+    *,
+    pii: bool = False,
+    level: int = logging.INFO,
+    stream: TextIO | None = None,
+) -> None:
+    _state.pii = pii
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    handler.addFilter(LogContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

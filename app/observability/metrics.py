@@ -1,11 +1,17 @@
-"""Prometheus metrics, in a registry made per app (never a global built at import)."""
+"""Prometheus metrics, in a registry made per app (never a global built at import).
+
+docs/operations.md says what each one means to an operator.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _KEAP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+FINAL_STATUSES = ("delivered", "dead", "ignored")
 
 
 class Metrics:
@@ -20,6 +26,14 @@ class Metrics:
         self.events_finished = Counter(
             "relay_events",
             "Events reaching a final status (delivered, dead, ignored)",
+            ["status"],
+            registry=self.registry,
+        )
+        for status in FINAL_STATUSES:  # present from the start, so rate() sees the zeroes
+            self.events_finished.labels(status)
+        self.events_stored = Gauge(
+            "relay_events_stored",
+            "Events in the database by status, as of the last scrape",
             ["status"],
             registry=self.registry,
         )
@@ -51,8 +65,17 @@ class Metrics:
             ["window"],
             registry=self.registry,
         )
+        self._received: dict[tuple[str, str], Any] = {}
         self.keap_auth_ok = Gauge(
             "relay_keap_auth_ok",
-            "1 when Infusionsoft accepts the credentials, 0 when paused",
+            "0 while delivery is paused because Infusionsoft rejects the credentials, else 1",
             registry=self.registry,
         )
+        self.keap_auth_ok.set(1)  # until a call is refused, nothing says otherwise
+
+    def received(self, source: str, outcome: str) -> None:
+        """Count one webhook request (label children cached: this runs on every request)."""
+        child = self._received.get((source, outcome))
+        if child is None:
+            child = self._received[(source, outcome)] = self.events_received.labels(source, outcome)
+        child.inc()

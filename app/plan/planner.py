@@ -143,4 +143,9 @@ def _ignored_reason(config: RelayConfig, source: str, event_type: str | None) ->
         return "no event type found in the request"
     if not any(r.matches_event(source, event_type) for r in config.routes):
         return f"no route for event {event_type!r}"
-    return f"no route's condition matched event {event_type!r}"
+    conditions = "; ".join(
+        f"{r.name}: when {r.when.expression}"
+        for r in config.routes
+        if r.matches_event(source, event_type) and r.when is not None
+    )
+    return f"no route's condition matched event {event_type!r} ({conditions})"

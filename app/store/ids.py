@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+# Standard base32 re-lettered to Crockford's alphabet, which keeps ASCII order, so ids
+# sort by time as strings (the encoding is most-significant bits first).
+_TO_CROCKFORD = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
 
 
 def new_event_id(now: float | None = None) -> str:
     millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "evt_" + "".join(reversed(chars))
+    raw = millis.to_bytes(6, "big") + os.urandom(10)  # 48 bits of time, 80 random
+    return "evt_" + base64.b32encode(raw)[:26].decode().translate(_TO_CROCKFORD)

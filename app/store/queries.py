@@ -87,15 +87,20 @@ def insert_events(conn: Conn, ph: str, events: list[NewEvent]) -> list[Inserted]
         for e in events
     ]
     conn.cursor().executemany(sql(_INSERT_EVENT, ph), rows)
-    keys = sorted({e.dedupe_key for e in events})
-    marks = ", ".join("?" for _ in keys)
-    stored = {
-        (row["source"], row["dedupe_key"]): row["id"]
-        for row in conn.execute(
-            sql(f"SELECT id, source, dedupe_key FROM events WHERE dedupe_key IN ({marks})", ph),
-            keys,
+    by_source: dict[str, set[str]] = {}
+    for e in events:
+        by_source.setdefault(e.source, set()).add(e.dedupe_key)
+    stored: dict[tuple[str, str], str] = {}
+    for source, keys in by_source.items():  # (source, dedupe_key) is the unique index
+        marks = ", ".join("?" for _ in keys)
+        rows = conn.execute(
+            sql(
+                f"SELECT id, dedupe_key FROM events WHERE source = ? AND dedupe_key IN ({marks})",
+                ph,
+            ),
+            (source, *keys),
         ).fetchall()
-    }
+        stored.update(((source, row["dedupe_key"]), row["id"]) for row in rows)
     out = []
     for e in events:
         first = stored[(e.source, e.dedupe_key)]
@@ -145,9 +150,12 @@ def renew_claims(conn: Conn, ph: str, worker_id: str, event_ids: list[str], unti
 
 
 def _holds_claim(conn: Conn, ph: str, event_id: str, worker_id: str) -> bool:
+    """Whether the worker still holds the event's claim — on PostgreSQL with the row locked
+    until commit, so a claim taken over meanwhile cannot slip between this check and the
+    write after it (READ COMMITTED would otherwise let both workers write)."""
+    check = "SELECT 1 FROM events WHERE id = ? AND claimed_by = ? AND status = 'pending'"
     row = conn.execute(
-        sql("SELECT 1 FROM events WHERE id = ? AND claimed_by = ? AND status = 'pending'", ph),
-        (event_id, worker_id),
+        sql(check + (" FOR UPDATE" if ph == POSTGRES else ""), ph), (event_id, worker_id)
     ).fetchone()
     return row is not None
 

@@ -67,6 +67,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        self._write_failure: str | None = None  # set while writes fail; /readyz reports it
 
     # lifecycle ---------------------------------------------------------------------
     async def open(self) -> None:
@@ -114,18 +115,39 @@ class SQLiteStore:
                         stop = True
                         break
                     batch.append(more)
-                self._commit_batch(conn, batch)
+                if self._write_failure is not None:
+                    # Reopen before the first batch after a failure, not right after it:
+                    # SQLite opens a file it cannot write read-only, and a connection
+                    # opened while the disk was read-only stays so.
+                    conn = self._reconnect(conn)
+                if self._commit_batch(conn, batch):
+                    self._write_failure = None
+                else:
+                    self._write_failure = "the last write failed (disk full or read-only?)"
                 if stop:
                     break
         finally:
             conn.close()
 
+    def _reconnect(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """A failed commit (full disk, file made read-only, I/O error) can leave SQLite's
+        connection stuck in that state: open a fresh one, so writes resume as soon as the
+        cause is gone, without a restart. Keep the old one if the file cannot be opened."""
+        try:
+            fresh = _connect(self.path)
+        except sqlite3.Error:
+            return conn
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        return fresh
+
     @staticmethod
-    def _commit_batch(conn: sqlite3.Connection, batch: list[Job]) -> None:
+    def _commit_batch(conn: sqlite3.Connection, batch: list[Job]) -> bool:
         """Run every queued job in one transaction and commit once (group commit).
 
         Webhook inserts are merged into one multi-row statement; every other job runs in
-        a savepoint so one job's failure does not undo its neighbours' work.
+        a savepoint so one job's failure does not undo its neighbours' work. False when
+        the transaction or a job failed in the database.
         """
         inserts = [(job, job[0]) for job in batch if isinstance(job[0], _InsertJob)]
         others = [job for job in batch if not isinstance(job[0], _InsertJob)]
@@ -142,10 +164,19 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"database error: {exc}")
             outcomes = {id(job): (None, failure) for job in batch}
+            committed = False
+        else:
+            committed = True
+        # One wake-up of each event loop per batch, not one per job.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
         for job in batch:
             _, future, loop = job
-            result, error = outcomes[id(job)]
-            loop.call_soon_threadsafe(_settle, future, result, error)
+            by_loop.setdefault(loop, []).append((future, *outcomes[id(job)]))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, settled)
+        return committed and not any(
+            isinstance(error, StoreUnavailable) for _, error in outcomes.values()
+        )
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None or not self._writer.is_alive():
@@ -174,6 +205,8 @@ class SQLiteStore:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
         if self._writer is None or not self._writer.is_alive():
             raise StoreUnavailable("the database writer is not running")
+        if self._write_failure is not None:
+            raise StoreUnavailable(self._write_failure)
 
     # ingest ------------------------------------------------------------------------
     async def insert_events(self, events: list[NewEvent]) -> list[Inserted]:
@@ -328,6 +361,11 @@ def _run_in_savepoint(
         return None, exc
     conn.execute("RELEASE job")
     return result, None
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        _settle(future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

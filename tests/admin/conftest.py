@@ -1,4 +1,4 @@
-"""An app with the admin router on a real SQLite file, and ways to put events in it in
+"""An app with the admin router on a real database, and ways to put events in it in
 the states an operator meets: pending, ignored, and dead after some steps succeeded."""
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ async def admin_client(
 
 
 @pytest.fixture
-async def admin(sqlite_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client (no credentials yet) of a relay whose admin token is ADMIN_TOKEN."""
-    async with admin_client(sqlite_url) as client:
+async def admin(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client (no credentials yet) of a relay whose admin token is ADMIN_TOKEN, on each
+    database in turn."""
+    async with admin_client(database_url) as client:
         yield client
 
 

@@ -18,9 +18,9 @@ ORDER = {
 
 
 async def test_every_action_of_the_spec_example_lands_in_infusionsoft(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
-    async with running_relay(sqlite_url, fake_keap, delivery_config) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
         event = await relay.wait_for(await relay.post(ORDER), "delivered")
         state = fake_keap.state
         contact = state.contact_by_email("ada@example.com")
@@ -48,9 +48,9 @@ async def test_every_action_of_the_spec_example_lands_in_infusionsoft(
 
 
 async def test_a_503_burst_is_retried_without_repeating_a_step(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
-    async with running_relay(sqlite_url, fake_keap, delivery_config) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
         fake_keap.state.fail_next(503, count=3, operation="tags.add")
         event = await relay.wait_for(await relay.post(ORDER), "delivered")
     state = fake_keap.state
@@ -69,14 +69,14 @@ async def test_a_503_burst_is_retried_without_repeating_a_step(
 
 
 async def test_a_fault_on_the_action_set_makes_the_event_dead_at_once(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     fake_keap.state.set_fault(
         "ContactService.runActionSequence",
         5,
         "[RecordNotFound]Unable to perform update. Record not found for Id:42",
     )
-    async with running_relay(sqlite_url, fake_keap, delivery_config) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
         event = await relay.wait_for(await relay.post(ORDER), "dead")
     assert "RecordNotFound" in event.last_error
     assert event.last_error.startswith("action_set")
@@ -96,10 +96,10 @@ async def test_a_fault_on_the_action_set_makes_the_event_dead_at_once(
 
 
 async def test_an_outage_outlasting_several_retries_is_delivered_afterwards(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     fake_keap.state.set_outage(503, seconds=2.5)
-    async with running_relay(sqlite_url, fake_keap, delivery_config) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
         event = await relay.wait_for(await relay.post(ORDER), "delivered", within=20)
     assert event.attempts >= 3
     assert len(fake_keap.state.action_set_runs) == 1
@@ -107,10 +107,10 @@ async def test_an_outage_outlasting_several_retries_is_delivered_afterwards(
 
 
 async def test_rejected_credentials_pause_delivery_and_it_resumes_when_fixed(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     fake_keap.state.set_reject_all_credentials(True)
-    async with running_relay(sqlite_url, fake_keap, delivery_config) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
         ids = [
             await relay.post({**ORDER, "id": f"o-{i}", "email": f"c{i}@example.com"})
             for i in range(3)
@@ -132,16 +132,17 @@ async def test_rejected_credentials_pause_delivery_and_it_resumes_when_fixed(
             await relay.wait_for(event_id, "delivered")
         ready = (await relay.client.get("/readyz")).json()
         assert ready["checks"]["keap_auth"]["status"] == "ok"
+        assert ready["checks"]["worker"]["status"] == "ok" and ready["status"] == "ready"
     assert len(fake_keap.state.action_set_runs) == 3
 
 
 async def test_the_relay_holds_its_ceilings_and_a_429_storm_loses_nothing(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     # Keap is stricter than the relay was told: 429s come, and everything still lands.
     fake_keap.state.configure(per_second=4, retry_after=True)
     async with running_relay(
-        sqlite_url, fake_keap, delivery_config, keap_rate_per_second=20
+        database_url, fake_keap, delivery_config, keap_rate_per_second=20
     ) as relay:
         ids = [
             await relay.post({"event": "tag", "id": f"t-{i}", "email": f"t{i}@example.com"})
@@ -156,11 +157,11 @@ async def test_the_relay_holds_its_ceilings_and_a_429_storm_loses_nothing(
 
 
 async def test_the_relay_never_exceeds_its_own_ceiling(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     fake_keap.state.configure(per_second=6)  # a hair above: network jitter is not ours
     async with running_relay(
-        sqlite_url, fake_keap, delivery_config, keap_rate_per_second=5
+        database_url, fake_keap, delivery_config, keap_rate_per_second=5
     ) as relay:
         ids = [
             await relay.post({"event": "tag", "id": f"t-{i}", "email": f"t{i}@example.com"})
@@ -176,10 +177,10 @@ async def test_the_relay_never_exceeds_its_own_ceiling(
 
 
 async def test_events_of_one_contact_keep_their_order_and_others_overtake(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     async with running_relay(
-        sqlite_url, fake_keap, delivery_config, retry_base_seconds=1.0
+        database_url, fake_keap, delivery_config, retry_base_seconds=1.0
     ) as relay:
         # Block delivery while everything is queued, then make the first event stick.
         fake_keap.state.fail_next(503, count=1, operation="contact.upsert")
@@ -209,3 +210,21 @@ async def test_events_of_one_contact_keep_their_order_and_others_overtake(
     assert finished == sorted(finished)
     contact = fake_keap.state.contact_by_email("a@example.com")
     assert contact is not None and contact.given_name == "A4"  # the last one wrote last
+
+
+async def test_a_lost_answer_is_retried_only_where_a_repeat_is_harmless(
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+) -> None:
+    # Keap applies both calls, then the connection drops before the answer arrives.
+    fake_keap.state.fail_next("drop", operation="tags.add", after_handling=True)
+    fake_keap.state.fail_next("drop", operation="action_set.run", after_handling=True)
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
+        event = await relay.wait_for(await relay.post(ORDER), "delivered")
+    state = fake_keap.state
+    contact = state.contact_by_email("ada@example.com")
+    assert contact is not None and state.tags_of(contact.id) == {101, 102}
+    assert state.request_count("tags.add") == 2  # tagging again is harmless: retried
+    assert len(state.action_set_runs) == 1  # running the action set again is not
+    action_set = next(s for s in event.steps if s.action == "action_set")
+    assert "may have run it" in action_set.result["outcome_unknown"]
+    assert len(state.emails_sent) == 1  # and the steps after it still ran

@@ -21,10 +21,10 @@ def oauth_settings(refresh_token: str = FIRST_REFRESH) -> dict[str, object]:
 
 
 async def test_ten_concurrent_events_cause_one_refresh_and_restart_uses_the_rotated_token(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     fake_keap.state.set_oauth(CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH)
-    async with running_relay(sqlite_url, fake_keap, delivery_config, **oauth_settings()) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config, **oauth_settings()) as relay:
         ids = await asyncio.gather(
             *(
                 relay.post({"event": "tag", "id": f"t-{i}", "email": f"t{i}@example.com"})
@@ -39,7 +39,7 @@ async def test_ten_concurrent_events_cause_one_refresh_and_restart_uses_the_rota
 
     # Restart with the same environment: refresh-0 is dead at Keap; the stored one wins.
     fake_keap.state.expire_access_tokens()
-    async with running_relay(sqlite_url, fake_keap, delivery_config, **oauth_settings()) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config, **oauth_settings()) as relay:
         event_id = await relay.post({"event": "tag", "id": "after", "email": "z@example.com"})
         event = await relay.wait_for(event_id, "delivered")
     assert fake_keap.state.refresh_count == 2
@@ -49,10 +49,10 @@ async def test_ten_concurrent_events_cause_one_refresh_and_restart_uses_the_rota
 
 
 async def test_a_new_refresh_token_in_the_environment_is_adopted(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     fake_keap.state.set_oauth(CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH)
-    async with running_relay(sqlite_url, fake_keap, delivery_config, **oauth_settings()) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config, **oauth_settings()) as relay:
         await relay.wait_for(
             await relay.post({"event": "tag", "id": "a", "email": "a@example.com"}), "delivered"
         )
@@ -60,7 +60,7 @@ async def test_a_new_refresh_token_in_the_environment_is_adopted(
     fake_keap.state.set_oauth(CLIENT_ID, CLIENT_SECRET, "reauthorised")
     fake_keap.state.expire_access_tokens()
     async with running_relay(
-        sqlite_url, fake_keap, delivery_config, **oauth_settings("reauthorised")
+        database_url, fake_keap, delivery_config, **oauth_settings("reauthorised")
     ) as relay:
         await relay.wait_for(
             await relay.post({"event": "tag", "id": "b", "email": "b@example.com"}), "delivered"

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
-import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from app.fake_keap.server import FakeKeapServer
 from app.main import create_app
-from app.store.sqlite import SQLiteStore
+from app.store.base import Store
+from app.store.factory import open_store
 from tests.conftest import make_config, make_settings
 from tests.delivery.conftest import API_KEY
 from tests.support.processes import relay_env, start_relay, stop
@@ -52,18 +52,18 @@ async def _store_one_event(database_url: str) -> str:
     return event_id
 
 
-async def _wait(predicate: object, within: float, what: str) -> None:
+async def _wait(predicate: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
     deadline = time.monotonic() + within
-    while not predicate():  # type: ignore[operator]
+    while not await predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
 
 
-def _step_statuses(db: Path, event_id: str) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        row = conn.execute("SELECT steps FROM events WHERE id = ?", (event_id,)).fetchone()
-    return [step["status"] for step in json.loads(row[0])]
+async def _step_statuses(store: Store, event_id: str) -> list[str]:
+    event = await store.get_event(event_id)
+    assert event is not None
+    return [step.status for step in event.steps]
 
 
 # (the step whose call is in flight when the worker is killed, the statuses that show it)
@@ -74,52 +74,54 @@ MID_CALL = {
 
 
 @pytest.mark.parametrize("in_flight", list(MID_CALL))
-async def test_killed_worker_is_resumed_by_the_next(tmp_path: Path, in_flight: str) -> None:
-    database_url = f"sqlite:///{tmp_path / 'relay.db'}"
+async def test_killed_worker_is_resumed_by_the_next(
+    tmp_path: Path, database_url: str, in_flight: str
+) -> None:
     event_id = await _store_one_event(database_url)
-    with FakeKeapServer(valid_keys={API_KEY}, latency_ms=400) as fake:
-        env = relay_env(
-            tmp_path,
-            database_url,
-            CONFIG,
-            {
-                "RELAY_KEAP_API_KEY": API_KEY,
-                "RELAY_KEAP_BASE_URL": fake.base_url,
-                "RELAY_KEAP_TOKEN_URL": fake.token_url,
-                "RELAY_CLAIM_LEASE_SECONDS": "2",
-                "RELAY_KEAP_RATE_PER_SECOND": "50",
-            },
-        )
-        first = start_relay(["worker"], env, tmp_path, log_name="worker-1.log")
-        try:
-            # Kill it mid-call: the step before is recorded, the call is sent, and the fake
-            # takes 400 ms to answer it.
-            await _wait(
-                lambda: _step_statuses(tmp_path / "relay.db", event_id) == MID_CALL[in_flight],
-                20,
-                f"{in_flight} in flight",
+    store = open_store(database_url, pool_size=2)  # the operator's view, beside the workers
+    await store.open()
+    try:
+        with FakeKeapServer(valid_keys={API_KEY}, latency_ms=400) as fake:
+            env = relay_env(
+                tmp_path,
+                database_url,
+                CONFIG,
+                {
+                    "RELAY_KEAP_API_KEY": API_KEY,
+                    "RELAY_KEAP_BASE_URL": fake.base_url,
+                    "RELAY_KEAP_TOKEN_URL": fake.token_url,
+                    "RELAY_CLAIM_LEASE_SECONDS": "2",
+                    "RELAY_KEAP_RATE_PER_SECOND": "50",
+                },
             )
-            await asyncio.sleep(0.15)
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-        finally:
-            stop(first)
-        second = start_relay(["worker"], env, tmp_path, log_name="worker-2.log")
-        store = SQLiteStore(database_url)
-        await store.open()
-        try:
-            deadline = time.monotonic() + 20
-            while (event := await store.get_event(event_id)).status != "delivered":
-                assert time.monotonic() < deadline, f"not delivered: {event.steps}"
-                await asyncio.sleep(0.05)
-        finally:
-            await store.close()
-            stop(second)
-        contact = fake.state.contact_by_email("k@example.com")
-        assert contact is not None
-        assert fake.state.tags_of(contact.id) == {500}
-        assert len(fake.state.action_set_runs) == 1
-        assert len(fake.state.emails_sent) == 1
+            first = start_relay(["worker"], env, tmp_path, log_name="worker-1.log")
+            try:
+                # Kill it mid-call: the step before is recorded, the call is sent, and the
+                # fake takes 400 ms to answer it.
+                async def call_in_flight() -> bool:
+                    return await _step_statuses(store, event_id) == MID_CALL[in_flight]
+
+                await _wait(call_in_flight, 20, f"{in_flight} in flight")
+                await asyncio.sleep(0.15)
+                first.send_signal(signal.SIGKILL)
+                first.wait()
+            finally:
+                stop(first)
+            second = start_relay(["worker"], env, tmp_path, log_name="worker-2.log")
+            try:
+                deadline = time.monotonic() + 20
+                while (event := await store.get_event(event_id)).status != "delivered":
+                    assert time.monotonic() < deadline, f"not delivered: {event.steps}"
+                    await asyncio.sleep(0.05)
+            finally:
+                stop(second)
+            contact = fake.state.contact_by_email("k@example.com")
+            assert contact is not None
+            assert fake.state.tags_of(contact.id) == {500}
+            assert len(fake.state.action_set_runs) == 1
+            assert len(fake.state.emails_sent) == 1
+    finally:
+        await store.close()
 
     assert event.status == "delivered"
     assert [s.status for s in event.steps] == ["done"] * 4

@@ -1,0 +1,116 @@
+"""``relay events``: recent events as a table in the terminal, newest first.
+
+It reads the same database as the dashboard. Contact emails are masked the way the
+logs mask them, unless RELAY_LOG_PII is true: terminal output ends up in tickets and chats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from app.observability.logging import mask_email
+from app.settings import Settings
+from app.store.base import EventFilter, EventRecord
+from app.store.factory import open_store
+from app.store.sqlite import sqlite_path
+
+ERROR_WIDTH = 60
+COLUMNS = ("RECEIVED (UTC)", "ID", "SOURCE", "TYPE", "CONTACT", "STATUS", "STEPS", "LAST ERROR")
+
+
+def print_events(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the events matching ``--status/--source/--email``, at most ``--limit``.
+    Exit 0, or 2 (with the reason on stderr) when the database cannot be read."""
+    if args.limit < 1:
+        print("--limit must be at least 1", file=sys.stderr)
+        return 2
+    problem = missing_database(settings.database_url)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    email = (args.email or "").strip() or None
+    flt = EventFilter(status=args.status, source=args.source, email=email)
+    try:
+        records = asyncio.run(_load(settings.database_url, flt, args.limit + 1))
+    except Exception as exc:  # any database failure is the operator's to fix, not a traceback
+        print(f"cannot read events from RELAY_DATABASE_URL: {_reason(exc)}", file=sys.stderr)
+        return 2
+    shown = records[: args.limit]
+    if not shown:
+        filtered = args.status or args.source or args.email
+        print("no events match these filters" if filtered else "no events yet")
+        return 0
+    print(format_table([event_row(record, pii=settings.log_pii) for record in shown]))
+    if len(records) > args.limit:
+        print(f"\n(the {args.limit} newest shown; --limit N shows more)")
+    return 0
+
+
+def event_row(record: EventRecord, *, pii: bool) -> tuple[str, ...]:
+    done = sum(1 for step in record.steps if step.status == "done")
+    received = datetime.fromtimestamp(record.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        received,
+        record.id,
+        record.source,
+        record.event_type or "-",
+        _contact(record.contact_email, pii=pii),
+        record.status,
+        f"{done}/{len(record.steps)}" if record.steps else "-",
+        truncate(record.last_error or "", ERROR_WIDTH),
+    )
+
+
+def format_table(rows: Sequence[tuple[str, ...]]) -> str:
+    """Columns padded to their widest cell; the last column is left ragged."""
+    table = [COLUMNS, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS) - 1)]
+    lines = []
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def truncate(text: str, width: int) -> str:
+    """One line of at most ``width`` characters, ending in … when cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _contact(email: str | None, *, pii: bool) -> str:
+    if email is None:
+        return "-"
+    return email if pii else mask_email(email) or "-"
+
+
+async def _load(database_url: str, flt: EventFilter, limit: int) -> list[EventRecord]:
+    store = open_store(database_url)
+    await store.open()
+    try:
+        return await store.list_events(flt, limit, None)
+    finally:
+        await store.close()
+
+
+def missing_database(url: str) -> str | None:
+    """Why ``url`` is not a database to read, or None. Opening a SQLite file creates it:
+    a mistyped path would show an empty relay instead of saying so."""
+    if not url.startswith("sqlite:"):
+        return None
+    try:
+        path = sqlite_path(url)
+    except ValueError as exc:
+        return f"RELAY_DATABASE_URL: {exc}"
+    if not path.exists():
+        return f"no database at {path} (RELAY_DATABASE_URL): has the relay run here yet?"
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return truncate(text, 200)

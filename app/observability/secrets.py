@@ -1,0 +1,30 @@
+"""Every secret value the settings and relay.yaml hold, for the log scrubber."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from app.config.models import RelayConfig
+from app.settings import Settings
+
+
+def secret_values(settings: Settings, config: RelayConfig) -> list[str]:
+    """Credentials, the admin token and each source's webhook secret."""
+    held: list[SecretStr | None] = [
+        settings.keap_api_key,
+        settings.keap_client_secret,
+        settings.keap_refresh_token,
+        settings.admin_token,
+    ]
+    values = [secret.get_secret_value() for secret in held if secret is not None]
+    values += [source.verify.secret for source in config.sources.values() if source.verify.secret]
+    if "://" in settings.database_url and "@" in settings.database_url:
+        values.append(_database_password(settings.database_url))
+    return [value for value in values if value]
+
+
+def _database_password(url: str) -> str:
+    """The password in ``postgresql://user:password@host/db`` ('' when there is none)."""
+    credentials = url.split("://", 1)[1].rsplit("@", 1)[0]
+    _, _, password = credentials.partition(":")
+    return password

@@ -1,0 +1,112 @@
+"""``python -m bench [--quick] [--only ingest|delivery] [--out bench/results]``
+
+Runs the ingest and delivery benchmarks on loopback, then writes ``results.json``,
+``results.md`` and ``delivery.png`` to the output folder. Exit status: 0 when every
+benchmark ran (targets met or not: the results say), 1 when a 202 was not stored or the
+backlog did not drain, 2 when a tool is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import delivery, ingest
+from bench.databases import DEFAULT_POSTGRES_URL
+from bench.machine import describe_machine
+from bench.report import PLOT_NAME, merge_results, write_results
+from bench.wrk import wrk_path, wrk_version
+
+DEFAULT_OUT = Path("bench/results")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = "python -m bench" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
+    wrk = wrk_path()
+    run_ingest = args.only in (None, "ingest")
+    if run_ingest and wrk is None:
+        print(
+            "wrk is not installed (Debian: apt-get install wrk); the ingest benchmark needs "
+            "it. Run `python -m bench --only delivery` without it.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.only in (None, "delivery") and not _has_matplotlib():
+        print("matplotlib is not installed: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    postgres_url = None if args.no_postgres else args.postgres_url
+    machine = describe_machine(postgres_url, wrk_version(wrk) if wrk else None)
+    new: dict[str, Any] = {}
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        workdir = Path(tmp)
+        if run_ingest:
+            assert wrk is not None
+            plan = ingest.QUICK if args.quick else ingest.FULL
+            result = ingest.run_ingest(plan, wrk, postgres_url, workdir, _log)
+            new["ingest"] = {"command": command, "machine": machine, **result}
+            failed |= not ingest.all_durable(result)
+        if args.only in (None, "delivery"):
+            plan_d = delivery.QUICK if args.quick else delivery.FULL
+            try:
+                result = delivery.run_delivery(plan_d, workdir, _log)
+            except RuntimeError as exc:
+                print(f"delivery benchmark failed: {exc}", file=sys.stderr)
+                return 1
+            new["delivery"] = {"command": command, "machine": machine, **result}
+    out: Path = args.out
+    if "delivery" in new:
+        from bench.plot import plot_delivery
+
+        plot_delivery(new["delivery"], out / PLOT_NAME)
+    write_results(out, merge_results(out, new))
+    print((out / "results.md").read_text())
+    return 1 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark the relay's ingest (against a bare FastAPI endpoint) and its "
+        "delivery (against the fake Infusionsoft's rate ceilings).",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="3 rounds x 3 s of ingest and 100 events of delivery"
+    )
+    parser.add_argument("--only", choices=["ingest", "delivery"], help="run one benchmark")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"where to write the results (default {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES_URL,
+        help="server for relay-postgres; a fresh schema is made and dropped "
+        f"(default {DEFAULT_POSTGRES_URL})",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="skip relay-postgres")
+    return parser
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""Write the results: ``results.json`` (everything, request log included) and
+``results.md`` (the short tables and the machine). A run of one benchmark keeps the other
+benchmark's last results, each with the command, machine and date it came from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+JSON_NAME = "results.json"
+MARKDOWN_NAME = "results.md"
+PLOT_NAME = "delivery.png"
+
+
+def merge_results(out: Path, new: dict[str, Any]) -> dict[str, Any]:
+    previous: dict[str, Any] = {}
+    path = out / JSON_NAME
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError):
+            previous = {}
+    return {**previous, **new}
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / JSON_NAME).write_text(json.dumps(results, indent=1) + "\n")
+    (out / MARKDOWN_NAME).write_text(render_markdown(results, out))
+
+
+def render_markdown(results: dict[str, Any], out: Path) -> str:
+    lines = ["# Benchmark results", ""]
+    lines += ["Produced by `python -m bench` (see docs/performance.md for how to read them).", ""]
+    if "ingest" in results:
+        lines += _ingest_section(results["ingest"])
+    if "delivery" in results:
+        lines += _delivery_section(results["delivery"], (out / PLOT_NAME).exists())
+    return "\n".join(lines) + "\n"
+
+
+def _machine_lines(run: dict[str, Any]) -> list[str]:
+    m = run["machine"]
+    return [
+        f"Command: `{run['command']}` — {m['date']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['kernel']}; "
+        f"Python {m['python']}; SQLite {m['sqlite']}; "
+        f"PostgreSQL {m['postgresql'] or 'not used'}; {m['wrk'] or 'no wrk'}",
+        "",
+    ]
+
+
+def _ingest_section(ingest: dict[str, Any]) -> list[str]:
+    plan = ingest["plan"]
+    lines = ["## Ingest", "", *_machine_lines(ingest)]
+    lines += [
+        f"{plan['rounds']} rounds x {plan['seconds_per_round']:g} s per target, alternating, "
+        f"after a {plan['warmup_seconds']:g} s warm-up; `{plan['wrk']}`; medians over rounds.",
+        "",
+        "| target | accepted/s | p50 ms | p99 ms | non-2xx | socket errors | every 202 stored |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, t in ingest["targets"].items():
+        durable = t.get("every_202_durable")
+        stored = (
+            "n/a (stores nothing)"
+            if durable is None
+            else (
+                f"{'yes' if durable else 'NO'} ({t['accepted_total']} 202s, "
+                f"{t['stored_total']} rows)"
+            )
+        )
+        lines.append(
+            f"| {name} | {t['accepted_per_second']:.0f} | {t['p50_ms']:.1f} | "
+            f"{t['p99_ms']:.1f} | {t['non_2xx_3xx_total']} | {t['socket_errors_total']} "
+            f"| {stored} |"
+        )
+    lines.append("")
+    paired = ingest.get("paired_ratios", {})
+    for name, ratio in ingest["ratios"].items():
+        line = f"- {name.replace('_over_', ' / ')}: **{ratio:.2f}** (ratio of the medians)"
+        if name in paired:
+            line += f"; {paired[name]:.2f} (median of the per-round ratios)"
+        lines.append(line)
+    target = ingest["target"]
+    verdict = "met" if target["met"] else "not met"
+    lines += [
+        f"- target relay-sqlite / bare ≥ {target['relay_sqlite_over_bare']} with every 202 "
+        f"stored: **{verdict}**",
+    ]
+    lines += [f"- note: {note}" for note in ingest.get("notes", [])]
+    return [*lines, ""]
+
+
+def _delivery_section(delivery: dict[str, Any], has_plot: bool) -> list[str]:
+    f = delivery["figures"]
+    c = delivery["ceilings"]
+    plan = delivery["plan"]
+    lines = ["## Delivery", "", *_machine_lines(delivery)]
+    minutes = ", ".join(
+        f"{n} ({u:.0%})" for n, u in zip(f["full_minutes"], f["full_minute_use"], strict=True)
+    )
+    lines += [
+        f"{plan['events']} stored events drained by `relay worker` against `{plan['fake']}`; "
+        f"route: {plan['route']}.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| calls per full minute (ceiling {c['per_minute']}) | {minutes or 'no full minute'} |",
+        f"| 429s (after the first second) | {f['throttled_429']} "
+        f"({f['throttled_429_after_first_second']}) |",
+        f"| calls per event | {f['calls_per_event']} ({f['calls']} calls: "
+        f"{_operations(f['by_operation'])}) |",
+        f"| drain time (first call to last answer) | {f['drain_seconds']:.1f} s |",
+        f"| fastest the ceilings allow | {f['minimum_drain_seconds']:.1f} s "
+        f"(drain / fastest = {f['drain_over_minimum']:.3f}) |",
+        f"| busiest 1 s / 60 s window | {f['busiest_second']} / {f['busiest_minute']} calls |",
+        f"| worker start to all delivered | {f['wall_seconds_worker_start_to_all_delivered']:.1f}"
+        f" s |",
+        f"| final statuses | {_operations(f['final_statuses'])} |",
+        "",
+    ]
+    target = delivery["target"]
+    verdict = "met" if target["met"] else "not met"
+    lines.append(
+        f"- target: every full minute ≥ {target['full_minute_use_at_least']:.0%} of the ceiling, "
+        f"no 429 after the first second, all delivered: **{verdict}**"
+    )
+    if has_plot:
+        lines += ["", f"![calls per second during the drain]({PLOT_NAME})"]
+    return [*lines, ""]
+
+
+def _operations(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items())

@@ -1,0 +1,293 @@
+"""``relay check``, ``sign``, ``replay`` and ``events``: what each prints, and its exit code."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.admin.conftest import new_event
+from tests.cli.conftest import Cli, database_url, seed, statuses
+from tests.conftest import SECRETS
+
+NOW = time.time()
+
+
+# --help ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("command", "explains"),
+    [
+        ("check", "print each source and route"),
+        ("replay", "Re-queue matching events"),
+        ("sign", "Print the signature headers"),
+        ("events", "List recent events"),
+        ("serve", "Run the webhook API"),
+    ],
+)
+def test_every_command_explains_itself(cli: Cli, command: str, explains: str) -> None:
+    result = cli(command, "--help")
+    assert result.code == 0
+    assert f"usage: relay {command}" in result.out
+    assert explains in " ".join(result.out.split())
+
+
+def test_the_top_level_help_lists_the_operator_commands(cli: Cli) -> None:
+    result = cli("--help")
+    assert result.code == 0
+    for command in ("serve", "worker", "check", "sign", "replay", "events"):
+        assert f"    {command} " in result.out
+
+
+def test_an_unknown_option_is_a_usage_error(cli: Cli) -> None:
+    result = cli("events", "--colour")
+    assert result.code == 2
+    assert "unrecognized arguments: --colour" in result.err
+
+
+# check -------------------------------------------------------------------------------
+def test_check_prints_every_route_plan(cli: Cli) -> None:
+    result = cli("check")
+    assert result.code == 0, result.err
+    assert "sources (8):" in result.out and "routes (8)" in result.out
+    assert "paid-order: shop / orders/paid" in result.out
+    assert "run action set 42" in result.out
+    assert "dry-run" in result.out  # no credentials in this environment
+    assert SECRETS["SHOP_SECRET"] not in result.out
+
+
+def test_check_without_a_config_file_says_how_to_add_one(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAY_CONFIG", str(workdir / "missing.yaml"))
+    result = cli("check")
+    assert result.code == 2
+    assert "no config file at" in result.out and "relay.example.yaml" in result.out
+
+
+def test_check_names_the_file_path_and_reason_of_a_bad_config(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = workdir / "bad.yaml"
+    bad.write_text("sources:\n  shop:\n    verify: {scheme: shopfy, secret: x}\nroutes: []\n")
+    monkeypatch.setenv("RELAY_CONFIG", str(bad))
+    result = cli("check")
+    assert result.code == 2
+    assert result.out == ""
+    assert "relay.yaml is not valid" in result.err
+    assert "bad.yaml" in result.err and "sources.shop.verify" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_check_refuses_a_bad_environment(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_LOG_FORMAT", "xml")
+    result = cli("check")
+    assert result.code == 2
+    assert result.err.startswith("environment: RELAY_LOG_FORMAT")
+
+
+# sign --------------------------------------------------------------------------------
+def test_sign_prints_the_shopify_header_for_the_file(cli: Cli, workdir: Path) -> None:
+    body = b'{"id": 1, "financial_status": "paid"}'
+    (workdir / "order.json").write_bytes(body)
+    result = cli("sign", "shop", "order.json")
+    assert result.code == 0, result.err
+    expected = base64.b64encode(
+        hmac.new(SECRETS["SHOP_SECRET"].encode(), body, hashlib.sha256).digest()
+    ).decode()
+    assert result.out == f"X-Shopify-Hmac-SHA256: {expected}\n"
+
+
+@pytest.mark.parametrize("source", ["shop", "stripe", "members", "legacy-cart"])
+async def test_signed_headers_are_accepted_by_the_relay(
+    cli: Cli, workdir: Path, relay: httpx.AsyncClient, source: str
+) -> None:
+    body = (
+        b'{"id": "evt_1", "type": "member.created", "event": "sale", '
+        b'"data": {"email": "a@example.com"}}'
+    )
+    (workdir / "body.json").write_bytes(body)
+    result = cli("sign", source, "body.json")
+    assert result.code == 0, result.err
+    headers = dict(line.split(": ", 1) for line in result.out.splitlines())
+    headers["Content-Type"] = "application/json"
+    headers["X-Shopify-Topic"] = "orders/create"
+    response = await relay.post(f"/hooks/{source}", content=body, headers=headers)
+    assert response.status_code == 202, response.text
+
+
+def test_sign_explains_a_token_source_on_stderr(cli: Cli, workdir: Path) -> None:
+    (workdir / "body.json").write_text("{}")
+    result = cli("sign", "thrivecart", "body.json")
+    assert result.code == 0
+    assert result.out == ""
+    assert "put the shared secret at body.thrivecart_secret" in result.err
+    assert SECRETS["THRIVECART_SECRET"] not in result.err
+
+
+def test_sign_names_the_known_sources_for_an_unknown_one(cli: Cli, workdir: Path) -> None:
+    (workdir / "body.json").write_text("{}")
+    result = cli("sign", "shopp", "body.json")
+    assert result.code == 2
+    assert "no source named 'shopp'" in result.err and "shop, stripe" in result.err
+
+
+def test_sign_reports_an_unreadable_file(cli: Cli) -> None:
+    result = cli("sign", "shop", "nope.json")
+    assert result.code == 2
+    assert "nope.json: cannot read" in result.err
+
+
+# replay ------------------------------------------------------------------------------
+def test_replay_requeues_dead_events_of_one_source(cli: Cli, workdir: Path) -> None:
+    url = database_url(workdir)
+    shop = new_event(received_at=NOW - 30, source="shop", email="a@example.com")
+    woo = new_event(received_at=NOW - 20, source="woo", email="b@example.com")
+    seed(url, [shop, woo], dead={shop.id: 1, woo.id: 2})
+
+    result = cli("replay", "--status", "dead", "--source", "shop")
+    assert (result.code, result.out) == (0, "requeued 1 event\n")
+    assert statuses(url) == {shop.id: "pending", woo.id: "dead"}
+
+    result = cli("replay")  # --status dead is the default
+    assert (result.code, result.out) == (0, "requeued 1 event\n")
+    assert statuses(url)[woo.id] == "pending"
+
+
+def test_replay_since_leaves_older_events_dead(cli: Cli, workdir: Path) -> None:
+    url = database_url(workdir)
+    old = new_event(received_at=NOW - 7200, email="a@example.com")
+    recent = new_event(received_at=NOW - 60, email="b@example.com")
+    seed(url, [old, recent], dead={old.id: 0, recent.id: 0})
+    since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(NOW - 3600))
+    result = cli("replay", "--since", since)
+    assert (result.code, result.out) == (0, "requeued 1 event\n")
+    assert statuses(url) == {old.id: "dead", recent.id: "pending"}
+
+
+def test_replay_refuses_a_time_that_is_not_iso_8601(cli: Cli) -> None:
+    result = cli("replay", "--since", "yesterday")
+    assert result.code == 2
+    assert "--since: 'yesterday' is not an ISO-8601 time" in result.err
+
+
+# events ------------------------------------------------------------------------------
+def _table(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def test_events_prints_an_aligned_table_newest_first(cli: Cli, workdir: Path) -> None:
+    url = database_url(workdir)
+    dead = new_event(received_at=NOW - 300, email="ada.lovelace@example.com")
+    ignored = new_event(received_at=NOW - 200, source="woo", status="ignored")
+    pending = new_event(received_at=NOW - 100, source="stripe", email="bob@shop.io")
+    wordy = new_event(received_at=NOW - 50, email="c@example.com")
+    long_error = "tags: [InvalidParameter]\n" + "tag 102 does not exist; " * 10
+    seed(url, [dead, ignored, pending, wordy], {dead.id: 1, wordy.id: 2}, {wordy.id: long_error})
+
+    result = cli("events")
+    assert result.code == 0, result.err
+    header, *rows = _table(result.out)
+    assert header.split() == [
+        "RECEIVED", "(UTC)", "ID", "SOURCE", "TYPE", "CONTACT", "STATUS", "STEPS", "LAST", "ERROR",
+    ]  # fmt: skip
+    assert [row.split()[2] for row in rows] == [wordy.id, pending.id, ignored.id, dead.id]
+    for column in ("ID", "SOURCE", "STATUS", "STEPS", "LAST ERROR"):  # aligned columns
+        start = header.index(column)
+        cells = [row for row in rows if len(row) > start]  # no error: the row ends early
+        assert all(row[start - 2 : start] == "  " and row[start] != " " for row in cells)
+    by_id = {row.split()[2]: row for row in rows}
+    assert "a***@example.com" in by_id[dead.id] and "ada.lovelace" not in result.out
+    assert " dead " in by_id[dead.id] and " 1/4 " in by_id[dead.id]
+    assert by_id[dead.id].endswith("[InvalidParameter] tag 102 does not exist")
+    assert " ignored " in by_id[ignored.id] and " - " in by_id[ignored.id]
+    assert " pending " in by_id[pending.id] and " 0/4" in by_id[pending.id]
+    error = by_id[wordy.id][header.index("LAST ERROR") :]
+    assert error.startswith("tags: [InvalidParameter] tag 102 does not exist; tag")
+    assert len(error) == 60 and error.endswith("…")  # one line, cut to fit
+
+
+def test_events_filters_by_status_source_and_email(cli: Cli, workdir: Path) -> None:
+    url = database_url(workdir)
+    a = new_event(received_at=NOW - 30, source="shop", email="Ada@Example.com")
+    b = new_event(received_at=NOW - 20, source="woo", email="bob@example.com")
+    c = new_event(received_at=NOW - 10, source="shop", email="carol@example.com")
+    seed(url, [a, b, c], dead={a.id: 0, b.id: 0})
+
+    def ids(*args: str) -> list[str]:
+        result = cli("events", *args)
+        assert result.code == 0, result.err
+        return [row.split()[2] for row in _table(result.out)[1:]]
+
+    assert ids("--status", "dead") == [b.id, a.id]
+    assert ids("--status", "dead", "--source", "shop") == [a.id]
+    assert ids("--email", "ada@example.com") == [a.id]  # any case
+    assert ids("--source", "shop") == [c.id, a.id]
+
+
+def test_events_shows_whole_emails_only_with_pii_logging_on(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(database_url(workdir), [new_event(received_at=NOW, email="ada.lovelace@example.com")])
+    assert "a***@example.com" in cli("events").out
+    monkeypatch.setenv("RELAY_LOG_PII", "true")
+    assert "ada.lovelace@example.com" in cli("events").out
+
+
+def test_events_says_when_there_are_more_than_the_limit(cli: Cli, workdir: Path) -> None:
+    events = [new_event(received_at=NOW - n, email=f"c{n}@example.com") for n in range(3)]
+    seed(database_url(workdir), events)
+    result = cli("events", "--limit", "2")
+    assert result.code == 0
+    rows = _table(result.out)
+    assert [row.split()[2] for row in rows[1:3]] == [events[2].id, events[1].id]
+    assert rows[-1] == "(the 2 newest shown; --limit N shows more)"
+
+
+def test_events_on_an_empty_database(cli: Cli, workdir: Path) -> None:
+    seed(database_url(workdir), [])
+    assert (cli("events").code, cli("events").out) == (0, "no events yet\n")
+    assert cli("events", "--status", "dead").out == "no events match these filters\n"
+
+
+def test_events_without_a_database_fails_and_creates_none(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAY_DATABASE_URL", f"sqlite:///{workdir / 'typo.db'}")
+    result = cli("events")
+    assert result.code == 2
+    assert result.out == ""
+    assert "no database at" in result.err and "typo.db" in result.err
+    assert not (workdir / "typo.db").exists()
+
+
+def test_events_refuses_a_limit_below_one(cli: Cli) -> None:
+    result = cli("events", "--limit", "0")
+    assert (result.code, result.err) == (2, "--limit must be at least 1\n")
+
+
+def test_events_reports_an_unreachable_database_without_a_traceback(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAY_DATABASE_URL", "postgresql://nobody:pw-Zz91@127.0.0.1:9/none")
+    result = cli("events")
+    assert result.code == 2
+    assert result.err.startswith("cannot read events from RELAY_DATABASE_URL:")
+    assert "Traceback" not in result.err and "pw-Zz91" not in result.err
+
+
+def test_events_reads_a_postgresql_database(
+    cli: Cli, postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = new_event(received_at=NOW, email="ada@example.com")
+    seed(postgres_schema_url, [event], dead={event.id: 2})
+    monkeypatch.setenv("RELAY_DATABASE_URL", postgres_schema_url)
+    result = cli("events", "--status", "dead")
+    assert result.code == 0, result.err
+    (row,) = _table(result.out)[1:]
+    assert row.split()[2:7] == [event.id, "shop", "orders/paid", "a***@example.com", "dead"]
+    assert " 2/4 " in row

@@ -1,0 +1,133 @@
+"""kill -9 of ``relay serve`` (API and worker in one process) in a loop while webhooks
+stream in and deliveries are in flight: afterwards every acknowledged event is delivered,
+no action set has run twice, and nothing is left claimed or half-sent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from app.fake_keap.server import FakeKeapServer
+from app.store.factory import open_store
+from app.store.sqlite import sqlite_path
+from tests.delivery.conftest import API_KEY
+from tests.faults.conftest import FAULT_YAML, assert_delivered_once, order, post_order
+from tests.faults.conftest import wait_all_finished as wait_finished
+from tests.support.processes import free_port, relay_env, start_relay, stop
+
+CYCLES = 4
+POSTERS = 3  # concurrent senders
+POST_INTERVAL = 0.05  # seconds between one sender's posts: ~60 webhooks/s in all
+MAX_EVENTS_PER_CYCLE = 60
+
+
+async def _stream_until_killed(
+    process: subprocess.Popen[bytes], port: int, cycle: int, kill_after: float
+) -> list[str]:
+    """Post orders from several senders; kill -9 the relay mid-stream. The 202s."""
+    acknowledged: list[str] = []
+    killed = asyncio.Event()
+    numbers = iter(range(cycle * MAX_EVENTS_PER_CYCLE, (cycle + 1) * MAX_EVENTS_PER_CYCLE))
+
+    async def sender(client: httpx.AsyncClient) -> None:
+        for i in numbers:
+            if killed.is_set():
+                return
+            try:
+                response = await post_order(client, order(i))
+            except httpx.HTTPError:
+                return  # cut off by the kill: never acknowledged
+            if response.status_code == 202:
+                acknowledged.append(response.json()["event_id"])
+            await asyncio.sleep(POST_INTERVAL)
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        senders = [asyncio.create_task(sender(client)) for _ in range(POSTERS)]
+        await asyncio.sleep(kill_after)
+        process.send_signal(signal.SIGKILL)
+        killed.set()
+        await asyncio.gather(*senders)
+    process.wait()
+    return acknowledged
+
+
+def _leftovers(database_url: str) -> tuple[list[str], list[str]]:
+    """(events still claimed, events with a step still "sending")."""
+    query = "SELECT id, claimed_by, steps FROM events"
+    if database_url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(sqlite_path(database_url))) as conn:
+            rows = conn.execute(query).fetchall()
+    else:
+        with psycopg.connect(database_url) as pg:
+            rows = [(r[0], r[1], r[2]) for r in pg.execute(query).fetchall()]
+    claimed = [event_id for event_id, claimed_by, _ in rows if claimed_by is not None]
+    sending = [
+        event_id
+        for event_id, _, steps in rows
+        if any(step["status"] == "sending" for step in _steps(steps))
+    ]
+    return claimed, sending
+
+
+def _steps(column: Any) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = json.loads(column) if isinstance(column, str) else column
+    return steps
+
+
+async def test_kill_9_in_a_loop_loses_nothing_and_repeats_no_action_set(
+    tmp_path: Path,
+    database_url: str,  # SQLite, then PostgreSQL (tests/conftest.py)
+) -> None:
+    acknowledged: list[str] = []
+    # 60 ms per call: a kill almost always lands while calls are in flight.
+    with FakeKeapServer(valid_keys={API_KEY}, latency_ms=60) as fake:
+        env = relay_env(
+            tmp_path,
+            database_url,
+            FAULT_YAML,
+            {
+                "RELAY_KEAP_API_KEY": API_KEY,
+                "RELAY_KEAP_BASE_URL": fake.base_url,
+                "RELAY_KEAP_TOKEN_URL": fake.token_url,
+                "RELAY_CLAIM_LEASE_SECONDS": "1.5",
+                "RELAY_RETRY_BASE_SECONDS": "0.2",
+                "RELAY_KEAP_RATE_PER_SECOND": "200",
+                "RELAY_KEAP_RATE_PER_MINUTE": "100000",
+            },
+        )
+        for cycle in range(CYCLES):
+            port = free_port()
+            process = start_relay(
+                ["serve", "--port", str(port)], env, tmp_path, port, log_name=f"relay-{cycle}.log"
+            )
+            try:
+                kill_after = 0.6 + 0.25 * cycle  # a different moment of the stream each time
+                acknowledged += await _stream_until_killed(process, port, cycle, kill_after)
+            finally:
+                stop(process)
+        assert len(acknowledged) >= CYCLES * 10, "too few webhooks got in to prove anything"
+
+        # A last start drains what the killed ones left (their claims expire first).
+        port = free_port()
+        final = start_relay(["serve", "--port", str(port)], env, tmp_path, port, "relay-final.log")
+        store = open_store(database_url)
+        await store.open()
+        try:
+            records = await wait_finished(store, acknowledged, within=40)
+        finally:
+            await store.close()
+            stop(final)
+        assert_delivered_once(records, fake.state)
+
+    claimed, sending = _leftovers(database_url)
+    assert claimed == [], "events left claimed after the drain"
+    assert sending == [], "steps left 'sending' after the drain"
