@@ -109,12 +109,12 @@ def test_log_context_fields_reach_every_line_inside_it(capture_logs: LogCapture)
 
 async def test_each_keap_call_line_names_its_event_source_route_and_action(
     capture_logs: LogCapture,
-    sqlite_url: str,
+    database_url: str,
     fake_keap: FakeKeapServer,
     delivery_config: RelayConfig,
 ) -> None:
     out = capture_logs()
-    async with running_relay(sqlite_url, fake_keap, delivery_config) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
         event_id = await relay.post(ORDER)
         await relay.wait_for(event_id, "delivered")
     lines = json_lines(out.getvalue())
@@ -142,7 +142,7 @@ async def test_each_keap_call_line_names_its_event_source_route_and_action(
 
 async def test_a_dead_event_line_says_why_without_the_email_keap_echoed(
     capture_logs: LogCapture,
-    sqlite_url: str,
+    database_url: str,
     fake_keap: FakeKeapServer,
     delivery_config: RelayConfig,
 ) -> None:
@@ -152,7 +152,7 @@ async def test_a_dead_event_line_says_why_without_the_email_keap_echoed(
         5,
         f"[InvalidParameter] {ORDER['email']} is opted out (key {API_KEY})",
     )
-    async with running_relay(sqlite_url, fake_keap, delivery_config) as relay:
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
         event_id = await relay.post(ORDER)
         await relay.wait_for(event_id, "dead")
     lines = json_lines(out.getvalue())

@@ -140,10 +140,10 @@ async def test_rejected_credentials_show_as_auth_not_ok_and_401_calls(
 
 
 async def test_a_dry_run_counts_planned_calls_apart_from_real_ones(
-    sqlite_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     async with running_relay(
-        sqlite_url, fake_keap, delivery_config, keap_api_key=None, dry_run=True
+        database_url, fake_keap, delivery_config, keap_api_key=None, dry_run=True
     ) as relay:
         await relay.wait_for(await relay.post(ORDER), "delivered")
         samples = await scrape(relay.client)

@@ -116,13 +116,15 @@ async def test_two_relays_deliver_500_events_through_a_kill_9(
             },
         )
         ports = [free_port(), free_port()]
-        victim, survivor = (
-            start_relay(["serve", "--port", str(port)], env, tmp_path, port, f"relay-{i}.log")
-            for i, port in enumerate(ports)
-        )
+        relays: list[subprocess.Popen[bytes]] = []
         store = open_store(postgres_schema_url, pool_size=2)
-        await store.open()
         try:
+            for i, port in enumerate(ports):
+                relays.append(
+                    start_relay(["serve", "--port", str(port)], env, tmp_path, port, f"r{i}.log")
+                )
+            victim, _survivor = relays
+            await store.open()
             halves = await asyncio.gather(
                 post_orders(ports[0], range(0, EVENTS, 2)),
                 post_orders(ports[1], range(1, EVENTS, 2)),
@@ -145,8 +147,8 @@ async def test_two_relays_deliver_500_events_through_a_kill_9(
                 await asyncio.sleep(0.25)
             events = await store.list_events(EventFilter(), EVENTS + 1, None)
         finally:
-            stop(victim)
-            stop(survivor)
+            for relay in relays:
+                stop(relay)
             await store.close()
         runs = Counter(run.contact_id for run in fake.state.action_set_runs)
         requests = fake.state.requests
