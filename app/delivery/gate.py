@@ -23,8 +23,10 @@ before_send: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = cont
 
 
 # How long after its reserved time a call may still be sent on that reservation. The
-# windows count reserved times, so a call sent later than this could crowd a window.
-FRESH_SLOT_SECONDS = 0.04
+# windows count reserved times, so a call sent later could crowd a window; the windows'
+# margins (WINDOW_MARGIN, 0.15 s on the second) absorb anything under this. A late slot
+# is not reused but stays counted, so a stricter value wastes quota on a busy host.
+FRESH_SLOT_SECONDS = 0.1
 RESERVE_ATTEMPTS = 3  # reservations per call at most, however late each answer comes
 
 
@@ -111,18 +113,19 @@ class StoreCallGate:
 
 
 def throttle_pause_until(headers: Mapping[str, str], status: int, now: float) -> float | None:
-    """When Keap's headers say no call should be made before some time, that time."""
+    """When Keap's headers say no call should be made before some time, that time.
+
+    A spent daily quota pauses until it resets. A spent throttle window, or a 429, pauses
+    every worker for a second: the sliding windows of the gate, which mirror Keap's
+    ceilings, then decide when the next call goes — a longer blanket pause only idles
+    quota that Keap would grant.
+    """
     quota = _int(headers.get("x-keap-product-quota-available"))
     if quota is not None and quota <= 0:
-        expiry = _iso(headers.get("x-keap-product-quota-expiry-time"))
+        expiry = _timestamp(headers.get("x-keap-product-quota-expiry-time"))
         return expiry if expiry and expiry > now else now + 60.0
     throttle = _int(headers.get("x-keap-product-throttle-available"))
-    if throttle is not None and throttle <= 0:
-        unit = (headers.get("x-keap-product-throttle-time-unit") or "MINUTE").upper()
-        interval = _int(headers.get("x-keap-product-throttle-interval")) or 1
-        seconds = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}.get(unit, 60)
-        return now + min(seconds * interval, 60.0) / 4 if status != 429 else now + 1.0
-    if status == 429:
+    if status == 429 or (throttle is not None and throttle <= 0):
         return now + 1.0
     return None
 
@@ -134,9 +137,13 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _iso(value: str | None) -> float | None:
+def _timestamp(value: str | None) -> float | None:
+    """Keap's quota expiry: epoch milliseconds (what it sends), epoch seconds or ISO-8601."""
     if not value:
         return None
+    number = _int(value.strip())
+    if number is not None:
+        return number / 1000 if number > 10**11 else float(number)
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
