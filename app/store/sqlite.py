@@ -33,6 +33,8 @@ from app.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
 _MAX_BATCH = 512
+CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints
+WAL_RESTART_BYTES = 64 * 1024 * 1024
 Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 
@@ -53,6 +55,9 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL: a commit is on disk (WAL fsynced) before the caller hears about it.
         conn.execute("PRAGMA synchronous = FULL")
+        # Checkpoints run in their own thread (SQLiteStore._checkpoint_loop): done by the
+        # writer at the commit that fills the WAL, they stall every request queued behind.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
     return conn
 
 
@@ -68,6 +73,8 @@ class SQLiteStore:
         self._reader_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._write_failure: str | None = None  # set while writes fail; /readyz reports it
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
 
     # lifecycle ---------------------------------------------------------------------
     async def open(self) -> None:
@@ -79,8 +86,38 @@ class SQLiteStore:
         )
         self._writer.start()
         await started
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="relay-sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        """Copy committed WAL frames into the database file, off the writer's path.
+
+        PASSIVE never blocks the writer. Under sustained load it may never catch up, and
+        the WAL is only rewound once one has: past WAL_RESTART_BYTES a RESTART checkpoint
+        (which waits for the writer between two commits) bounds the file.
+        """
+        conn = _connect(self.path)
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL):
+                mode = "PASSIVE"
+                with contextlib.suppress(OSError):
+                    if wal.stat().st_size > WAL_RESTART_BYTES:
+                        mode = "RESTART"
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
 
     async def close(self) -> None:
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
         if self._writer is not None:
             self._jobs.put(None)
             await asyncio.to_thread(self._writer.join)
