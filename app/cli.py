@@ -106,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--source", help="only events from this source")
     replay.add_argument("--since", help="only events received at or after this ISO-8601 time")
+    replay.add_argument(
+        "--from-start",
+        action="store_true",
+        help="run every step again, not only the unfinished ones",
+    )
     replay.set_defaults(run=_replay)
 
     events = commands.add_parser(
@@ -266,7 +271,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         await store.open()
         try:
             flt = EventFilter(status=args.status, source=args.source, since=since)
-            return await store.requeue_matching(flt, time.time())
+            return await store.requeue_matching(flt, time.time(), from_start=args.from_start)
         finally:
             await store.close()
 

@@ -114,7 +114,9 @@ async def replay_event(
 async def replay_matching(request: Request, store: StoreDep) -> BulkReplayAccepted:
     ask = _bulk_request(await request.body())
     since = ask.since.timestamp() if ask.since is not None else None
-    count = await service.replay_matching(store, ask.status, ask.source, since)
+    count = await service.replay_matching(
+        store, ask.status, ask.source, since, from_start=ask.from_start
+    )
     if count:
         service.wake_worker(request.app.state.runtime)
     return BulkReplayAccepted(requeued=count)

@@ -88,6 +88,11 @@ class BulkReplayRequest(BaseModel):
         description="only events received at or after this ISO-8601 time "
         "(UTC when it has no offset)",
     )
+    from_start: bool = Field(
+        default=False,
+        description="run every step again, not only the unfinished ones (e.g. events "
+        "delivered in dry-run, once a key is set)",
+    )
 
     @field_validator("since")
     @classmethod

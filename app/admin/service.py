@@ -98,10 +98,15 @@ async def replay_event(store: Store, event_id: str, *, from_start: bool) -> None
 
 
 async def replay_matching(
-    store: Store, status: str, source: str | None, since: float | None
+    store: Store,
+    status: str,
+    source: str | None,
+    since: float | None,
+    *,
+    from_start: bool = False,
 ) -> int:
     flt = EventFilter(status=status, source=source or None, since=since)
-    return await store.requeue_matching(flt, time.time())
+    return await store.requeue_matching(flt, time.time(), from_start=from_start)
 
 
 def wake_worker(runtime: Any) -> None:

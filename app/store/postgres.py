@@ -309,8 +309,10 @@ class PostgresStore:
     async def requeue(self, event_id: str, *, from_start: bool, now: float) -> bool:
         return await self._transact(lambda c: queries.requeue(c, PH, event_id, from_start, now))
 
-    async def requeue_matching(self, flt: EventFilter, now: float) -> int:
-        return await self._transact(lambda c: queries.requeue_matching(c, PH, flt, now))
+    async def requeue_matching(
+        self, flt: EventFilter, now: float, *, from_start: bool = False
+    ) -> int:
+        return await self._transact(lambda c: queries.requeue_matching(c, PH, flt, now, from_start))
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._transact(lambda c: queries.count_by_status(c, PH))

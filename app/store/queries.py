@@ -522,14 +522,16 @@ def requeue(conn: Conn, ph: str, event_id: str, from_start: bool, now: float) ->
     return True
 
 
-def requeue_matching(conn: Conn, ph: str, flt: EventFilter, now: float) -> int:
+def requeue_matching(
+    conn: Conn, ph: str, flt: EventFilter, now: float, from_start: bool = False
+) -> int:
     where, params = _filter_clause(flt)
     rows = conn.execute(
         sql(f"SELECT id FROM events WHERE {where} AND status <> 'ignored'", ph), params
     ).fetchall()
     count = 0
     for row in rows:
-        count += requeue(conn, ph, row["id"], False, now)
+        count += requeue(conn, ph, row["id"], from_start, now)
     return count
 
 

@@ -336,8 +336,10 @@ class SQLiteStore:
     async def requeue(self, event_id: str, *, from_start: bool, now: float) -> bool:
         return await self._write(lambda c: queries.requeue(c, "?", event_id, from_start, now))
 
-    async def requeue_matching(self, flt: EventFilter, now: float) -> int:
-        return await self._write(lambda c: queries.requeue_matching(c, "?", flt, now))
+    async def requeue_matching(
+        self, flt: EventFilter, now: float, *, from_start: bool = False
+    ) -> int:
+        return await self._write(lambda c: queries.requeue_matching(c, "?", flt, now, from_start))
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._read(lambda c: queries.count_by_status(c, "?"))

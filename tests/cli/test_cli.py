@@ -169,6 +169,15 @@ def test_replay_since_leaves_older_events_dead(cli: Cli, workdir: Path) -> None:
     assert statuses(url) == {old.id: "dead", recent.id: "pending"}
 
 
+def test_replay_from_start_requeues_delivered_events(cli: Cli, workdir: Path) -> None:
+    url = database_url(workdir)
+    dead = new_event(received_at=NOW - 30, email="a@example.com")
+    seed(url, [dead], dead={dead.id: 1})
+    result = cli("replay", "--status", "dead", "--from-start")
+    assert (result.code, result.out) == (0, "requeued 1 event\n")
+    assert statuses(url) == {dead.id: "pending"}
+
+
 def test_replay_refuses_a_time_that_is_not_iso_8601(cli: Cli) -> None:
     result = cli("replay", "--since", "yesterday")
     assert result.code == 2

@@ -346,6 +346,14 @@ async def test_requeue_matching_requeues_the_matching_events(store: Store) -> No
     assert sorted(await claimed_ids(store, "w1", T0 + 30)) == sorted(dead)
 
 
+async def test_requeue_matching_from_start_runs_every_step_again(store: Store) -> None:
+    dead = await _dead_event_with_one_step_done(store)
+    flt = EventFilter(status="dead")
+    assert await store.requeue_matching(flt, T0 + 30, from_start=True) == 1
+    stored = await store.get_event(dead)
+    assert stored is not None and [s.status for s in stored.steps] == ["pending", "pending"]
+
+
 async def test_purge_removes_only_old_finished_events(store: Store) -> None:
     old_delivered, new_delivered = await insert(store, make_event(), make_event(at=T0 + 500))
     await claimed_ids(store, "w1", T0 + 500)
