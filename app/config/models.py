@@ -10,7 +10,14 @@ import ipaddress
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
 
 from app.config.selectors import Selector
 
@@ -160,17 +167,20 @@ class Action(_Strict):
     email_template: PositiveId | None = None
     goal: GoalRef | None = None
 
+    _kind: str = PrivateAttr(default="")
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
         set_keys = [k for k in type(self).model_fields if getattr(self, k) is not None]
         if len(set_keys) != 1:
             keys = ", ".join(type(self).model_fields)
             raise ValueError(f"an action has exactly one of: {keys}")
+        self._kind = set_keys[0]  # found once here: the planner asks on every webhook
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+        return self._kind
 
     @property
     def value(self) -> Any:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from app.config.models import RelayConfig, Source
 from app.errors import (
@@ -33,7 +35,7 @@ from app.store.ids import new_event_id
 
 REDACTED = "[redacted]"
 # Headers never stored: signatures, credentials and anything that smells like one.
-_SECRET_HEADER_WORDS = ("signature", "hmac", "token", "secret", "auth", "cookie", "key")
+_SECRET_HEADER = re.compile("signature|hmac|token|secret|auth|cookie|key")
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,11 @@ class IngestService:
             verify_signature(source.verify, raw_body=raw, headers=headers, token_value=token_value)
         except SignatureError as exc:
             raise Unauthorized(f"webhook not verified: {exc}") from None
-        if source.verify.scheme == "token" and source.verify.secret:
+        if (
+            source.verify.scheme == "token"
+            and source.verify.secret
+            and _carries(source.verify.secret, raw, request.query_string)
+        ):
             try:
                 body = _redact(body, source.verify.secret)
                 query = _redact(query, source.verify.secret)
@@ -253,11 +259,20 @@ def _is_empty_probe(source: Source, request: IngestRequest, query: dict[str, Any
 
 
 def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in headers.items()
-        if not any(word in name for word in _SECRET_HEADER_WORDS)
+    return {name: value for name, value in headers.items() if not _SECRET_HEADER.search(name)}
+
+
+def _carries(secret: str, body: bytes, query_string: str) -> bool:
+    """Whether the secret is in the body or query as sent (plainly or URL-encoded): when
+    it is not (a token in a header), there is nothing to redact and no need to look."""
+    forms = {
+        secret,
+        quote_plus(secret),
+        quote(secret, safe=""),
+        json.dumps(secret)[1:-1],  # as a JSON string holds it (escapes, \uXXXX)
+        json.dumps(secret, ensure_ascii=False)[1:-1],
     }
+    return any(form.encode() in body or form in query_string for form in forms)
 
 
 def _redact(value: Any, secret: str) -> Any:
