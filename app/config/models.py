@@ -74,7 +74,6 @@ SCHEME_DEFAULTS: dict[str, tuple[str | None, str | None]] = {
     "token": (None, None),
     "none": (None, None),
 }
-SIGNED_SCHEMES = {"shopify", "woocommerce", "stripe", "standard", "hmac", "clickfunnels", "paddle"}
 
 
 class VerifySpec(_Strict):
@@ -220,6 +219,3 @@ class RelayConfig(_Strict):
                 raise ValueError(f"routes[{index}]: duplicate route name {route.name!r}")
             names.add(route.name)
         return self
-
-    def routes_for(self, source: str) -> list[Route]:
-        return [r for r in self.routes if r.source == source]

@@ -42,7 +42,7 @@ _SECRET_HEADER = re.compile("signature|hmac|token|secret|auth|cookie|key")
 class IngestRequest:
     source: str
     method: str
-    headers: Mapping[str, str]  # lower-case names
+    headers: dict[str, str]  # lower-case names, as the ASGI layer decoded them
     query_string: str
     body: bytes
     client_ip: str | None
@@ -123,7 +123,7 @@ class IngestService:
             source, request, query
         ):
             return IngestResult(inserted=[], split=False, ping=True)
-        headers = dict(request.headers)
+        headers = request.headers
         token_value = None
         if source.verify.scheme == "token" and source.verify.at is not None:
             token_value = source.verify.at.search(

@@ -16,23 +16,19 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 
 from app.keap.errors import (
     REDACTED,
     KeapAuthError,
-    KeapError,
     KeapPermanentError,
     KeapTransientError,
     classify_http_error,
-    classify_transport_error,
     classify_unexpected_body,
 )
-from app.keap.exchange import Reply, send_capped
+from app.keap.exchange import Reply, traced
 from app.keap.models import KeapCall, StoredToken, TokenStore
-from app.keap.throttle import keap_headers
 
 OPERATION = "oauth.refresh"
 REFRESH_MARGIN_SECONDS = 300.0
@@ -170,35 +166,16 @@ class OAuthSession:
         self._token = pending.token if saved else await self._load_required()
 
     async def _request_rotation(self, current: StoredToken) -> StoredToken:
-        started = time.perf_counter()
-        status: int | None = None
-        throttle: dict[str, str] = {}
-        error: str | None = None
-        try:
-            try:
-                reply = await send_capped(
-                    self._http,
-                    "POST",
-                    self._token_url,
-                    headers={"Accept": "application/json"},
-                    data={"grant_type": "refresh_token", "refresh_token": current.refresh_token},
-                    auth=self._client,
-                )
-            except httpx.HTTPError as exc:
-                raise classify_transport_error(OPERATION, exc) from exc
-            status, throttle = reply.status, keap_headers(reply.headers)
+        async with traced(OPERATION, "POST", self._token_url, self.secrets, self._report) as call:
+            reply = await call.send(
+                self._http,
+                "POST",
+                self._token_url,
+                headers={"Accept": "application/json"},
+                data={"grant_type": "refresh_token", "refresh_token": current.refresh_token},
+                auth=self._client,
+            )
             return self._rotated_token(reply, current)
-        except asyncio.CancelledError:
-            error = "cancelled"
-            raise
-        except KeapError as err:
-            err.redact(self.secrets())
-            error = err.detail
-            raise
-        finally:
-            path = urlsplit(self._token_url).path
-            duration = time.perf_counter() - started
-            self._report(KeapCall(OPERATION, "POST", path, status, duration, error, throttle))
 
     def _rotated_token(self, reply: Reply, current: StoredToken) -> StoredToken:
         if not reply.ok:

@@ -7,12 +7,10 @@ retried once after a refresh.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
@@ -21,11 +19,9 @@ from app.keap.contacts import rest_upsert_body, xmlrpc_contact_struct
 from app.keap.errors import (
     REDACTED,
     KeapAuthError,
-    KeapError,
     KeapPermanentError,
-    classify_transport_error,
 )
-from app.keap.exchange import Reply, send_capped
+from app.keap.exchange import Reply, traced
 from app.keap.models import (
     CallGate,
     ContactFields,
@@ -35,7 +31,6 @@ from app.keap.models import (
     TokenStore,
 )
 from app.keap.replies import expect_success, read_json, read_xmlrpc
-from app.keap.throttle import keap_headers
 from app.keap.xmlrpc import encode_call
 
 __all__ = [
@@ -228,31 +223,12 @@ class KeapClient:
         url = self._base_url + path
         if self._gate is not None:
             await self._gate.acquire()
-        started = time.perf_counter()
-        status: int | None = None
-        throttle: dict[str, str] = {}
-        error: str | None = None
-        try:
-            try:
-                reply = await send_capped(
-                    self._http, method, url, headers=headers, json=json_body, content=content
-                )
-            except httpx.HTTPError as exc:
-                raise classify_transport_error(operation, exc) from exc
-            status, throttle = reply.status, keap_headers(reply.headers)
+        async with traced(operation, method, url, self._secrets, self._report) as call:
+            reply = await call.send(
+                self._http, method, url, headers=headers, json=json_body, content=content
+            )
             self._observe_gate(reply)
             return read(operation, reply.scrubbed(self._secrets(), REDACTED.encode()))
-        except asyncio.CancelledError:
-            error = "cancelled"
-            raise
-        except KeapError as err:
-            err.redact(self._secrets())
-            error = err.detail
-            raise
-        finally:
-            duration = time.perf_counter() - started
-            call_path = urlsplit(url).path
-            self._report(KeapCall(operation, method, call_path, status, duration, error, throttle))
 
     def _secrets(self) -> list[str]:
         oauth_secrets = self._oauth.secrets() if self._oauth is not None else []

@@ -276,9 +276,6 @@ class PostgresStore:
         if attempts:
             await self._transact(lambda c: queries.record_attempts(c, PH, attempts))
 
-    async def next_due_at(self) -> float | None:
-        return await self._transact(lambda c: queries.next_due_at(c, PH))
-
     # limiter -----------------------------------------------------------------------
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
         return await self._transact(lambda c: queries.reserve_call(c, PH, now, ceilings))

@@ -286,14 +286,6 @@ def record_attempts(conn: Conn, ph: str, attempts: list[AttemptRecord]) -> None:
         )
 
 
-def next_due_at(conn: Conn, ph: str) -> float | None:
-    row = conn.execute(
-        "SELECT MIN(COALESCE(claim_expires_at, next_attempt_at)) AS due FROM events "
-        "WHERE status = 'pending'"
-    ).fetchone()
-    return None if row is None or row["due"] is None else float(row["due"])
-
-
 # limiter ---------------------------------------------------------------------------
 def reserve_call(conn: Conn, ph: str, now: float, ceilings: list[tuple[int, float]]) -> float:
     """Reserve one call if every (limit, window) ceiling allows it; else the wait in seconds.

@@ -303,9 +303,6 @@ class SQLiteStore:
         if attempts:
             await self._write(lambda c: queries.record_attempts(c, "?", attempts))
 
-    async def next_due_at(self) -> float | None:
-        return await self._read(lambda c: queries.next_due_at(c, "?"))
-
     # limiter -----------------------------------------------------------------------
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
         return await self._write(lambda c: queries.reserve_call(c, "?", now, ceilings))

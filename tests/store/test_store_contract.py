@@ -113,10 +113,8 @@ async def test_only_due_events_are_claimed(store: Store) -> None:
     now_id, later_id = await insert(store, make_event(at=T0), make_event(at=T0 + 10))
 
     assert await claimed_ids(store, "w1", T0) == [now_id]
-    assert await store.next_due_at() == T0 + 10
     assert await claimed_ids(store, "w2", T0 + 9) == []
     assert await claimed_ids(store, "w2", T0 + 10) == [later_id]
-    assert await store.next_due_at() == T0 + LEASE  # the first lease is the next to lapse
 
 
 async def test_a_lease_is_respected_until_it_expires(store: Store) -> None:
@@ -184,7 +182,6 @@ async def test_a_delivered_event_records_results(store: Store) -> None:
     assert [(a.operation, a.status_code, a.outcome) for a in stored.history] == [
         ("contact.upsert", 200, "ok")
     ]
-    assert await store.next_due_at() is None
 
 
 async def test_a_transient_failure_retries_later(store: Store) -> None:
@@ -201,7 +198,6 @@ async def test_a_transient_failure_retries_later(store: Store) -> None:
     assert (stored.status, stored.attempts, stored.last_error) == ("pending", 1, "503 from Keap")
     assert (stored.first_failure_at, stored.next_attempt_at) == (T0 + 1, T0 + 60)
     assert [(s.status, s.attempts) for s in stored.steps] == [("done", 1), ("pending", 1)]
-    assert await store.next_due_at() == T0 + 60
     assert await claimed_ids(store, "w2", T0 + 59) == []
     assert await claimed_ids(store, "w2", T0 + 60) == [event_id]
 
