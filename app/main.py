@@ -11,13 +11,14 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from app.admin.endpoints import router as admin_router
 from app.api import health, metrics
 from app.api.problems import install_problem_handlers
 from app.config.loader import load_config
 from app.config.models import RelayConfig
-from app.ingest.endpoints import HookEndpoint, openapi_paths
+from app.ingest.endpoints import is_hook_path, openapi_paths, receive_webhook
 from app.ingest.service import IngestService
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
@@ -72,6 +73,21 @@ class Runtime:
         return result
 
 
+class RelayApp(FastAPI):
+    """FastAPI, with ``/hooks/{source}`` answered before its middleware stack.
+
+    Measured on the ingest benchmark, the stack FastAPI wraps every request in (body
+    limit, telemetry, server-error and exception middlewares) cost more CPU per webhook
+    than the whole of uvicorn; the hook path handles its own errors as problem+json.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_hook_path(scope):
+            await receive_webhook(self.state, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None, *, config: RelayConfig | None = None, run_worker: bool = True
 ) -> FastAPI:
@@ -109,7 +125,7 @@ def create_app(
             await http.aclose()
             await store.close()
 
-    app = FastAPI(
+    app = RelayApp(
         title="Infusionsoft webhook relay",
         version="0.1.0",
         lifespan=lifespan,
@@ -122,7 +138,6 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.runtime = runtime
     install_problem_handlers(app)
-    app.add_middleware(HookEndpoint)
     _document_hooks(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -131,7 +146,7 @@ def create_app(
 
 
 def _document_hooks(app: FastAPI) -> None:
-    """Add ``/hooks/{source}`` (served by the HookEndpoint layer) to the OpenAPI schema."""
+    """Add ``/hooks/{source}`` (served by ``receive_webhook``) to the OpenAPI schema."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -370,3 +370,22 @@ async def test_metrics_count_outcomes(relay: httpx.AsyncClient) -> None:
     assert 'relay_events_received_total{outcome="duplicate",source="shop"} 1.0' in text
     assert 'relay_events_received_total{outcome="unauthorized",source="shop"} 1.0' in text
     assert "relay_queue_depth 1.0" in text
+
+
+async def test_unexpected_failure_is_500_problem_and_logged(
+    relay: httpx.AsyncClient, monkeypatch: Any, caplog: Any
+) -> None:
+    """The hook path runs before FastAPI's handlers, so it must answer its own crashes."""
+    service = relay.app.state.ingest  # type: ignore[attr-defined]
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "receive", broken)
+    body = json.dumps(ORDER).encode()
+    response = await relay.post("/hooks/shop", content=body, headers=shopify_headers(body))
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 500
+    assert "a bug" not in response.text  # the details stay in the log
+    assert any(r.exc_info and "a bug" in str(r.exc_info[1]) for r in caplog.records)

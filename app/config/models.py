@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from fnmatch import fnmatchcase
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,7 +16,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PrivateAttr,
     model_validator,
 )
 
@@ -166,24 +166,36 @@ class Action(_Strict):
     email_template: PositiveId | None = None
     goal: GoalRef | None = None
 
-    _kind: str = PrivateAttr(default="")
-
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
-        set_keys = [k for k in type(self).model_fields if getattr(self, k) is not None]
-        if len(set_keys) != 1:
+        if len(self._set_keys()) != 1:
             keys = ", ".join(type(self).model_fields)
             raise ValueError(f"an action has exactly one of: {keys}")
-        self._kind = set_keys[0]  # found once here: the planner asks on every webhook
         return self
 
-    @property
+    def _set_keys(self) -> list[str]:
+        return [k for k in type(self).model_fields if getattr(self, k) is not None]
+
+    # Cached on first use: the planner asks on every webhook, and the model is frozen.
+    @cached_property
     def kind(self) -> str:
-        return self._kind
+        return self._set_keys()[0]
 
     @property
     def value(self) -> Any:
         return getattr(self, self.kind)
+
+    @cached_property
+    def step_params(self) -> dict[str, Any]:
+        """The parameters of the step this action plans (the planner copies them)."""
+        value = self.value
+        if isinstance(value, SequenceRef):
+            return {"campaign": value.campaign, "sequence": value.sequence}
+        if isinstance(value, GoalRef):
+            return {"integration": value.integration, "call_name": value.call_name}
+        if isinstance(value, list):
+            return {"ids": list(value)}
+        return {"id": value}
 
 
 class Route(_Strict):

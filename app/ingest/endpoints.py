@@ -1,20 +1,23 @@
-"""``/hooks/{source}``: the ingest hot path, as a plain ASGI layer in front of FastAPI.
+"""``/hooks/{source}``: the ingest hot path, answered in front of FastAPI.
 
 Webhooks are the one path that must answer fast under load (senders wait as little as a
-second), so it skips FastAPI's routing, dependency solving and exception middlewares:
-this layer reads the request straight from the ASGI scope, hands it to the ingest
-service and writes the answer. Every other path goes on to the FastAPI app. The schema
-of this path is added to the OpenAPI document by ``openapi_paths``.
+second), so ``app.main.RelayApp`` hands them here before FastAPI's middleware stack,
+routing, dependency solving and exception handlers: this module reads the request
+straight from the ASGI scope, hands it to the ingest service and writes the answer.
+Every other path goes on to FastAPI. The schema of this path is added to the OpenAPI
+document by ``openapi_paths``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.datastructures import State
+from starlette.types import Message, Receive, Scope, Send
 
 from app.api.problems import PROBLEM_JSON, problem_body
 from app.errors import MethodNotAllowed, PayloadTooLarge, RelayError
@@ -38,23 +41,27 @@ _OUTCOMES = {
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class HookEndpoint:
-    """ASGI middleware answering ``/hooks/{source}``; everything else passes through."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(PREFIX) or "/" in path[len(PREFIX) :]:
-            await self.app(scope, receive, send)
-            return
-        await receive_webhook(scope, receive, send)
+def is_hook_path(scope: Scope) -> bool:
+    if scope["type"] != "http":
+        return False
+    path: str = scope["path"]
+    return path.startswith(PREFIX) and "/" not in path[len(PREFIX) :]
 
 
-async def receive_webhook(scope: Scope, receive: Receive, send: Send) -> None:
+async def receive_webhook(state: State, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer one webhook request; an unexpected failure is logged and answered 500, as
+    FastAPI's handlers would for any other path."""
+    try:
+        await _receive(state, scope, receive, send)
+    except Exception:
+        log.exception("unhandled error while receiving a webhook")
+        body = problem_body(RelayError("an unexpected error happened; see the logs"))
+        with contextlib.suppress(Exception):  # the answer may have started already
+            await _respond(send, 500, body, [(b"content-type", PROBLEM_JSON.encode())])
+
+
+async def _receive(state: State, scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
-    state = scope["app"].state
     service: IngestService = state.ingest
     metrics: Metrics = state.metrics
     source = scope["path"][len(PREFIX) :]
@@ -143,6 +150,8 @@ def _answer(result: IngestResult) -> tuple[int, bytes]:
     answer: dict[str, Any]
     if result.split:
         answer = {"event_ids": [i.id for i in result.inserted], "status": status}
+    elif created:  # the common answer, spelled out: ids are ASCII letters and digits
+        return 202, b'{"event_id":"%s","status":"accepted"}' % result.inserted[0].id.encode()
     else:
         answer = {"event_id": result.inserted[0].id, "status": status}
     return (202 if created else 200), json.dumps(answer, separators=(",", ":")).encode()
@@ -196,7 +205,7 @@ _RESPONSES: dict[str, dict[str, str]] = {
 
 
 def openapi_paths() -> dict[str, Any]:
-    """The OpenAPI description of ``/hooks/{source}`` (served by HookEndpoint)."""
+    """The OpenAPI description of ``/hooks/{source}`` (served by ``receive_webhook``)."""
     parameter = {"name": "source", "in": "path", "required": True, "schema": {"type": "string"}}
     problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     responses = {

@@ -6,6 +6,7 @@ result (or a RelayError) into an answer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -265,6 +266,12 @@ def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
 def _carries(secret: str, body: bytes, query_string: str) -> bool:
     """Whether the secret is in the body or query as sent (plainly or URL-encoded): when
     it is not (a token in a header), there is nothing to redact and no need to look."""
+    return any(raw in body or text in query_string for text, raw in _secret_forms(secret))
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_forms(secret: str) -> tuple[tuple[str, bytes], ...]:
+    """The ways a body or query can spell the secret (worked out once per secret)."""
     forms = {
         secret,
         quote_plus(secret),
@@ -272,7 +279,7 @@ def _carries(secret: str, body: bytes, query_string: str) -> bool:
         json.dumps(secret)[1:-1],  # as a JSON string holds it (escapes, \uXXXX)
         json.dumps(secret, ensure_ascii=False)[1:-1],
     }
-    return any(form.encode() in body or form in query_string for form in forms)
+    return tuple((form, form.encode()) for form in forms)
 
 
 def _redact(value: Any, secret: str) -> Any:

@@ -75,7 +75,7 @@ def plan_event(
                 PlannedStep(
                     route.name,
                     action.kind,
-                    {"contact_step": contact_step, **_action_params(action.kind, action.value)},
+                    {"contact_step": contact_step, **action.step_params},
                 )
             )
     return EventPlan(
@@ -110,18 +110,6 @@ def resolve_contact(mapping: ContactMapping, document: dict[str, Any]) -> dict[s
     if custom:
         contact["custom_fields"] = custom
     return contact
-
-
-def _action_params(kind: str, value: Any) -> dict[str, Any]:
-    if kind in ("action_set", "email_template"):
-        return {"id": value}
-    if kind in ("tags", "remove_tags"):
-        return {"ids": list(value)}
-    if kind in ("sequence", "remove_sequence"):
-        return {"campaign": value.campaign, "sequence": value.sequence}
-    if kind == "goal":
-        return {"integration": value.integration, "call_name": value.call_name}
-    raise ValueError(f"unknown action {kind}")
 
 
 def _text(value: Any) -> str | None:

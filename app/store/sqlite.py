@@ -247,7 +247,10 @@ class SQLiteStore:
 
     # ingest ------------------------------------------------------------------------
     async def insert_events(self, events: list[NewEvent]) -> list[Inserted]:
-        result: list[Inserted] = await self._write(_InsertJob(events))
+        # Serialised here, in the request's task: the writer thread then holds the GIL
+        # only to bind values, while the event loop goes on with other requests.
+        job = _InsertJob(events, [queries.event_row(e) for e in events])
+        result: list[Inserted] = await self._write(job)
         return result
 
     # delivery ----------------------------------------------------------------------
@@ -348,13 +351,14 @@ class SQLiteStore:
 class _InsertJob:
     """Webhook events to insert; the writer merges all queued ones into one statement."""
 
-    __slots__ = ("events",)
+    __slots__ = ("events", "rows")
 
-    def __init__(self, events: list[NewEvent]) -> None:
+    def __init__(self, events: list[NewEvent], rows: list[queries.EventRow]) -> None:
         self.events = events
+        self.rows = rows
 
     def __call__(self, conn: sqlite3.Connection) -> list[Inserted]:
-        return queries.insert_events(conn, "?", self.events)
+        return queries.insert_events(conn, "?", self.events, self.rows)
 
 
 def _run_inserts(
@@ -363,9 +367,10 @@ def _run_inserts(
     outcomes: dict[int, tuple[Any, BaseException | None]],
 ) -> None:
     merged = [event for _, insert in inserts for event in insert.events]
+    rows = [row for _, insert in inserts for row in insert.rows]
     try:
         conn.execute("SAVEPOINT inserts")
-        results = queries.insert_events(conn, "?", merged)
+        results = queries.insert_events(conn, "?", merged, rows)
         conn.execute("RELEASE inserts")
     except sqlite3.Error:
         # Something in the merged batch failed: fall back to one savepoint per request,

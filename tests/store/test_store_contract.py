@@ -109,6 +109,30 @@ async def test_concurrent_inserts_of_one_key_store_one_event(store: Store) -> No
 
 
 # claims ----------------------------------------------------------------------------
+async def test_a_large_mixed_batch_is_stored_row_for_row(store: Store) -> None:
+    """71 events (statements of 32, 32, 4, 2 and 1 rows), some repeating stored keys and
+    two sharing a key: each created or named after the event stored first, in order."""
+    stored_before = [make_event(dedupe_key=f"old-{i}") for i in range(3)]
+    await insert(store, *stored_before)
+    batch = [make_event(at=T0 + i, email=f"c{i}@example.com") for i in range(66)]
+    batch.insert(10, make_event(dedupe_key="old-1"))
+    batch.insert(40, make_event(dedupe_key="old-2"))
+    twin_key = batch[20].dedupe_key
+    batch.insert(50, make_event(dedupe_key=twin_key))
+    batch += [make_event(dedupe_key="old-0"), make_event()]
+    assert len(batch) == 71
+    inserted = await store.insert_events(batch)
+    expected_first = {e.dedupe_key: e.id for e in reversed(batch)} | {
+        e.dedupe_key: e.id for e in stored_before
+    }
+    assert [i.id for i in inserted] == [expected_first[e.dedupe_key] for e in batch]
+    assert [i.created for i in inserted] == [expected_first[e.dedupe_key] == e.id for e in batch]
+    assert sum(i.created for i in inserted) == 71 - 4
+    last = await store.get_event(batch[-1].id)
+    assert last is not None and last.received_at == batch[-1].received_at
+    assert last.steps[1].params == {"ids": [1]}
+
+
 async def test_only_due_events_are_claimed(store: Store) -> None:
     now_id, later_id = await insert(store, make_event(at=T0), make_event(at=T0 + 10))
 
