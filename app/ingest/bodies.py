@@ -67,7 +67,7 @@ def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
     except UnicodeDecodeError as exc:
         raise BodyError(f"body is not valid JSON: invalid UTF-8 at byte {exc.start}") from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise BodyError(f"body is not valid JSON: {exc}") from None
     except ValueError as exc:  # NaN / Infinity, which stored JSON could not hold
@@ -187,3 +187,7 @@ def _lists_from_indexes(node: Any) -> Any:
         if indexes == list(range(len(indexes))):
             return [converted[str(index)] for index in indexes]
     return converted
+
+
+# Built once: json.loads with a keyword argument builds a decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)

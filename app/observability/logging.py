@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+import orjson
+
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
@@ -133,7 +135,11 @@ class JsonFormatter(logging.Formatter):
         entry.update(_extra_fields(record))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return scrub(_ENCODER.encode(entry))
+        try:
+            line = orjson.dumps(entry, default=str).decode()  # a tenth of json's time
+        except TypeError:  # an int wider than 64 bits, say
+            line = _ENCODER.encode(entry)
+        return scrub(line)
 
 
 class ConsoleFormatter(logging.Formatter):

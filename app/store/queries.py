@@ -53,10 +53,10 @@ _INSERT_COLUMNS = """INSERT INTO events (id, source, event_type, external_id, de
     payload, headers, routes, steps, updated_at) VALUES """
 _INSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_CONFLICT = " ON CONFLICT (source, dedupe_key) DO NOTHING"
-# Rows per INSERT statement: 32 x 16 values stays under SQLite's oldest limit of 999
-# variables. A batch is cut into statements of 32, 16, 8, 4, 2 and 1 rows, so six SQL
+# Rows per INSERT statement at most: 32 x 16 values stays under SQLite's oldest limit of
+# 999 variables. A batch is cut into statements of 32 rows and one of the rest, so 32 SQL
 # texts serve every batch size from the drivers' statement caches.
-_ROWS_PER_STATEMENT = (32, 16, 8, 4, 2, 1)
+MAX_ROWS_PER_STATEMENT = 32
 
 
 def _new_step(step: PlannedStep) -> dict[str, Any]:
@@ -96,9 +96,16 @@ def event_row(e: NewEvent) -> EventRow:
     )
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=2 * MAX_ROWS_PER_STATEMENT)
 def _insert_sql(rows: int, ph: str) -> str:
     return sql(_INSERT_COLUMNS + ", ".join([_INSERT_ROW] * rows) + _INSERT_CONFLICT, ph)
+
+
+def insert_rows(conn: Conn, ph: str, rows: list[EventRow]) -> int:
+    """One INSERT of up to MAX_ROWS_PER_STATEMENT rows (stored keys skipped); the number
+    of rows inserted."""
+    cursor = conn.execute(_insert_sql(len(rows), ph), [v for row in rows for v in row])
+    return int(cursor.rowcount)
 
 
 def insert_events(
@@ -115,13 +122,8 @@ def insert_events(
     if rows is None:
         rows = [event_row(e) for e in events]
     inserted = 0
-    start = 0
-    for size in _ROWS_PER_STATEMENT:
-        while len(rows) - start >= size:
-            chunk = rows[start : start + size]
-            start += size
-            cursor = conn.execute(_insert_sql(size, ph), [v for row in chunk for v in row])
-            inserted += cursor.rowcount
+    for start in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
+        inserted += insert_rows(conn, ph, rows[start : start + MAX_ROWS_PER_STATEMENT])
     if inserted == len(events):
         return [Inserted(e.id, created=True) for e in events]
     by_source: dict[str, set[str]] = {}

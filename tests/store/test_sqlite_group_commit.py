@@ -1,0 +1,96 @@
+"""The SQLite writer's group commit, batch by batch: a batch of new webhooks is one
+autocommitted statement; a duplicate or a failure sends it down the transactional path,
+and every request still hears the truth about its own events."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.store import queries
+from app.store.sqlite import SQLiteStore, _connect, _InsertJob
+from tests.store.test_store_contract import make_event
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> Any:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'relay.db'}")
+    await store.open()
+    yield store
+    await store.close()
+
+
+def _commit(conn: sqlite3.Connection, requests: list[Any]) -> bool:
+    """Commit ``(events, rows, future)`` insert requests as the writer thread does."""
+    batch = [(_InsertJob(events, rows), f, f.get_loop()) for events, rows, f in requests]
+    return SQLiteStore._commit_batch(conn, batch)
+
+
+def _requests(*event_lists: list[Any]) -> list[Any]:
+    loop = asyncio.get_running_loop()
+    return [
+        (events, [queries.event_row(e) for e in events], loop.create_future())
+        for events in event_lists
+    ]
+
+
+async def _run(store: SQLiteStore, requests: list[Any]) -> tuple[bool, list[Any]]:
+    conn = _connect(store.path)
+    try:
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        ok = _commit(conn, requests)
+        outcomes = await asyncio.gather(*(f for _, _, f in requests), return_exceptions=True)
+        return ok, [statements, *outcomes]
+    finally:
+        conn.close()
+
+
+async def test_a_batch_of_new_webhooks_is_one_statement(sqlite_store: SQLiteStore) -> None:
+    requests = _requests(*([make_event()] for _ in range(5)))
+    ok, (statements, *outcomes) = await _run(sqlite_store, requests)
+    assert ok
+    assert len(statements) == 1 and statements[0].startswith("INSERT INTO events")
+    for (events, _, _), inserted in zip(requests, outcomes, strict=True):
+        assert [(i.id, i.created) for i in inserted] == [(events[0].id, True)]
+        assert await sqlite_store.get_event(events[0].id) is not None
+
+
+async def test_a_duplicate_in_the_batch_takes_the_transactional_path(
+    sqlite_store: SQLiteStore,
+) -> None:
+    first = make_event(dedupe_key="seen")
+    await sqlite_store.insert_events([first])
+    again = make_event(dedupe_key="seen")
+    fresh = [make_event() for _ in range(3)]
+    requests = _requests([fresh[0]], [again], [fresh[1], fresh[2]])
+    ok, (statements, *outcomes) = await _run(sqlite_store, requests)
+    assert ok
+    assert any(s.startswith("BEGIN IMMEDIATE") for s in statements)
+    assert [(i.id, i.created) for i in outcomes[0]] == [(fresh[0].id, True)]
+    assert [(i.id, i.created) for i in outcomes[1]] == [(first.id, False)]
+    assert [(i.id, i.created) for i in outcomes[2]] == [(e.id, True) for e in fresh[1:]]
+    assert await sqlite_store.get_event(again.id) is None
+
+
+async def test_a_failed_batch_stores_nothing_and_says_so(sqlite_store: SQLiteStore) -> None:
+    requests = _requests([make_event()], [make_event()])
+    blocker = sqlite3.connect(sqlite_store.path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")  # the database is locked: every write fails
+    conn = _connect(sqlite_store.path)
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        ok = _commit(conn, requests)
+        outcomes = await asyncio.gather(*(f for _, _, f in requests), return_exceptions=True)
+    finally:
+        blocker.rollback()
+        blocker.close()
+        conn.close()
+    assert not ok
+    assert all(type(o).__name__ == "StoreUnavailable" for o in outcomes)
+    for events, _, _ in requests:
+        assert await sqlite_store.get_event(events[0].id) is None
