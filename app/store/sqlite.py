@@ -14,6 +14,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,6 +62,8 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         # Checkpoints run in their own thread (SQLiteStore._checkpoint_loop): done by the
         # writer at the commit that fills the WAL, they stall every request queued behind.
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        # When the WAL is rewound, cut the file back (it keeps its high-water mark).
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_BYTES}")
     return conn
 
 
@@ -78,6 +81,7 @@ class SQLiteStore:
         self._write_failure: str | None = None  # set while writes fail; /readyz reports it
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
+        self.checkpoints: Counter[str] = Counter()  # checkpoints run, by mode
 
     # lifecycle ---------------------------------------------------------------------
     async def open(self) -> None:
@@ -97,24 +101,33 @@ class SQLiteStore:
     def _checkpoint_loop(self) -> None:
         """Copy committed WAL frames into the database file, off the writer's path.
 
-        PASSIVE never blocks the writer. Under sustained load it may never catch up, and
-        the WAL is only rewound once one has: past WAL_RESTART_BYTES a RESTART checkpoint
-        (which waits for the writer between two commits) bounds the file.
+        PASSIVE never blocks the writer. Under sustained load it may never finish, and the
+        WAL is only rewound from its start once one has: when the frames in the WAL pass
+        WAL_RESTART_BYTES, a RESTART checkpoint (which holds the writer back while it
+        copies what PASSIVE left, a moment's work right after it) rewinds it, and the
+        writer then cuts the file back to that size (journal_size_limit).
+
+        The size of the WAL *file* is no measure of this: it stays at its high-water mark
+        after a rewind, and RESTARTing on it stalled the writer every interval for good.
         """
         conn = _connect(self.path)
-        wal = self.path.with_name(self.path.name + "-wal")
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL):
-                mode = "PASSIVE"
-                with contextlib.suppress(OSError):
-                    if wal.stat().st_size > WAL_RESTART_BYTES:
-                        mode = "RESTART"
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                    frames = self._checkpoint(conn, "PASSIVE")
+                    if frames * page_size > WAL_RESTART_BYTES:
+                        self._checkpoint(conn, "RESTART")
             with contextlib.suppress(sqlite3.Error):
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                self._checkpoint(conn, "TRUNCATE")
         finally:
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> int:
+        """Run one checkpoint; the number of frames in the WAL (-1 if it is not in WAL)."""
+        _, frames, _ = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        self.checkpoints[mode] += 1
+        return int(frames)
 
     async def close(self) -> None:
         self._stop_checkpoints.set()

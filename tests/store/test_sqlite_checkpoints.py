@@ -1,0 +1,44 @@
+"""WAL checkpoints under a steady stream of writes: the WAL is rewound and its file kept
+near the limit, and the writer-blocking RESTART runs only when the WAL is full again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from app.store import sqlite as sqlite_store
+from app.store.sqlite import SQLiteStore
+from tests.store.test_store_contract import make_event
+
+LIMIT = 512 * 1024
+
+
+async def test_restart_runs_when_the_wal_fills_not_every_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", LIMIT)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_INTERVAL", 0.01)
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'relay.db'}")
+    await store.open()
+    wal = tmp_path / "relay.db-wal"
+    largest = 0
+    first_full: Counter[str] | None = None  # the counts when the WAL first filled
+    try:
+        for _ in range(400):  # several times the limit of WAL
+            await asyncio.gather(*(store.insert_events([make_event()]) for _ in range(8)))
+            largest = max(largest, wal.stat().st_size)
+            if first_full is None and store.checkpoints["RESTART"]:
+                first_full = store.checkpoints.copy()
+            await asyncio.sleep(0.002)
+    finally:
+        await store.close()
+    assert first_full is not None, store.checkpoints  # the WAL filled
+    since = store.checkpoints - first_full
+    # Rewinding on the size of the file (its high-water mark) RESTARTed at every check
+    # from then on; the frames in the WAL fill again only now and then.
+    assert since["RESTART"] < since["PASSIVE"] * 0.6, since
+    assert largest < 4 * LIMIT  # the file is cut back when the WAL is rewound
+    assert not wal.exists() or wal.stat().st_size == 0  # TRUNCATE at close
