@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from tests.admin.conftest import new_event
 from tests.cli.conftest import Cli, database_url, seed, statuses
@@ -300,3 +302,18 @@ def test_events_reads_a_postgresql_database(
     (row,) = _table(result.out)[1:]
     assert row.split()[2:7] == [event.id, "shop", "orders/paid", "a***@example.com", "dead"]
     assert " 2/4 " in row
+
+
+def test_serve_gives_the_writer_thread_the_gil_within_a_millisecond(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``relay serve`` shortens Python's GIL switch interval (5 ms) before it serves: the
+    SQLite writer waits for the GIL after every commit (docs/performance.md)."""
+    seen: list[float] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.append(sys.getswitchinterval()))
+    default = sys.getswitchinterval()
+    try:
+        assert cli("serve", "--port", "0").code == 0
+    finally:
+        sys.setswitchinterval(default)
+    assert seen == [pytest.approx(0.001)]
