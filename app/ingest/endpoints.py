@@ -22,6 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 from app.api.problems import PROBLEM_JSON, problem_body
 from app.errors import MethodNotAllowed, PayloadTooLarge, RelayError
 from app.ingest.service import IngestRequest, IngestResult, IngestService
+from app.observability.logging import log_line
 from app.observability.metrics import Metrics
 
 log = logging.getLogger("relay.ingest")
@@ -130,9 +131,10 @@ def _count_and_log(metrics: Metrics, label: str, result: IngestResult) -> None:
         metrics.received(label, outcome)
         if inserted.created and status in ("ignored", "dead"):
             metrics.events_finished.labels(status).inc()
-        log.info(
+        log_line(
+            log,
             "webhook received",
-            extra={
+            {
                 "source": label,
                 "event_id": inserted.id,
                 "outcome": outcome,

@@ -40,6 +40,9 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 class _LogState:
     pii = False
     secrets: tuple[str, ...] = ()  # each secret, and its JSON-escaped form where different
+    # The relay's own JSON handler, when configure_logging made one that batches lines
+    # (production): log_line writes to it directly while it is the only handler.
+    line_handler: BatchingStreamHandler | None = None
 
 
 _state = _LogState()
@@ -118,16 +121,16 @@ class JsonFormatter(logging.Formatter):
     _second = -1
     _stamp = ""
 
-    def _time(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
+    def _time(self, created: float) -> str:
+        second = int(created)
         if second != self._second:  # strftime once a second, not once a line
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int(record.msecs):03d}Z"
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self._time(record),
+            "time": self._time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -135,11 +138,64 @@ class JsonFormatter(logging.Formatter):
         entry.update(_extra_fields(record))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        try:
-            line = orjson.dumps(entry, default=str).decode()  # a tenth of json's time
-        except TypeError:  # an int wider than 64 bits, say
-            line = _ENCODER.encode(entry)
-        return scrub(line)
+        return _json_line(entry)
+
+
+def _json_line(entry: dict[str, Any]) -> str:
+    try:
+        line = orjson.dumps(entry, default=str).decode()  # a tenth of json's time
+    except TypeError:  # an int wider than 64 bits, say
+        line = _ENCODER.encode(entry)
+    return scrub(line)
+
+
+def log_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """``logger.info(message, extra=fields)``, for the line written for every webhook.
+
+    While the relay's own batching JSON handler is the only one on the way (production),
+    the line is built and queued directly: the same line, with the same fields, log
+    context and scrubbing, without making a LogRecord and walking loggers, filters and
+    handlers, which cost more than the rest of the line — about a tenth of the webhook
+    throughput, measured. Any other setup (console format, a test's capturing handler,
+    a filter, a level, a logger of its own) takes the standard path.
+    """
+    handler = _state.line_handler
+    if handler is None or not _plain_path(logger, handler):
+        logger.info(message, extra=fields)
+        return
+    formatter = handler.formatter
+    assert isinstance(formatter, JsonFormatter)
+    entry: dict[str, Any] = {
+        "time": formatter._time(time.time()),
+        "level": "info",
+        "logger": logger.name,
+        "message": message,
+    }
+    entry.update(fields)
+    for key, value in (_context.get() or {}).items():  # as LogContextFilter: extras win
+        if key not in entry and key not in _STANDARD:
+            entry[key] = value
+    handler.add_line(_json_line(entry))
+
+
+def _plain_path(logger: logging.Logger, handler: logging.Handler) -> bool:
+    """Whether an INFO line of ``logger`` reaches ``handler`` alone, with no filter but
+    the log context's."""
+    if not logger.isEnabledFor(logging.INFO) or handler.level > logging.INFO:
+        return False
+    node: logging.Logger | None = logger
+    while node is not None and node is not logging.root:
+        if node.disabled or node.handlers or node.filters or not node.propagate:
+            return False
+        node = node.parent
+    root = logging.root
+    return (
+        len(root.handlers) == 1
+        and root.handlers[0] is handler
+        and not root.filters
+        and len(handler.filters) == 1
+        and isinstance(handler.filters[0], LogContextFilter)
+    )
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -182,6 +238,13 @@ class BatchingStreamHandler(logging.StreamHandler):
             return
         if record.levelno >= logging.WARNING or len(self._pending) >= self.max_lines:
             self.flush()
+
+    def add_line(self, line: str) -> None:
+        """Queue a formatted info line (``log_line``)."""
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line)
+            if len(self._pending) >= self.max_lines:
+                self.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -228,6 +291,8 @@ def configure_logging(
     handler = BatchingStreamHandler(out) if batch else logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     handler.addFilter(LogContextFilter())
+    batching = handler if isinstance(handler, BatchingStreamHandler) else None
+    _state.line_handler = batching if fmt == "json" else None
     root = logging.getLogger()
     for old in root.handlers:
         if isinstance(old, BatchingStreamHandler):

@@ -4,10 +4,13 @@ goes out at once, and info lines follow within the flush interval."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
 import time
+from typing import Any
 
+from app.observability import logging as relay_logging
 from app.observability.logging import BatchingStreamHandler, JsonFormatter
 
 
@@ -75,3 +78,53 @@ def test_a_broken_stream_does_not_break_the_caller() -> None:
     stream.close()
     logger.error("still fine")  # writing fails inside the handler, not in the caller
     handler.close()
+
+
+def test_log_line_writes_the_line_the_standard_path_writes(monkeypatch: Any) -> None:
+    """The per-webhook shortcut must be indistinguishable from logger.info(extra=...):
+    same fields in the same order, log context, scrubbing — and step aside for any
+    other setup."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    saved_secrets = relay_logging._state.secrets
+    relay_logging.configure_logging("json", stream=stream, batched=True)
+    relay_logging.register_secrets(["s3cret-value-1"])
+    monkeypatch.setattr(time, "time", lambda: 1_764_000_000.25)
+    logger = logging.getLogger("relay.ingest")
+    fields = {"source": "shop", "event_id": "evt_1", "routes": ["a"], "note": "s3cret-value-1"}
+    try:
+        with relay_logging.log_context(request="r-1", source="context loses"):
+            relay_logging.log_line(logger, "webhook received", fields)
+            assert relay_logging._state.line_handler is not None
+            relay_logging._state.line_handler, kept = None, relay_logging._state.line_handler
+            relay_logging.log_line(logger, "webhook received", fields)  # the standard path
+            relay_logging._state.line_handler = kept
+        root.handlers[0].flush()
+        fast, standard = stream.getvalue().splitlines()
+        assert fast == standard
+        assert json.loads(fast) == {
+            "time": "2025-11-24T16:00:00.250Z",
+            "level": "info",
+            "logger": "relay.ingest",
+            "message": "webhook received",
+            "source": "shop",
+            "event_id": "evt_1",
+            "routes": ["a"],
+            "note": "[redacted]",
+            "request": "r-1",
+        }
+        captured: list[logging.LogRecord] = []
+        capture = logging.Handler()
+        capture.emit = captured.append  # type: ignore[method-assign]
+        root.addHandler(capture)  # a second handler: the shortcut steps aside
+        relay_logging.log_line(logger, "webhook received", fields)
+        assert [r.getMessage() for r in captured] == ["webhook received"]
+    finally:
+        for handler in root.handlers:
+            if isinstance(handler, BatchingStreamHandler):
+                handler.close()
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        relay_logging._state.line_handler = None
+        relay_logging._state.secrets = saved_secrets
