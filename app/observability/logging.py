@@ -249,14 +249,12 @@ class BatchingStreamHandler(logging.StreamHandler):
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             lines, self._pending = self._pending, []
-            if lines:
-                try:
+            try:
+                if lines:
                     self.stream.write("\n".join(lines) + "\n")
-                    self.stream.flush()
-                except Exception:
-                    pass  # a closed or broken stream: there is nowhere left to say so
-            elif hasattr(self.stream, "flush"):
                 self.stream.flush()
+            except Exception:
+                pass  # a closed or broken stream: there is nowhere left to say so
 
     def close(self) -> None:
         self._stop_flusher.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import sys
 import time
 from pathlib import Path
@@ -312,8 +313,14 @@ def test_serve_gives_the_writer_thread_the_gil_within_a_millisecond(
     seen: list[float] = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.append(sys.getswitchinterval()))
     default = sys.getswitchinterval()
+    root = logging.getLogger()
+    handlers = root.handlers[:]
     try:
         assert cli("serve", "--port", "0").code == 0
     finally:
         sys.setswitchinterval(default)
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
     assert seen == [pytest.approx(0.001)]

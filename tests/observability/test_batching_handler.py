@@ -128,3 +128,11 @@ def test_log_line_writes_the_line_the_standard_path_writes(monkeypatch: Any) -> 
         root.setLevel(level)
         relay_logging._state.line_handler = None
         relay_logging._state.secrets = saved_secrets
+
+
+def test_closing_over_a_closed_stream_is_quiet() -> None:
+    stream = io.StringIO()
+    handler = BatchingStreamHandler(stream, interval=60)
+    stream.close()  # e.g. a test's captured stderr, gone before the handler
+    handler.flush()
+    handler.close()
