@@ -260,7 +260,12 @@ def _is_empty_probe(source: Source, request: IngestRequest, query: dict[str, Any
 
 
 def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name: value for name, value in headers.items() if not _SECRET_HEADER.search(name)}
+    return {name: value for name, value in headers.items() if not _is_secret_header(name)}
+
+
+@functools.lru_cache(maxsize=1024)  # senders repeat the same few header names
+def _is_secret_header(name: str) -> bool:
+    return _SECRET_HEADER.search(name) is not None
 
 
 def _carries(secret: str, body: bytes, query_string: str) -> bool:
