@@ -41,9 +41,10 @@ def postgres_unreachable_reason(url: str) -> str | None:
 
 
 @contextmanager
-def fresh_postgres_schema(url: str) -> Iterator[str]:
-    """A URL whose connections see only a new, empty schema, dropped afterwards."""
-    schema = f"bench_{secrets.token_hex(6)}"
+def fresh_postgres_schema(url: str, *, prefix: str = "bench_") -> Iterator[str]:
+    """A URL whose connections see only a new, empty schema, dropped afterwards (the
+    benchmark's, and every PostgreSQL test's)."""
+    schema = f"{prefix}{secrets.token_hex(6)}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
@@ -60,6 +61,7 @@ def count_postgres_events(url: str) -> int:
 
 
 def with_search_path(url: str, schema: str) -> str:
+    """``url`` with ``?options=-c search_path=<schema>``: its connections see only that."""
     parts = urlsplit(url)
     query = [*parse_qsl(parts.query), ("options", f"-c search_path={schema}")]
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))

@@ -10,21 +10,18 @@ RELAY_REQUIRE_POSTGRES=1 (CI), where an unreachable server fails them instead.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from app.config.loader import parse_config
 from app.config.models import RelayConfig
 from app.main import create_app
 from app.settings import Settings
+from bench.databases import fresh_postgres_schema, postgres_unreachable_reason
 
 SECRETS = {
     "SHOP_SECRET": "shpss_test_secret",
@@ -148,43 +145,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def postgres_server_url() -> str:
     """The test server's URL, once it has answered a connection (else skip or fail)."""
     url = postgres_url()
-    try:
-        with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        message = f"PostgreSQL not reachable at {without_password(url)}: {exc}".strip()
+    reason = postgres_unreachable_reason(url)
+    if reason is not None:
         if os.environ.get("RELAY_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+            pytest.fail(reason)
+        pytest.skip(reason)
     return url
 
 
 @pytest.fixture
 def postgres_schema_url(postgres_server_url: str) -> Iterator[str]:
     """A URL whose connections see only a new, empty schema, dropped after the test."""
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield with_search_path(postgres_server_url, schema)
-    finally:
-        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-def with_search_path(url: str, schema: str) -> str:
-    """``url`` with ``?options=-c search_path=<schema>``: its connections see only that."""
-    parts = urlsplit(url)
-    query = [*parse_qsl(parts.query), ("options", f"-c search_path={schema}")]
-    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
-
-
-def without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    with fresh_postgres_schema(postgres_server_url, prefix="t_") as url:
+        yield url
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

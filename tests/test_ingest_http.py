@@ -101,6 +101,7 @@ async def test_no_event_id_dedupes_on_body_hash(relay: httpx.AsyncClient) -> Non
     first = await relay.post("/hooks/legacy-cart", content=body, headers=headers)
     second = await relay.post("/hooks/legacy-cart", content=body, headers=headers)
     assert (first.status_code, second.status_code) == (202, 200)
+    assert second.json() == {"event_id": first.json()["event_id"], "status": "duplicate"}
     event = await stored(relay, first.json()["event_id"])
     assert event.external_id is None
 
@@ -329,6 +330,19 @@ async def test_json_array_is_split_into_events(relay: httpx.AsyncClient) -> None
     assert len(ids) == 2
     emails = [(await stored(relay, i)).contact_email for i in ids]
     assert emails == ["a@example.com", "b@example.com"]
+    # Redelivered with the keys of an element in another order: each element (no id to
+    # go by) dedupes on its content, not on the bytes of the whole array.
+    again = json.dumps(
+        [{"event": "sale", "email": "a@example.com"}, {"email": "b@example.com", "event": "sale"}]
+    ).encode()
+    signature = hmac.new(SECRETS["CART_SECRET"].encode(), again, hashlib.sha256).hexdigest()
+    repeat = await relay.post(
+        "/hooks/legacy-cart",
+        content=again,
+        headers={"Content-Type": "application/json", "X-Signature": signature},
+    )
+    assert repeat.status_code == 200
+    assert repeat.json() == {"event_ids": ids, "status": "duplicate"}
 
 
 async def test_woocommerce_unsigned_ping_is_answered_not_stored(relay: httpx.AsyncClient) -> None:

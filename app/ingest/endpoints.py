@@ -148,15 +148,17 @@ def _answer(result: IngestResult) -> tuple[int, bytes]:
     if result.ping:
         return 200, b'{"status":"ping"}'
     created = any(i.created for i in result.inserted)
-    status = "accepted" if created else "duplicate"
-    answer: dict[str, Any]
+    code, status = (202, "accepted") if created else (200, "duplicate")
     if result.split:
-        answer = {"event_ids": [i.id for i in result.inserted], "status": status}
-    elif created:  # the common answer, spelled out: ids are ASCII letters and digits
-        return 202, b'{"event_id":"%s","status":"accepted"}' % result.inserted[0].id.encode()
-    else:
-        answer = {"event_id": result.inserted[0].id, "status": status}
-    return (202 if created else 200), json.dumps(answer, separators=(",", ":")).encode()
+        ids = [i.id for i in result.inserted]
+        return code, json.dumps(
+            {"event_ids": ids, "status": status}, separators=(",", ":")
+        ).encode()
+    # Spelled out, not serialised: ids are ASCII letters and digits.
+    return code, b'{"event_id":"%s","status":"%s"}' % (
+        result.inserted[0].id.encode(),
+        status.encode(),
+    )
 
 
 async def _respond(

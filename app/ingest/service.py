@@ -155,7 +155,7 @@ class IngestService:
                 element,
                 stored_headers,
                 query,
-                _element_digest(element) if split else _digest(raw),
+                None if split else raw,
                 now,
             )
             for element in bodies
@@ -184,9 +184,11 @@ class IngestService:
         body: Any,
         headers: dict[str, str],
         query: dict[str, Any],
-        digest: str,
+        raw: bytes | None,
         now: float,
     ) -> NewEvent:
+        """One event; without an id to dedupe on, the digest of ``raw`` (the request as
+        sent) or, for an element of an array (``raw`` None), of the element itself."""
         document = {"headers": headers, "body": body, "query": query}
         event_type = _as_text(source.event_type_selector.search(document))
         external_id = None
@@ -198,7 +200,7 @@ class IngestService:
             source=name,
             event_type=event_type,
             external_id=external_id,
-            dedupe_key=f"id:{external_id}" if external_id else f"sha256:{digest}",
+            dedupe_key=f"id:{external_id}" if external_id else _content_key(body, raw),
             status=plan.status,
             received_at=now,
             payload=body,
@@ -305,13 +307,12 @@ def _as_text(value: Any) -> str | None:
     return str(value).replace("\x00", "")  # PostgreSQL text cannot hold NUL
 
 
-def _digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
-
-
-def _element_digest(element: Any) -> str:
-    canonical = json.dumps(element, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return _digest(canonical.encode())
+def _content_key(body: Any, raw: bytes | None) -> str:
+    """The dedupe key of an event without an id: worked out only for those."""
+    if raw is None:
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        raw = canonical.encode()
+    return f"sha256:{hashlib.sha256(raw).hexdigest()}"
 
 
 def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -232,15 +232,16 @@ class BatchingStreamHandler(logging.StreamHandler):
 
     def emit(self, record: logging.LogRecord) -> None:  # called holding the handler lock
         try:
-            self._pending.append(self.format(record))
+            line = self.format(record)
         except Exception:
             self.handleError(record)
             return
-        if record.levelno >= logging.WARNING or len(self._pending) >= self.max_lines:
+        self.add_line(line)
+        if record.levelno >= logging.WARNING:
             self.flush()
 
     def add_line(self, line: str) -> None:
-        """Queue a formatted info line (``log_line``)."""
+        """Queue a formatted line (from ``emit``, or ``log_line`` directly)."""
         with self.lock:  # type: ignore[union-attr]
             self._pending.append(line)
             if len(self._pending) >= self.max_lines:

@@ -51,6 +51,8 @@ async def _run(store: SQLiteStore, requests: list[Any]) -> tuple[bool, list[Any]
 
 
 async def test_a_batch_of_new_webhooks_is_one_statement(sqlite_store: SQLiteStore) -> None:
+    """Here the count of statements is the point: every statement is a release and
+    retake of the GIL the event loop is waiting for (docs/performance.md)."""
     requests = _requests(*([make_event()] for _ in range(5)))
     ok, (statements, *outcomes) = await _run(sqlite_store, requests)
     assert ok
@@ -60,21 +62,24 @@ async def test_a_batch_of_new_webhooks_is_one_statement(sqlite_store: SQLiteStor
         assert await sqlite_store.get_event(events[0].id) is not None
 
 
-async def test_a_duplicate_in_the_batch_takes_the_transactional_path(
+async def test_a_duplicate_in_the_batch_is_named_and_its_neighbours_created(
     sqlite_store: SQLiteStore,
 ) -> None:
+    """The one statement stores the new rows and skips the duplicate: each request must
+    still hear which of its events are new and which event a duplicate repeats."""
     first = make_event(dedupe_key="seen")
     await sqlite_store.insert_events([first])
     again = make_event(dedupe_key="seen")
     fresh = [make_event() for _ in range(3)]
     requests = _requests([fresh[0]], [again], [fresh[1], fresh[2]])
-    ok, (statements, *outcomes) = await _run(sqlite_store, requests)
+    ok, (_, *outcomes) = await _run(sqlite_store, requests)
     assert ok
-    assert any(s.startswith("BEGIN IMMEDIATE") for s in statements)
     assert [(i.id, i.created) for i in outcomes[0]] == [(fresh[0].id, True)]
     assert [(i.id, i.created) for i in outcomes[1]] == [(first.id, False)]
     assert [(i.id, i.created) for i in outcomes[2]] == [(e.id, True) for e in fresh[1:]]
     assert await sqlite_store.get_event(again.id) is None
+    for event in fresh:
+        assert await sqlite_store.get_event(event.id) is not None
 
 
 async def test_a_failed_batch_stores_nothing_and_says_so(sqlite_store: SQLiteStore) -> None:
