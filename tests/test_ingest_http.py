@@ -94,12 +94,17 @@ async def test_twenty_concurrent_copies_store_one_event(relay: httpx.AsyncClient
     assert counts == {"pending": 1}
 
 
-async def test_no_event_id_dedupes_on_body_hash(relay: httpx.AsyncClient) -> None:
-    body = json.dumps({"event": "sale", "email": "a@example.com"}).encode()
+async def post_legacy_cart(relay: httpx.AsyncClient, body: bytes) -> httpx.Response:
+    """POST ``body`` to the legacy-cart source (an HMAC-signed body, no event id)."""
     signature = hmac.new(SECRETS["CART_SECRET"].encode(), body, hashlib.sha256).hexdigest()
     headers = {"Content-Type": "application/json", "X-Signature": signature}
-    first = await relay.post("/hooks/legacy-cart", content=body, headers=headers)
-    second = await relay.post("/hooks/legacy-cart", content=body, headers=headers)
+    return await relay.post("/hooks/legacy-cart", content=body, headers=headers)
+
+
+async def test_no_event_id_dedupes_on_body_hash(relay: httpx.AsyncClient) -> None:
+    body = json.dumps({"event": "sale", "email": "a@example.com"}).encode()
+    first = await post_legacy_cart(relay, body)
+    second = await post_legacy_cart(relay, body)
     assert (first.status_code, second.status_code) == (202, 200)
     assert second.json() == {"event_id": first.json()["event_id"], "status": "duplicate"}
     event = await stored(relay, first.json()["event_id"])
@@ -319,12 +324,7 @@ async def test_json_array_is_split_into_events(relay: httpx.AsyncClient) -> None
     body = json.dumps(
         [{"event": "sale", "email": "a@example.com"}, {"event": "sale", "email": "b@example.com"}]
     ).encode()
-    signature = hmac.new(SECRETS["CART_SECRET"].encode(), body, hashlib.sha256).hexdigest()
-    response = await relay.post(
-        "/hooks/legacy-cart",
-        content=body,
-        headers={"Content-Type": "application/json", "X-Signature": signature},
-    )
+    response = await post_legacy_cart(relay, body)
     assert response.status_code == 202
     ids = response.json()["event_ids"]
     assert len(ids) == 2
@@ -335,12 +335,7 @@ async def test_json_array_is_split_into_events(relay: httpx.AsyncClient) -> None
     again = json.dumps(
         [{"event": "sale", "email": "a@example.com"}, {"email": "b@example.com", "event": "sale"}]
     ).encode()
-    signature = hmac.new(SECRETS["CART_SECRET"].encode(), again, hashlib.sha256).hexdigest()
-    repeat = await relay.post(
-        "/hooks/legacy-cart",
-        content=again,
-        headers={"Content-Type": "application/json", "X-Signature": signature},
-    )
+    repeat = await post_legacy_cart(relay, again)
     assert repeat.status_code == 200
     assert repeat.json() == {"event_ids": ids, "status": "duplicate"}
 
