@@ -141,6 +141,15 @@ class ContactMapping(_Strict):
     opt_in_reason: SelectorField | None = None
     custom_fields: dict[int, SelectorField] = Field(default_factory=dict)
 
+    # Cached on first use, like Action.kind: the planner asks on every webhook.
+    @cached_property
+    def field_selectors(self) -> tuple[tuple[str, Selector], ...]:
+        """The optional name fields this mapping sets (not email, full_name or custom)."""
+        names = ("given_name", "family_name", "phone", "company", "opt_in_reason")
+        return tuple(
+            (name, selector) for name in names if (selector := getattr(self, name)) is not None
+        )
+
 
 class SequenceRef(_Strict):
     campaign: int = Field(gt=0)

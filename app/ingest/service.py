@@ -39,7 +39,8 @@ REDACTED = "[redacted]"
 _SECRET_HEADER = re.compile("signature|hmac|token|secret|auth|cookie|key")
 
 
-@dataclass(frozen=True)
+# Not frozen: made on every webhook (see app.store.base.PlannedStep).
+@dataclass(slots=True)
 class IngestRequest:
     source: str
     method: str
@@ -49,7 +50,7 @@ class IngestRequest:
     client_ip: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class IngestResult:
     inserted: list[Inserted]
     split: bool  # the body was a JSON array, one event per element

@@ -13,10 +13,9 @@ from app.config.models import ContactMapping, RelayConfig, Route
 from app.store.base import EventStatus, PlannedStep
 
 CONTACT_UPSERT = "contact.upsert"
-_CONTACT_FIELDS = ("given_name", "family_name", "phone", "company", "opt_in_reason")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made on every webhook (see PlannedStep)
 class EventPlan:
     status: EventStatus
     routes: list[str] = field(default_factory=list)
@@ -89,9 +88,8 @@ def resolve_contact(mapping: ContactMapping, document: dict[str, Any]) -> dict[s
     email = _text(mapping.email.search(document))
     if email and "@" in email:
         contact["email"] = email
-    for name in _CONTACT_FIELDS:
-        selector = getattr(mapping, name)
-        if selector is not None and (value := _text(selector.search(document))):
+    for name, selector in mapping.field_selectors:
+        if value := _text(selector.search(document)):
             contact[name] = value
     if (
         mapping.full_name is not None
