@@ -14,9 +14,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from app.errors import ConfigError
+from app.interpreter import tune_for_serving
 from app.settings import Settings
-
-SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits (see _serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,11 +169,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         server_header=False,
         lifespan="on",
     )
-    # The SQLite writer thread needs the GIL back after each commit while the event loop
-    # is busy with requests; at Python's default of 5 ms it waited up to that long,
-    # requests piled up behind the commit, and the loop then idled through the next one.
-    # 1 ms: ~10% more webhooks a second and half the p99 under load (docs/performance.md).
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    tune_for_serving()  # GIL switch interval and garbage collector (app/interpreter.py)
     uvicorn.Server(config).run()
     return 0
 

@@ -1,5 +1,5 @@
 """The baseline for the ingest benchmark: a bare FastAPI endpoint that reads the body
-and answers 202, served by the same uvicorn settings as ``relay serve``.
+and answers 202, served by the same uvicorn and interpreter settings as ``relay serve``.
 
 ``python -m bench.bare_app --port N`` serves it.
 """
@@ -11,6 +11,8 @@ import argparse
 import uvicorn
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse
+
+from app.interpreter import tune_for_serving
 
 app = FastAPI()
 
@@ -41,6 +43,7 @@ def main() -> None:
         server_header=False,
         lifespan="on",
     )
+    tune_for_serving()  # and the interpreter settings of `relay serve`
     uvicorn.Server(config).run()
 
 
