@@ -78,6 +78,8 @@ class KeapLookups:
             # A 403 here says this key may not read its user (a service account key acts
             # for no user): no retry can help until the setting names one.
             raise KeapPermanentError(operation, f"{NO_USER_ID} ({err.detail})") from None
+        except KeapPermanentError as err:  # e.g. a 404: this app offers no userinfo
+            raise KeapPermanentError(operation, f"{NO_USER_ID} ({err.detail})") from None
         user_id = _positive_id(info.get("sub") if isinstance(info, dict) else None)
         if user_id is None:
             raise KeapPermanentError(operation, NO_USER_ID)

@@ -270,7 +270,12 @@ async def test_without_a_configured_user_the_credentials_user_is_asked_once(
 
 
 @pytest.mark.parametrize(
-    "answer", [httpx.Response(403, json={"message": "Forbidden"}), httpx.Response(200, json={})]
+    "answer",
+    [
+        httpx.Response(403, json={"message": "Forbidden"}),
+        httpx.Response(404, json={"message": "Not Found"}),
+        httpx.Response(200, json={}),
+    ],
 )
 async def test_a_user_keap_will_not_name_fails_permanently_naming_the_setting(
     harness: Harness, keap: respx.MockRouter, answer: httpx.Response
