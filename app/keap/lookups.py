@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
-from app.keap.errors import KeapAuthError, KeapPermanentError
+from app.keap.errors import KeapAuthError, KeapPermanentError, KeapTransientError
 from app.keap.exchange import Reply
 from app.keap.replies import read_json
 
@@ -80,6 +80,11 @@ class KeapLookups:
             raise KeapPermanentError(operation, f"{NO_USER_ID} ({err.detail})") from None
         except KeapPermanentError as err:  # e.g. a 404: this app offers no userinfo
             raise KeapPermanentError(operation, f"{NO_USER_ID} ({err.detail})") from None
+        except KeapTransientError as err:
+            # Asking is harmless to repeat: a lost answer must not count as an email that
+            # may have gone out (the step it serves must not run twice).
+            err.maybe_applied = False
+            raise
         user_id = _positive_id(info.get("sub") if isinstance(info, dict) else None)
         if user_id is None:
             raise KeapPermanentError(operation, NO_USER_ID)

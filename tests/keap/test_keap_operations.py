@@ -287,6 +287,16 @@ async def test_a_user_keap_will_not_name_fails_permanently_naming_the_setting(
     assert send.call_count == 0
 
 
+async def test_a_lost_userinfo_answer_is_retried_not_taken_for_a_sent_email(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    keap.get(USERINFO).mock(side_effect=httpx.ReadTimeout("no answer"))
+    send = keap.post(TEMPLATES_SEND).respond(202)
+    with pytest.raises(KeapTransientError) as caught:
+        await harness.client().send_email_template(1, 55)
+    assert caught.value.maybe_applied is False and send.call_count == 0
+
+
 async def test_a_template_keap_refuses_is_permanent(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
