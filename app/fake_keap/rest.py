@@ -152,9 +152,11 @@ def _add_tags(state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, 
         applied = crm.apply_tags(int(route.params["contact_id"]), tags, state.behaviour)
     # 200 with a status per tag, even when one failed. The v1 reference types the answer
     # as a list of Entry<long,string> (infusionsoft/infusionsoft-sdk-java,
-    # docs/ContactApi.md), which Jackson writes as one-key objects. The failure status
-    # string is not published: "FAILURE" stands for it (docs/keap-api.md).
-    return JSONResponse([{str(tag): "SUCCESS" if ok else "FAILURE"} for tag, ok in applied.items()])
+    # docs/ContactApi.md), which Jackson writes as one-key objects; its statuses are
+    # SUCCESS, DUPLICATE, CONTACT_NOT_FOUND, TAG_ID_NOT_FOUND and FAILURE
+    # (KeapArchive/infusionsoft-sdk-nodejs, docs/Entrylongstring.md).
+    statuses = {tag: "SUCCESS" if ok else "TAG_ID_NOT_FOUND" for tag, ok in applied.items()}
+    return JSONResponse([{str(tag): status} for tag, status in statuses.items()])
 
 
 def _remove_tags(

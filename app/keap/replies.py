@@ -73,7 +73,8 @@ def read_action_set_results(operation: str, reply: Reply) -> list[dict[str, Any]
     return results
 
 
-# What a tag's status says when it is on the contact (already there counts).
+# The v1 statuses (KeapArchive/infusionsoft-sdk-nodejs, docs/Entrylongstring.md):
+# SUCCESS, DUPLICATE (already applied), CONTACT_NOT_FOUND, TAG_ID_NOT_FOUND, FAILURE.
 _TAG_APPLIED = frozenset({"SUCCESS", "DUPLICATE"})
 
 

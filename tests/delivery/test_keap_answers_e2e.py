@@ -62,7 +62,7 @@ async def test_a_tag_refused_inside_a_200_fails_the_step(
         event = await relay.wait_for(await relay.post(order()), "dead")
     tags = step(event, "tags")
     assert tags.status == "failed"  # type: ignore[attr-defined]
-    assert "tag 102: FAILURE" in (event.last_error or "")
+    assert "tag 102: TAG_ID_NOT_FOUND" in (event.last_error or "")
     [attempt] = [a for a in event.history if a.operation == "tags.add"]
     assert (attempt.status_code, attempt.outcome) == (200, "permanent")
     assert "tag 102" in (attempt.error or "")

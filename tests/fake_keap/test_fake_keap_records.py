@@ -177,7 +177,7 @@ def test_strict_ids_refuse_unknown_tags_action_sets_and_templates(
 
     # Keap answers 200 for the call and a status per tag: the known one is applied.
     assert unknown_tag.status_code == 200
-    assert unknown_tag.json() == [{"101": "SUCCESS"}, {"999": "FAILURE"}]
+    assert unknown_tag.json() == [{"101": "SUCCESS"}, {"999": "TAG_ID_NOT_FOUND"}]
     assert fake.state.tags_of(contact_id) == {101}
     for fault in (unknown_set, unknown_template):
         assert isinstance(fault, xmlrpc.client.Fault)

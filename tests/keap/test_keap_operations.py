@@ -196,7 +196,12 @@ async def test_add_tags_posts_tag_ids(
 
 
 @pytest.mark.parametrize(
-    "answer", [[{"101": "SUCCESS"}, {"102": "FAILURE"}], {"101": "SUCCESS", "102": "NOT_FOUND"}]
+    "answer",
+    [
+        [{"101": "SUCCESS"}, {"102": "TAG_ID_NOT_FOUND"}],
+        [{"101": "DUPLICATE"}, {"102": "FAILURE"}],
+        {"101": "SUCCESS", "102": "CONTACT_NOT_FOUND"},
+    ],
 )
 async def test_a_tag_refused_inside_a_200_is_permanent(
     harness: Harness, keap: respx.MockRouter, answer: object
