@@ -106,7 +106,10 @@ class StoreCallGate:
 
     def _export(self, state: ThrottleState) -> None:
         assert self.metrics is not None
-        for label, window in (("throttle", state.throttle), ("quota", state.quota)):
+        windows = [("throttle", state.throttle), ("quota", state.quota)]
+        # The Keap app's own windows, shared with every other client of the app.
+        windows += [(f"tenant_{'day' if w.daily else 'minute'}", w) for w in state.tenant]
+        for label, window in windows:
             if window is not None and window.available is not None:
                 self.metrics.keap_quota_available.labels(label).set(window.available)
 

@@ -111,6 +111,9 @@ async def test_metrics_count_a_known_sequence_of_webhooks_and_calls(
     # Keap's last answer reported the quota left after our 9 calls.
     assert value(after, "relay_keap_quota_available", window="quota") == DAY_QUOTA - 9
     assert value(after, "relay_keap_quota_available", window="throttle") == MINUTE_THROTTLE - 9
+    # And what the whole Keap app has left (x-keap-tenant-throttle-*, minute|day).
+    assert value(after, "relay_keap_quota_available", window="tenant_minute") == 10_000 - 9
+    assert value(after, "relay_keap_quota_available", window="tenant_day") == 250_000 - 9
     assert value(after, "relay_keap_auth_ok") == 1
     # Calls went through, so /readyz (and the dashboard) say the key works.
     assert ready["checks"]["keap_auth"] == {"status": "ok", "detail": "credentials accepted"}
