@@ -18,6 +18,8 @@ from app.keap.replies import read_json
 
 T = TypeVar("T")
 
+MAX_CACHED_COMPANIES = 10_000
+
 NO_USER_ID = (
     "Keap's email-template send needs the id of the Keap user it is sent on behalf of, and "
     "the credential did not say whose it is: set RELAY_KEAP_USER_ID"
@@ -65,7 +67,10 @@ class KeapLookups:
         async with self._company_lock:
             if key not in self._companies:
                 found = await self._find_company(name)
-                self._companies[key] = found if found is not None else await self._create(name)
+                company_id = found if found is not None else await self._create(name)
+                if len(self._companies) >= MAX_CACHED_COMPANIES:
+                    self._companies.clear()  # a cache, not a record: lookups start over
+                self._companies[key] = company_id
         return self._companies[key]
 
     async def _discover_user_id(self) -> int:
