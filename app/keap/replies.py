@@ -144,7 +144,10 @@ def _any_case(record: dict[str, Any], name: str) -> Any:
 
 
 def _is_true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1"))
+    """A true flag in any of the forms XML-RPC and JSON answers carry it (True, 1, "true")."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return value is True or (isinstance(value, int) and value == 1)
 
 
 def _kind(value: Any) -> str:
