@@ -7,8 +7,10 @@ retried once after a refresh.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -30,7 +32,7 @@ from app.keap.models import (
     StoredToken,
     TokenStore,
 )
-from app.keap.replies import expect_success, read_json, read_xmlrpc
+from app.keap.replies import expect_success, read_json, read_xmlrpc, read_xmlrpc_after_sunset
 from app.keap.xmlrpc import encode_call
 
 __all__ = [
@@ -52,6 +54,10 @@ XMLRPC_PATH = "/xmlrpc/v1"
 XMLRPC_OAUTH_KEY = "oauth"  # with a bearer token, the key parameter is a placeholder
 
 
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
 class KeapClient:
     def __init__(
         self,
@@ -63,8 +69,14 @@ class KeapClient:
         token_store: TokenStore | None = None,
         gate: CallGate | None = None,
         observer: Callable[[KeapCall], None] | None = None,
+        xmlrpc_sunset: date | None = None,
+        today: Callable[[], date] = utc_today,
     ) -> None:
+        """``xmlrpc_sunset``: the day Keap retires XML-RPC (RELAY_KEAP_XMLRPC_SUNSET); once
+        ``today()`` is past it, a non-XML-RPC answer to an XML-RPC call is permanent."""
         self._http = http
+        self._xmlrpc_sunset = xmlrpc_sunset
+        self._today = today
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._gate = gate
@@ -175,7 +187,10 @@ class KeapClient:
     async def _xmlrpc(self, operation: str, method_name: str, *params: Any) -> Any:
         key = self._credentials.api_key if self._credentials.mode == "key" else XMLRPC_OAUTH_KEY
         body = encode_call(method_name, (key, *params))
-        return await self._call(operation, "POST", XMLRPC_PATH, read_xmlrpc, content=body)
+        read: ReplyReader[Any] = read_xmlrpc
+        if self._xmlrpc_sunset is not None and self._today() > self._xmlrpc_sunset:
+            read = functools.partial(read_xmlrpc_after_sunset, sunset=self._xmlrpc_sunset)
+        return await self._call(operation, "POST", XMLRPC_PATH, read, content=body)
 
     async def _call(
         self,

@@ -4,11 +4,13 @@ classified KeapError for anything else (``app.keap.errors`` decides which)."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from app.keap.errors import (
     KeapPermanentError,
     classify_http_error,
+    classify_retired_xmlrpc,
     classify_unexpected_body,
     classify_xmlrpc_fault,
 )
@@ -50,3 +52,12 @@ def read_xmlrpc(operation: str, reply: Reply) -> Any:
     raise classify_unexpected_body(
         operation, reply.status, reply.body, expected="xmlrpc", problem=problem
     )
+
+
+def read_xmlrpc_after_sunset(operation: str, reply: Reply, *, sunset: date) -> Any:
+    """``read_xmlrpc`` once the XML-RPC sunset date has passed: an answer that is not
+    XML-RPC is the retired API (permanent), no longer a brownout (transient)."""
+    retired = classify_retired_xmlrpc(operation, reply.status, reply.body, sunset)
+    if retired is not None:
+        raise retired
+    return read_xmlrpc(operation, reply)
