@@ -220,6 +220,7 @@ def _database_answers(settings: Settings) -> bool:
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
     from app.config.describe import describe_config
+    from app.config.sunset import sunset_warnings
     from app.main import load_relay_config
 
     path = Path(settings.config)
@@ -229,6 +230,10 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     config, _ = load_relay_config(settings)
     print(describe_config(config, settings))
+    warnings = sunset_warnings(config, settings.keap_xmlrpc_sunset)
+    if warnings:  # a warning, not an error: action sets run until Keap switches XML-RPC off
+        print("")
+        print("\n".join(warnings))
     return 0
 
 

@@ -29,6 +29,7 @@ from app.admin.auth import (
 )
 from app.admin.pages import render
 from app.admin.schemas import event_detail, event_out
+from app.config.sunset import sunset_summary
 from app.errors import BadRequest, RelayError
 
 _MAX_FORM_BYTES = 16_384
@@ -150,6 +151,9 @@ async def index(request: Request, operator: OperatorDep) -> Response:
         "filters": filters,
         "sources": sorted(request.app.state.config.sources),
         "flash": flash_message(query),
+        "sunset_warning": sunset_summary(
+            request.app.state.config, request.app.state.settings.keap_xmlrpc_sunset
+        ),
         "events": [],
         "next_page": None,
         "first_page": None,
