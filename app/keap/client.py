@@ -32,7 +32,7 @@ from app.keap.models import (
     StoredToken,
     TokenStore,
 )
-from app.keap.replies import expect_success, read_json, read_xmlrpc, read_xmlrpc_after_sunset
+from app.keap.replies import expect_success, read_after_sunset, read_json, read_xmlrpc
 from app.keap.xmlrpc import encode_call
 
 __all__ = [
@@ -189,7 +189,7 @@ class KeapClient:
         body = encode_call(method_name, (key, *params))
         read: ReplyReader[Any] = read_xmlrpc
         if self._xmlrpc_sunset is not None and self._today() > self._xmlrpc_sunset:
-            read = functools.partial(read_xmlrpc_after_sunset, sunset=self._xmlrpc_sunset)
+            read = functools.partial(read_after_sunset, read=read, sunset=self._xmlrpc_sunset)
         return await self._call(operation, "POST", XMLRPC_PATH, read, content=body)
 
     async def _call(

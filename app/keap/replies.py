@@ -4,6 +4,7 @@ classified KeapError for anything else (``app.keap.errors`` decides which)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -54,10 +55,12 @@ def read_xmlrpc(operation: str, reply: Reply) -> Any:
     )
 
 
-def read_xmlrpc_after_sunset(operation: str, reply: Reply, *, sunset: date) -> Any:
-    """``read_xmlrpc`` once the XML-RPC sunset date has passed: an answer that is not
-    XML-RPC is the retired API (permanent), no longer a brownout (transient)."""
+def read_after_sunset(
+    operation: str, reply: Reply, *, read: Callable[[str, Reply], Any], sunset: date
+) -> Any:
+    """``read`` (an XML-RPC reader) once the XML-RPC sunset date has passed: an answer that
+    is not XML-RPC is the retired API (permanent), no longer a brownout (transient)."""
     retired = classify_retired_xmlrpc(operation, reply.status, reply.body, sunset)
     if retired is not None:
         raise retired
-    return read_xmlrpc(operation, reply)
+    return read(operation, reply)
