@@ -11,7 +11,7 @@ import pytest
 from app.cli import main
 from app.config.models import RelayConfig
 from app.fake_keap.server import FakeKeapServer
-from tests.admin.conftest import ADMIN_TOKEN, BEARER
+from tests.admin.conftest import ADMIN_TOKEN, BEARER, HTML
 from tests.delivery.conftest import DELIVERY_YAML, running_relay
 from tests.delivery.test_delivery_e2e import ORDER
 from tests.delivery.test_xmlrpc_sunset import relay_cli
@@ -34,6 +34,8 @@ async def test_dry_run_steps_are_sent_once_for_real_and_real_steps_never_again(
         dry_id = await relay.post(ORDER)
         await relay.wait_for(dry_id, "delivered")
         shown = (await relay.client.get(f"/admin/events/{dry_id}", headers=BEARER)).json()
+        page = await relay.client.get(f"/admin/events/{dry_id}/view", headers={**BEARER, **HTML})
+    assert page.text.count('data-testid="dry-run-step"') == len(shown["steps"])
     assert state.requests == []  # dry-run sent nothing
     assert all(step["dry_run"] for step in shown["steps"])
     stand_in_id = shown["contact_id"]
