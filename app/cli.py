@@ -108,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--source", help="only events from this source")
     replay.add_argument("--since", help="only events received at or after this ISO-8601 time")
-    replay.add_argument(
+    how = replay.add_mutually_exclusive_group()
+    how.add_argument(
         "--from-start",
         action="store_true",
         help="run every step again, not only the unfinished ones",
@@ -119,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         help="first plan each event again with the current relay.yaml (e.g. after replacing "
         "an action set); steps that already succeeded and are still planned are not repeated",
     )
-    replay.add_argument(
+    how.add_argument(
         "--dry-run-steps",
         action="store_true",
         help="send for real the steps that were only recorded in dry-run (after setting a "

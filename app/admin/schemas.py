@@ -122,9 +122,14 @@ class BulkReplayRequest(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _status_unless_dry_run_steps(self) -> BulkReplayRequest:
+    def _consistent(self) -> BulkReplayRequest:
         if self.status is None and not self.dry_run_steps:
             raise ValueError("status is required (dead, pending or delivered)")
+        if self.from_start and self.dry_run_steps:
+            raise ValueError(
+                "from_start and dry_run_steps exclude each other: from_start would re-send "
+                "steps that already ran for real"
+            )
         return self
 
     @field_validator("since")

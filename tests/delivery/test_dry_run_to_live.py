@@ -79,12 +79,17 @@ async def test_dry_run_steps_are_sent_once_for_real_and_real_steps_never_again(
     assert all(step["status"] == "done" for step in shown["steps"])
 
 
-async def test_bulk_replay_needs_a_status_unless_it_sends_dry_run_steps(
+async def test_bulk_replay_refuses_requests_that_could_resend_real_steps_by_mistake(
     database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     async with running_relay(
         database_url, fake_keap, delivery_config, admin_token=ADMIN_TOKEN
     ) as relay:
         answer = await relay.client.post("/admin/replay", json={}, headers=BEARER)
+        both = await relay.client.post(
+            "/admin/replay", json={"dry_run_steps": True, "from_start": True}, headers=BEARER
+        )
     assert answer.status_code == 400
     assert "status is required" in answer.json()["detail"]
+    assert both.status_code == 400
+    assert "would re-send steps that already ran for real" in both.json()["detail"]

@@ -1,4 +1,4 @@
-"""`relay check` warns about action sets before (and after) Keap's XML-RPC sunset."""
+"""`relay check` warns about action sets before (and after) the XML-RPC sunset; `relay replay` refuses option mixes that would re-send real steps."""
 
 from __future__ import annotations
 
@@ -35,3 +35,9 @@ def test_check_without_action_sets_has_no_sunset_warning(cli: Cli, workdir: Path
     result = cli("check")
     assert result.code == 0, result.err
     assert "warning:" not in result.out and "XML-RPC" not in result.out
+
+
+def test_replay_refuses_from_start_with_dry_run_steps(cli: Cli) -> None:
+    result = cli("replay", "--dry-run-steps", "--from-start")
+    assert result.code == 2
+    assert "not allowed with argument" in result.err
