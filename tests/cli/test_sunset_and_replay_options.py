@@ -1,4 +1,5 @@
-"""`relay check` warns about action sets before (and after) the XML-RPC sunset; `relay replay` refuses option mixes that would re-send real steps."""
+"""`relay check` warns about action sets before (and after) the XML-RPC sunset;
+`relay replay` refuses option mixes that would re-send real steps."""
 
 from __future__ import annotations
 
