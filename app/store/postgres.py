@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -337,11 +338,20 @@ class PostgresStore:
         dry_run_steps: bool = False,
         replan: Replanner | None = None,
     ) -> int:
-        return await self._transact(
-            lambda c: queries.requeue_matching(
-                c, PH, flt, now, from_start, dry_run_steps=dry_run_steps, replan=replan
+        ids = await self._transact(lambda c: queries.requeue_candidates(c, PH, flt, dry_run_steps))
+        count = 0
+        for start in range(0, len(ids), queries.REQUEUE_BATCH):
+            requeue_batch = functools.partial(
+                queries.requeue_many,
+                ph=PH,
+                event_ids=ids[start : start + queries.REQUEUE_BATCH],
+                now=now,
+                from_start=from_start,
+                dry_run_steps=dry_run_steps,
+                replan=replan,
             )
-        )
+            count += await self._transact(requeue_batch)
+        return count
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._transact(lambda c: queries.count_by_status(c, PH))

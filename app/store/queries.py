@@ -627,29 +627,41 @@ def _known_contact_id(steps: list[StepRecord]) -> int | None:
     return None
 
 
-def requeue_matching(
+# A bulk replay is written this many events per transaction, so that on SQLite the writer
+# (which every webhook waits on) is never held for a whole replay of thousands of events.
+REQUEUE_BATCH = 64
+
+
+def requeue_candidates(conn: Conn, ph: str, flt: EventFilter, dry_run_steps: bool) -> list[str]:
+    """The ids a bulk replay considers (with ``dry_run_steps``, only events that have a
+    step recorded in dry-run), oldest first."""
+    where, params = _filter_clause(flt)
+    rows = conn.execute(
+        sql(f"SELECT id, steps FROM events WHERE {where} AND status <> 'ignored' ORDER BY seq", ph),
+        params,
+    ).fetchall()
+    return [
+        row["id"]
+        for row in rows
+        if not dry_run_steps
+        or any(is_dry_run_step(s["status"], s["result"]) for s in json.loads(row["steps"]))
+    ]
+
+
+def requeue_many(
     conn: Conn,
     ph: str,
-    flt: EventFilter,
+    event_ids: list[str],
     now: float,
     from_start: bool = False,
     dry_run_steps: bool = False,
     replan: Replanner | None = None,
 ) -> int:
-    """Requeue every matching event (with ``dry_run_steps``, only those with a step
-    recorded in dry-run); the number made pending."""
-    where, params = _filter_clause(flt)
-    rows = conn.execute(
-        sql(f"SELECT id, steps FROM events WHERE {where} AND status <> 'ignored'", ph), params
-    ).fetchall()
-    count = 0
-    for row in rows:
-        if dry_run_steps and not any(
-            is_dry_run_step(s["status"], s["result"]) for s in json.loads(row["steps"])
-        ):
-            continue
-        count += requeue(conn, ph, row["id"], from_start, now, dry_run_steps, replan)
-    return count
+    """``requeue`` each event; the number made pending."""
+    return sum(
+        requeue(conn, ph, event_id, from_start, now, dry_run_steps, replan)
+        for event_id in event_ids
+    )
 
 
 def count_by_status(conn: Conn, ph: str) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import sqlite3
 import threading
@@ -380,11 +381,20 @@ class SQLiteStore:
         dry_run_steps: bool = False,
         replan: Replanner | None = None,
     ) -> int:
-        return await self._write(
-            lambda c: queries.requeue_matching(
-                c, "?", flt, now, from_start, dry_run_steps=dry_run_steps, replan=replan
+        ids = await self._read(lambda c: queries.requeue_candidates(c, "?", flt, dry_run_steps))
+        count = 0
+        for start in range(0, len(ids), queries.REQUEUE_BATCH):
+            requeue_batch = functools.partial(
+                queries.requeue_many,
+                ph="?",
+                event_ids=ids[start : start + queries.REQUEUE_BATCH],
+                now=now,
+                from_start=from_start,
+                dry_run_steps=dry_run_steps,
+                replan=replan,
             )
-        )
+            count += await self._write(requeue_batch)
+        return count
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._read(lambda c: queries.count_by_status(c, "?"))

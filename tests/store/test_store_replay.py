@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from app.store import queries
 from app.store.base import EventFilter, EventRecord, PlannedStep, Replanned, StepRecord, Store
 from tests.admin.conftest import WORKER, insert, new_event
 
@@ -118,3 +119,14 @@ async def test_replan_writes_the_new_plan_routes_and_contact(store: Store) -> No
         None,
     )
     assert [e.id for e in listed] == [event_id]
+
+
+async def test_a_bulk_replay_larger_than_one_batch_requeues_every_event(store: Store) -> None:
+    now = time.time()
+    count = queries.REQUEUE_BATCH * 2 + 3
+    events = [new_event(received_at=now - 10 + i / 1000) for i in range(count)]
+    ids = await insert(store, *events)
+    assert await store.requeue_matching(EventFilter(status="pending"), now) == count
+    for event_id in (ids[0], ids[-1]):
+        event = await store.get_event(event_id)
+        assert event is not None and [a.outcome for a in event.history] == ["replay"]
