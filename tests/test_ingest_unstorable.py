@@ -180,3 +180,27 @@ async def test_a_failure_inside_one_batch_member_fails_that_request_only(
     assert after.status_code == 202 and await stored(relay, after)
     ready = await relay.get("/readyz")
     assert ready.status_code == 200, ready.text
+
+
+async def test_everything_else_json_allows_is_stored_as_sent(relay: httpx.AsyncClient) -> None:
+    """The other half of the rule: NUL and control characters, line separators, an
+    escaped emoji, an empty key, integers past 64 bits and deep nesting are stored and
+    read back exactly, on either database."""
+    nested: Any = "bottom"
+    for _ in range(300):  # deeper than orjson writes: the encoder's fallback must hold
+        nested = [nested]
+    extras = {
+        "note": "nul\u0000 tab\t bell\u0007 del\u007f sep\u2028 emoji\U0001f600",
+        "": "empty key",
+        "big": 2**70,
+        "negative_zero": -0.0,
+        "tiny": 5e-324,
+        "nested": nested,
+    }
+    body = json.dumps({**ORDER, **extras}, ensure_ascii=True).encode()
+    response = await post_order(relay, body)
+    assert response.status_code == 202, response.text
+    store = relay.app.state.store  # type: ignore[attr-defined]
+    event = await store.get_event(response.json()["event_id"])
+    assert event.payload == json.loads(body)
+    assert event.payload["big"] == 2**70 and event.payload["nested"] == nested
