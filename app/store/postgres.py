@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 import zlib
@@ -48,6 +49,12 @@ _MIGRATION_LOCK = 727273  # pg_advisory_xact_lock key; the limiter uses 727274
 # space of its own. Held by an insert from before its rows take their ``seq`` until it
 # has committed, so per contact ``seq`` follows commit order (see _lock_contacts).
 _CONTACT_LOCKS = 727275
+# (_ALL_CONTACTS, 0): shared by every insert taking contact locks, exclusive for a batch
+# of more contacts than _MAX_CONTACT_LOCKS, which then takes no contact lock. Advisory
+# locks fill the server's shared lock table (max_locks_per_transaction x connections,
+# 6 400 by default): a few replicas' flushers holding 512 locks each could exhaust it.
+_ALL_CONTACTS = 727276
+_MAX_CONTACT_LOCKS = 64
 # Errors from one request's values (text PostgreSQL cannot hold, a number out of range):
 # answered 400 to that request; everything else is the database's (503).
 _CONTENT_ERRORS = (*CONTENT_ERRORS, psycopg.DataError)
@@ -229,9 +236,7 @@ class PostgresStore:
                 del self._pending_inserts[:_MAX_INSERT_BATCH]
                 try:
                     outcomes = await self._in_thread(
-                        lambda requests=[events for events, _ in batch]: self._store_batch(  # type: ignore[misc]
-                            requests
-                        )
+                        functools.partial(self._store_batch, [events for events, _ in batch])
                     )
                 except Exception as exc:  # closed, or a bug: nobody may wait for ever
                     outcomes = [(None, storing_failed(exc, ()))] * len(batch)
@@ -252,7 +257,7 @@ class PostgresStore:
         a reason other than the connection, store them again each in a savepoint of one
         transaction, so only the request at fault fails (400 for its content, else 503)."""
         # In arrival order: ``seq`` is the order events are delivered in per contact.
-        # (Two replicas' batches locking the same keys in a different order can
+        # (Two replicas' batches inserting the same dedupe keys in a different order can
         # deadlock; the transaction is then retried.)
         merged = [e for events in requests for e in events]
         try:
@@ -288,9 +293,12 @@ class PostgresStore:
         return out
 
     def _storing_failed(self, exc: BaseException) -> Exception:
-        if isinstance(exc, StoreUnavailable) and exc.__cause__ is not None:
-            exc = exc.__cause__
-        error = storing_failed(exc, _CONTENT_ERRORS)
+        """What a request hears: 400 (UnstorableEvent) for its content, else 503 — as
+        ``_unavailable`` words it (naming the server) when it came from there."""
+        cause = exc.__cause__ if isinstance(exc, StoreUnavailable) and exc.__cause__ else exc
+        if isinstance(exc, StoreUnavailable) and not isinstance(cause, _CONTENT_ERRORS):
+            return exc
+        error = storing_failed(cause, _CONTENT_ERRORS)
         return type(error)(self._redact(str(error)))
 
     # delivery ----------------------------------------------------------------------
@@ -404,16 +412,25 @@ def _lock_contacts(conn: Conn, events: list[NewEvent]) -> None:
     sees an event of a contact while an earlier ``seq`` of that contact is still to
     commit, so the worker's "no earlier pending event of the contact" check cannot pass
     an event ahead of one still committing. Inserts of different contacts do not wait for
-    each other (two contacts sharing a 32-bit key only serialise their inserts)."""
+    each other (two contacts sharing a 32-bit key only serialise their inserts).
+
+    Every such insert also holds the all-contacts lock shared; a batch of more than
+    _MAX_CONTACT_LOCKS contacts (a burst) holds it exclusive instead, so it is alone and
+    the same holds with one lock instead of hundreds."""
     keys = sorted(
         {_lock_key(e.contact_email.lower()) for e in events if e.contact_email is not None}
     )
-    if keys:
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%s::int4[]) WITH ORDINALITY "
-            "AS t(k, n) ORDER BY n",
-            (_CONTACT_LOCKS, keys),
-        )
+    if not keys:
+        return
+    if len(keys) > _MAX_CONTACT_LOCKS:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_ALL_CONTACTS,))
+        return
+    conn.execute(
+        "SELECT CASE WHEN n = 1 THEN pg_advisory_xact_lock_shared(%s, k) "
+        "ELSE pg_advisory_xact_lock(%s, k) END "
+        "FROM unnest(%s::int4[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
+        (_ALL_CONTACTS, _CONTACT_LOCKS, [0, *keys]),
+    )
 
 
 def _lock_key(contact_key: str) -> int:
