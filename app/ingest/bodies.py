@@ -106,7 +106,7 @@ def _refuse_lone_surrogates(value: Any) -> None:
             _check_text(item, path)
         elif isinstance(item, dict):
             for key, child in reversed(item.items()):
-                _check_text(key, f"{path} (a key)")
+                _check_text(key, f"a key of {path}")
                 stack.append((f"{path}.{key}", child))
         elif isinstance(item, list):
             stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
