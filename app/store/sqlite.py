@@ -191,8 +191,8 @@ class SQLiteStore:
                     exc_info=exc,
                     extra={"restart_in_seconds": pause},
                 )
-                inflight, self._inflight = self._inflight, []
-                _fail_batch(inflight, StoreUnavailable(self._writer_down))
+                _fail_batch(self._inflight, StoreUnavailable(self._writer_down))
+                self._inflight = []  # (kept until answered: _check_writer's net reads it)
             time.sleep(pause)
             pause = min(pause * 2, WRITER_RESTART_MAX_SECONDS)
             if self._closing:
@@ -339,16 +339,19 @@ class SQLiteStore:
         if self._writer is None:
             raise StoreUnavailable("the database writer is not running (the store is not open)")
         if self._writer.is_alive():
-            if self._writer_down is not None:
-                raise StoreUnavailable(self._writer_down)
+            if (down := self._writer_down) is not None:
+                raise StoreUnavailable(down)
             return
         with self._writer_lock:
             if self._closing or self._writer.is_alive():
                 raise StoreUnavailable("the database writer is not running")
-            self._writer_down = "the database writer thread had ended; restarting it"
+            down = "the database writer thread had ended; restarting it"
+            self._writer_down = down
             log.error("the SQLite writer thread had ended; restarting it")
+            inflight, self._inflight = self._inflight, []
+            _fail_batch(inflight, StoreUnavailable(down))
             self._start_writer(asyncio.get_running_loop(), None)
-        raise StoreUnavailable(self._writer_down)
+        raise StoreUnavailable(down)  # (the new thread may already have cleared _writer_down)
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())

@@ -18,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 
+from app.store import sqlite as sqlite_module
 from app.store.base import StoreUnavailable
 from app.store.factory import open_store
 from app.store.postgres import durability_problem
@@ -123,6 +124,47 @@ async def test_a_stopped_writer_fails_its_batch_and_is_restarted(
     assert again.status_code == 202
     assert await store.get_event(again.json()["event_id"]) is not None
     assert await store._write(writer_pragmas) == DURABLE_PRAGMAS
+
+
+@ON_SQLITE
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_writer_thread_that_ended_is_started_again_by_the_next_check(
+    relay: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last net: the supervisor itself fails while handling a stop, so the thread
+    ends. The next look at the writer (/readyz here, as a load balancer polls it) finds
+    it gone, answers the request it held with 503 and starts a new one."""
+    store = relay.app.state.store  # type: ignore[attr-defined]
+    original_commit, original_fail = SQLiteStore._commit_batch, sqlite_module._fail_batch
+
+    def dies_once(conn: sqlite3.Connection, batch: list[Any]) -> bool:
+        monkeypatch.setattr(SQLiteStore, "_commit_batch", staticmethod(original_commit))
+        raise SystemExit("the writer was told to stop")
+
+    def supervisor_fails(batch: list[Any], error: BaseException) -> None:
+        monkeypatch.setattr(sqlite_module, "_fail_batch", original_fail)
+        raise SystemExit("and so was its supervisor")
+
+    monkeypatch.setattr(SQLiteStore, "_commit_batch", staticmethod(dies_once))
+    monkeypatch.setattr(sqlite_module, "_fail_batch", supervisor_fails)
+    thread = store._writer
+    held = asyncio.create_task(post_order(relay, "wh-orphaned"))
+    for _ in range(100):
+        if not thread.is_alive():
+            break
+        await asyncio.sleep(0.02)
+    assert not thread.is_alive() and not held.done()
+    down = await relay.get("/readyz")
+    assert down.status_code == 503
+    assert "writer thread had ended; restarting it" in down.text
+    answer = await asyncio.wait_for(held, timeout=5)
+    assert answer.status_code == 503
+    for _ in range(100):
+        if (await relay.get("/readyz")).status_code == 200:
+            break
+        await asyncio.sleep(0.05)
+    again = await post_order(relay, "wh-orphaned")
+    assert again.status_code == 202 and store._writer is not thread
 
 
 @ON_SQLITE
