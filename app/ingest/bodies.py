@@ -92,13 +92,13 @@ def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
 
 
 def _refuse_lone_surrogates(value: Any) -> None:
-    """BodyError naming the first string (or key) holding a lone UTF-16 surrogate.
+    """UnstorableJson naming the first string (or key) holding a lone UTF-16 surrogate.
 
     RFC 8259 §8.2 lets a JSON string escape one (``"Ada \\ud83d"``: a sender cut a
     name mid-emoji), and leaves what it means unpredictable. It is not a character:
     UTF-8 — our storage, PostgreSQL's text, Infusionsoft's API — cannot hold it. The
     relay refuses the webhook, with the place named, instead of storing something else
-    than was sent (docs/operations.md, "What the relay stores")."""
+    than was sent (docs/operations.md, "What the relay refuses to store")."""
     stack: list[tuple[str, Any]] = [("body", value)]
     while stack:
         path, item = stack.pop()
