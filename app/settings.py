@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     log_pii: bool = False
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     worker_concurrency: int = Field(default=8, ge=1, le=256)
+    # An upsert with the same fields as the last one for that email this recently reuses
+    # its contact id instead of calling Keap; 0 turns reuse off (app.delivery.reuse).
+    contact_reuse_minutes: float = Field(default=5, ge=0, le=1440)
     database_pool_size: int = Field(default=10, ge=1, le=200)
 
     @field_validator("trusted_proxies", mode="before")

@@ -77,6 +77,7 @@ def build_worker(
         auth_probe_interval=settings.auth_probe_seconds,
         dry_run=settings.is_dry_run,
         retention_days=settings.retention_days,
+        contact_reuse_seconds=settings.contact_reuse_minutes * 60,
     )
     client: KeapActions
     probe = None

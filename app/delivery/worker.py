@@ -24,6 +24,7 @@ from typing import Any
 from app.delivery.gate import before_send
 from app.delivery.retention import retention_loop
 from app.delivery.retry import decide_retry
+from app.delivery.reuse import ContactReuse, says_contact_missing
 from app.delivery.steps import KeapActions, run_step
 from app.keap.client import KeapCall
 from app.keap.errors import (
@@ -37,7 +38,7 @@ from app.keap.errors import (
 from app.observability.logging import bind_log_context, log_context, mask_email
 from app.observability.metrics import Metrics
 from app.plan.planner import CONTACT_UPSERT
-from app.store.base import AttemptRecord, EventRecord, Store, StoreUnavailable
+from app.store.base import AttemptRecord, EventRecord, StepRecord, Store, StoreUnavailable
 
 log = logging.getLogger("relay.worker")
 
@@ -76,6 +77,7 @@ class WorkerOptions:
     auth_probe_interval: float = 60.0
     dry_run: bool = False
     retention_days: float | None = None  # None: this worker does not purge
+    contact_reuse_seconds: float = 0.0  # 0: every upsert step calls Keap
 
 
 def record_call(call: KeapCall) -> None:
@@ -110,6 +112,11 @@ class Worker:
         self._auth_state = "not_started"
         self._crashed: str | None = None
         self._store_failure: str | None = None
+        self.reuse = (
+            ContactReuse(store, options.contact_reuse_seconds)
+            if options.contact_reuse_seconds > 0 and not options.dry_run
+            else None
+        )
 
     # lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -272,6 +279,12 @@ class Worker:
             for s in event.steps
             if s.action == CONTACT_UPSERT and s.status == "done" and isinstance(s.result, dict)
         }
+        # Upsert steps whose contact id was reused rather than answered by Keap just now.
+        reused = {
+            s.idx
+            for s in event.steps
+            if s.action == CONTACT_UPSERT and isinstance(s.result, dict) and s.result.get("reused")
+        }
         # A step given up for good (XML-RPC retired) does not hold back the others: the
         # event runs them all, then ends dead with that step's reason.
         given_up = [s.last_error or s.action for s in event.steps if s.status == "failed"]
@@ -305,7 +318,7 @@ class Worker:
             started = time.time()
             recorded = False
             try:
-                result = await run_step(self.client, step, contact_id)
+                result = await self._run_step(event, step, contact_id, contact_ids, reused)
             except ClaimLost:
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
@@ -348,6 +361,8 @@ class Worker:
             new_contact = result.get("contact_id") if step.action == CONTACT_UPSERT else None
             if new_contact is not None:
                 contact_ids[step.idx] = new_contact
+                if result.get("reused"):
+                    reused.add(step.idx)
             if not await self.store.complete_step(
                 event.id, step.idx, self.worker_id, result, new_contact
             ):
@@ -371,6 +386,42 @@ class Worker:
                     "steps": len(event.steps),
                 },
             )
+
+    async def _run_step(
+        self,
+        event: EventRecord,
+        step: StepRecord,
+        contact_id: int | None,
+        contact_ids: dict[int, Any],
+        reused: set[int],
+    ) -> dict[str, Any]:
+        """The step's calls, with contact reuse (``app.delivery.reuse``): an upsert may
+        reuse a recent id; a call refused because a reused contact no longer exists upserts
+        the contact again and is made once more with its new id."""
+        if self.reuse is None:
+            return await run_step(self.client, step, contact_id)
+        if step.action == CONTACT_UPSERT:
+            return await self.reuse.upsert(self.client, step.params)
+        try:
+            return await run_step(self.client, step, contact_id)
+        except KeapError as error:
+            upsert_idx = step.params.get("contact_step")
+            if contact_id is None or upsert_idx not in reused or not says_contact_missing(error):
+                raise
+            fresh = await self.reuse.renew(self.client, event.steps[upsert_idx].params, contact_id)
+            if fresh == contact_id:  # the contact exists: the call failed for another reason
+                raise
+            log.warning(
+                "a reused contact id no longer exists in Keap: upserted the contact again",
+                extra={"event_id": event.id, "action": step.action, "error": error.detail},
+            )
+            reused.discard(upsert_idx)
+            contact_ids[upsert_idx] = fresh
+            if not await self.store.complete_step(
+                event.id, upsert_idx, self.worker_id, {"contact_id": fresh}, fresh
+            ):
+                raise ClaimLost(event.id) from error
+            return await run_step(self.client, step, fresh)
 
     async def _mark_sending(self, event_id: str, idx: int) -> None:
         """Durably note that a call that must not run twice is about to be sent."""

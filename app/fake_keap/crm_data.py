@@ -106,6 +106,15 @@ class CrmData:
         self.contacts[contact.id] = contact
         return contact, existing is None
 
+    def delete_contact(self, contact_id: int) -> None:
+        """As a user deleting the contact in Keap: later calls naming its id answer 404
+        (``contact``), and an upsert by its email makes a new contact with a new id."""
+        contact = self.contact(contact_id)
+        del self.contacts[contact_id]
+        self._ids_by_email.get(contact.email.lower(), []).remove(contact_id)
+        self.tags.pop(contact_id, None)
+        self.sequences.pop(contact_id, None)
+
     def add_tags(self, contact_id: int, tag_ids: Sequence[int], behaviour: FakeBehaviour) -> None:
         self.contact(contact_id)
         for tag_id in tag_ids:

@@ -247,6 +247,11 @@ class FakeKeapState:
         with self._lock:
             yield self._crm
 
+    def delete_contact(self, contact_id: int) -> None:
+        """Delete a contact as a user does in Keap (``RecordNotFound`` if there is none)."""
+        with self._lock:
+            self._crm.delete_contact(contact_id)
+
     def record_request(
         self, at: float, operation: str, auth: AuthKind, status: int, method: str, path: str
     ) -> None:

@@ -133,6 +133,32 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
             ],
         },
     ),
+    (
+        2,
+        "contact reuse: the last upsert per email, shared by every replica",
+        {
+            # email_key and fields_key are SHA-256 digests (of the lower-case email and of
+            # the upsert's mapped fields): the table holds no address or name.
+            "sqlite": [
+                """CREATE TABLE contact_reuse (
+                    email_key TEXT PRIMARY KEY,
+                    fields_key TEXT NOT NULL,
+                    contact_id INTEGER NOT NULL,
+                    made_at REAL NOT NULL
+                )""",
+                "CREATE INDEX contact_reuse_made ON contact_reuse (made_at)",
+            ],
+            "postgres": [
+                """CREATE TABLE contact_reuse (
+                    email_key TEXT PRIMARY KEY,
+                    fields_key TEXT NOT NULL,
+                    contact_id BIGINT NOT NULL,
+                    made_at DOUBLE PRECISION NOT NULL
+                )""",
+                "CREATE INDEX contact_reuse_made ON contact_reuse (made_at)",
+            ],
+        },
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -371,6 +371,22 @@ class PostgresStore:
     async def set_not_before(self, until: float) -> None:
         await self._transact(lambda c: queries.set_not_before(c, PH, until))
 
+    # contact reuse -----------------------------------------------------------------
+    async def reused_contact(self, email_key: str, fields_key: str, since: float) -> int | None:
+        return await self._transact(
+            lambda c: queries.reused_contact(c, PH, email_key, fields_key, since)
+        )
+
+    async def remember_contact(
+        self, email_key: str, fields_key: str, contact_id: int, now: float, keep: float
+    ) -> None:
+        await self._transact(
+            lambda c: queries.remember_contact(c, PH, email_key, fields_key, contact_id, now, keep)
+        )
+
+    async def forget_contact(self, email_key: str, contact_id: int) -> None:
+        await self._transact(lambda c: queries.forget_contact(c, PH, email_key, contact_id))
+
     # oauth -------------------------------------------------------------------------
     async def load_oauth_token(self) -> StoredToken | None:
         return await self._transact(lambda c: queries.load_oauth_token(c, PH))

@@ -381,6 +381,50 @@ def set_not_before(conn: Conn, ph: str, until: float) -> None:
     )
 
 
+# contact reuse ---------------------------------------------------------------------
+def reused_contact(
+    conn: Conn, ph: str, email_key: str, fields_key: str, since: float
+) -> int | None:
+    """The contact id of the last upsert for this email, if it was made since ``since``
+    with these very fields."""
+    row = conn.execute(
+        sql(
+            "SELECT contact_id FROM contact_reuse "
+            "WHERE email_key = ? AND fields_key = ? AND made_at >= ?",
+            ph,
+        ),
+        (email_key, fields_key, since),
+    ).fetchone()
+    return int(row["contact_id"]) if row is not None else None
+
+
+def remember_contact(
+    conn: Conn, ph: str, email_key: str, fields_key: str, contact_id: int, now: float, keep: float
+) -> None:
+    """Record the last upsert for this email (replacing any before it); entries older than
+    ``keep`` seconds are pruned now and then."""
+    conn.execute(
+        sql(
+            "INSERT INTO contact_reuse (email_key, fields_key, contact_id, made_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (email_key) DO UPDATE SET "
+            "fields_key = excluded.fields_key, contact_id = excluded.contact_id, "
+            "made_at = excluded.made_at",
+            ph,
+        ),
+        (email_key, fields_key, contact_id, now),
+    )
+    if int(now * 1000) % 53 == 0:  # prune now and then, not on every upsert
+        conn.execute(sql("DELETE FROM contact_reuse WHERE made_at < ?", ph), (now - keep,))
+
+
+def forget_contact(conn: Conn, ph: str, email_key: str, contact_id: int) -> None:
+    """Drop the entry for this email if it still names ``contact_id``."""
+    conn.execute(
+        sql("DELETE FROM contact_reuse WHERE email_key = ? AND contact_id = ?", ph),
+        (email_key, contact_id),
+    )
+
+
 # oauth -----------------------------------------------------------------------------
 def load_oauth_token(conn: Conn, ph: str) -> StoredToken | None:
     row = conn.execute(

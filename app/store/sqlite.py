@@ -448,6 +448,22 @@ class SQLiteStore:
     async def set_not_before(self, until: float) -> None:
         await self._write(lambda c: queries.set_not_before(c, "?", until))
 
+    # contact reuse -----------------------------------------------------------------
+    async def reused_contact(self, email_key: str, fields_key: str, since: float) -> int | None:
+        return await self._read(
+            lambda c: queries.reused_contact(c, "?", email_key, fields_key, since)
+        )
+
+    async def remember_contact(
+        self, email_key: str, fields_key: str, contact_id: int, now: float, keep: float
+    ) -> None:
+        await self._write(
+            lambda c: queries.remember_contact(c, "?", email_key, fields_key, contact_id, now, keep)
+        )
+
+    async def forget_contact(self, email_key: str, contact_id: int) -> None:
+        await self._write(lambda c: queries.forget_contact(c, "?", email_key, contact_id))
+
     # oauth -------------------------------------------------------------------------
     async def load_oauth_token(self) -> StoredToken | None:
         return await self._read(lambda c: queries.load_oauth_token(c, "?"))
