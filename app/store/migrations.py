@@ -159,6 +159,14 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
             ],
         },
     ),
+    (
+        3,
+        "events.priority: live events (0) are claimed before bulk replays (1)",
+        {
+            dialect: ["ALTER TABLE events ADD COLUMN priority INTEGER NOT NULL DEFAULT 0"]
+            for dialect in ("sqlite", "postgres")
+        },
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

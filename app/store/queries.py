@@ -157,7 +157,11 @@ _DUE = """SELECT e.id FROM events e
       AND NOT EXISTS (
         SELECT 1 FROM events p
         WHERE p.contact_key = e.contact_key AND p.status = 'pending' AND p.seq < e.seq)
-    ORDER BY e.next_attempt_at, e.seq
+    ORDER BY CASE WHEN e.priority = 0 OR EXISTS (
+        SELECT 1 FROM events l
+        WHERE l.contact_key = e.contact_key AND l.status = 'pending' AND l.priority = 0
+          AND l.seq > e.seq) THEN 0 ELSE 1 END,
+      e.next_attempt_at, e.seq
     LIMIT ?"""
 
 
@@ -165,7 +169,11 @@ def claim_due_events(
     conn: Conn, ph: str, worker_id: str, now: float, lease: float, limit: int
 ) -> list[EventRecord]:
     """Claim up to ``limit`` due events; an event waits while an earlier one of its
-    contact is pending, so one contact's events are delivered in the order received."""
+    contact is pending, so one contact's events are delivered in the order received.
+
+    Live events (priority 0) go before those a bulk replay queued (priority 1), so a
+    replay of thousands cannot starve new orders; a replayed event that holds back a live
+    event of its contact goes with the live ones."""
     due = _DUE + (" FOR UPDATE OF e SKIP LOCKED" if ph == POSTGRES else "")
     ids = [row["id"] for row in conn.execute(sql(due, ph), (now, now, limit)).fetchall()]
     if not ids:
@@ -589,10 +597,14 @@ def requeue(
     now: float,
     dry_run_steps: bool = False,
     replan: Replanner | None = None,
+    bulk: bool = False,
 ) -> bool:
     """Make the event pending again with its unfinished steps to run: also every step
     (``from_start``), or the steps only recorded in dry-run (``dry_run_steps``); with
     ``replan``, under the plan it returns, keeping the state of the steps it carries over.
+
+    A ``bulk`` replay's events are claimed after live ones (priority 1); a replay of one
+    event is an operator waiting for it (priority 0).
 
     False when the event is missing or ignored, when ``replan`` finds nothing to deliver,
     or — for a replan or dry-run replay, which rewrite steps — while a worker holds it.
@@ -623,7 +635,7 @@ def requeue(
         sql(
             "UPDATE events SET status = 'pending', next_attempt_at = ?, first_failure_at = NULL, "
             "claimed_by = NULL, claim_expires_at = NULL, updated_at = ?, steps = ?, routes = ?, "
-            "contact_email = ?, contact_key = ?, contact_id = ? WHERE id = ?",
+            "contact_email = ?, contact_key = ?, contact_id = ?, priority = ? WHERE id = ?",
             ph,
         ),
         (
@@ -634,6 +646,7 @@ def requeue(
             email,
             email.lower() if email else None,
             _known_contact_id(record.steps),
+            1 if bulk else 0,
             event_id,
         ),
     )
@@ -701,9 +714,10 @@ def requeue_many(
     dry_run_steps: bool = False,
     replan: Replanner | None = None,
 ) -> int:
-    """``requeue`` each event; the number made pending."""
+    """``requeue`` each event as a bulk replay (after live events); the number made
+    pending."""
     return sum(
-        requeue(conn, ph, event_id, from_start, now, dry_run_steps, replan)
+        requeue(conn, ph, event_id, from_start, now, dry_run_steps, replan, bulk=True)
         for event_id in event_ids
     )
 
