@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # An upsert with the same fields as the last one for that email this recently reuses
     # its contact id instead of calling Keap; 0 turns reuse off (app.delivery.reuse).
     contact_reuse_minutes: float = Field(default=5, ge=0, le=1440)
+    # The longest a step waits for other events' identical step, to go out as one v2
+    # many-contacts call; 0 turns batching off (app.delivery.batching).
+    batch_window_seconds: float = Field(default=1.5, ge=0, le=10)
     database_pool_size: int = Field(default=10, ge=1, le=200)
 
     @field_validator("trusted_proxies", mode="before")

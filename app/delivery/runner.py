@@ -78,6 +78,7 @@ def build_worker(
         dry_run=settings.is_dry_run,
         retention_days=settings.retention_days,
         contact_reuse_seconds=settings.contact_reuse_minutes * 60,
+        batch_window_seconds=settings.batch_window_seconds,
     )
     client: KeapActions
     probe = None

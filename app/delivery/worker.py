@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import functools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from app.delivery.batching import Batcher, BatchFailed, batch_key, send_batch
 from app.delivery.gate import before_send
 from app.delivery.retention import retention_loop
 from app.delivery.retry import decide_retry
@@ -78,6 +80,7 @@ class WorkerOptions:
     dry_run: bool = False
     retention_days: float | None = None  # None: this worker does not purge
     contact_reuse_seconds: float = 0.0  # 0: every upsert step calls Keap
+    batch_window_seconds: float = 0.0  # 0: no batching across events
 
 
 def record_call(call: KeapCall) -> None:
@@ -117,6 +120,13 @@ class Worker:
             if options.contact_reuse_seconds > 0 and not options.dry_run
             else None
         )
+        self.batcher = (
+            Batcher(self._send_batch, options.batch_window_seconds, lambda: len(self._inflight))
+            if options.batch_window_seconds > 0
+            and not options.dry_run
+            and hasattr(client, "change_sequence_contacts")
+            else None
+        )
 
     # lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -142,6 +152,8 @@ class Worker:
             task.cancel()
         for task in list(self._inflight.values()):
             task.cancel()
+        if self.batcher is not None:
+            await self.batcher.close()
         await asyncio.gather(*self._tasks, *self._inflight.values(), return_exceptions=True)
         self._tasks = []
 
@@ -204,6 +216,8 @@ class Worker:
     def _finished(self, event_id: str, _: asyncio.Task[None]) -> None:
         self._inflight.pop(event_id, None)
         self._wake.set()
+        if self.batcher is not None:  # the groups it could have joined need not wait
+            self.batcher.poke()
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
@@ -398,15 +412,18 @@ class Worker:
         """The step's calls, with contact reuse (``app.delivery.reuse``): an upsert may
         reuse a recent id; a call refused because a reused contact no longer exists upserts
         the contact again and is made once more with its new id."""
-        if self.reuse is None:
-            return await run_step(self.client, step, contact_id)
-        if step.action == CONTACT_UPSERT:
+        if step.action == CONTACT_UPSERT and self.reuse is not None:
             return await self.reuse.upsert(self.client, step.params)
         try:
-            return await run_step(self.client, step, contact_id)
+            return await self._call_step(step, contact_id)
         except KeapError as error:
             upsert_idx = step.params.get("contact_step")
-            if contact_id is None or upsert_idx not in reused or not says_contact_missing(error):
+            if (
+                self.reuse is None
+                or contact_id is None
+                or upsert_idx not in reused
+                or not says_contact_missing(error)
+            ):
                 raise
             fresh = await self.reuse.renew(self.client, event.steps[upsert_idx].params, contact_id)
             if fresh == contact_id:  # the contact exists: the call failed for another reason
@@ -422,6 +439,40 @@ class Worker:
             ):
                 raise ClaimLost(event.id) from error
             return await run_step(self.client, step, fresh)
+
+    async def _call_step(self, step: StepRecord, contact_id: int | None) -> dict[str, Any]:
+        """The step as one call of a batch across events (``app.delivery.batching``) when
+        other events share it, else as its own calls."""
+        key = batch_key(step.action, step.params) if self.batcher is not None else None
+        if key is not None and self.batcher is not None and contact_id is not None:
+            outcome = await self.batcher.submit(key, contact_id)
+            calls = _calls.get()
+            if calls is not None:
+                calls.extend(outcome.calls)
+            if outcome.error is not None:
+                raise copy.copy(outcome.error)  # each member raises its own
+            if outcome.done:
+                return {"contact_id": contact_id, "batched": True}
+        return await run_step(self.client, step, contact_id)
+
+    async def _send_batch(
+        self, key: tuple[Hashable, ...], contact_ids: list[int]
+    ) -> tuple[set[int], list[KeapCall]]:
+        """One batch's calls, recorded apart from any one event (each member's history
+        gets them)."""
+        calls: list[KeapCall] = []
+        _calls.set(calls)  # this runs in a task of its own: its context is a copy
+        before_send.set(None)
+        bind_log_context(event_id=None, source=None, route=None, action=key[0])
+        try:
+            done = await send_batch(self.client, key, contact_ids)  # type: ignore[arg-type]
+        except KeapError as error:
+            raise BatchFailed(error, calls) from error
+        log.info(
+            "batched step sent",
+            extra={"action": key[0], "contacts": len(contact_ids), "done": len(done)},
+        )
+        return done, calls
 
     async def _mark_sending(self, event_id: str, idx: int) -> None:
         """Durably note that a call that must not run twice is about to be sent."""

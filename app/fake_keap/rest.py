@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from app.fake_keap.crm_data import ContactFields, CrmError, DuplicateOption
+from app.fake_keap.crm_data import ContactFields, CrmError, DuplicateOption, _resolve_sequence
 from app.fake_keap.records import Contact
 from app.fake_keap.routing import RestRoute
 from app.fake_keap.state import FakeKeapState
@@ -255,6 +255,68 @@ def _send_email_template(
     return Response(status_code=202)
 
 
+def _contact_ids(body: bytes) -> list[int]:
+    """v2's ``{"contact_ids": ["…"]}`` (ApplyRemoveTagRequest, AddContactsToSequenceRequest)."""
+    contact_ids = _json_object(body).get("contact_ids")
+    if not isinstance(contact_ids, list) or not contact_ids:
+        raise BadRequest("contact_ids is required")
+    return [_string_id(c, "contact_ids[]") for c in contact_ids]
+
+
+def _tag_many(apply: bool) -> RestHandler:
+    """v2 ``POST /tags/{tag_id}/contacts:applyTags`` answers 200 ``{"results": {contact id:
+    status}}`` (ApplyTagsResponse, statuses not enumerated; the fake uses v1's SUCCESS and
+    CONTACT_NOT_FOUND); ``:removeTags`` answers 204 with no body (infusionsoft/keap-sdk,
+    sdks/v2/swagger.yml). An unknown tag is a 404 for the whole call (unverified)."""
+
+    def change(state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]) -> Response:
+        contacts = _contact_ids(body)
+        tag_id = int(route.params["tag_id"])
+        known = state.behaviour.known_tag_ids
+        if known is not None and tag_id not in known:
+            return message(404, f"Tag {tag_id} not found")
+        results: dict[str, str] = {}
+        with state.editing_crm() as crm:
+            for contact_id in contacts:
+                if contact_id not in crm.contacts:
+                    results[str(contact_id)] = "CONTACT_NOT_FOUND"
+                elif apply:
+                    crm.apply_tags(contact_id, [tag_id], state.behaviour)
+                    results[str(contact_id)] = "SUCCESS"
+                else:
+                    crm.remove_tags(contact_id, [tag_id], state.behaviour)
+        return JSONResponse({"results": results}) if apply else Response(status_code=204)
+
+    return change
+
+
+def _sequence_many(add: bool) -> RestHandler:
+    """v2 ``:addContacts`` / ``:removeContacts`` answer 200 with a result per contact under
+    ``add_to_sequence_results`` (SUCCESS, ALREADY_IN_SEQUENCE, CONTACT_DOES_NOT_EXIST,
+    FAILED) or ``remove_from_sequence_results`` (SUCCESS, CONTACT_DOES_NOT_EXIST, FAILED)
+    (infusionsoft/keap-sdk, sdks/v2/swagger.yml). An unknown sequence fails the whole call
+    as in v1 (404 ``Error loading follow-up sequence``)."""
+
+    def change(state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]) -> Response:
+        contacts = _contact_ids(body)
+        campaign_id = int(route.params["campaign_id"])
+        sequence_id = int(route.params["sequence_id"])
+        results: dict[str, str] = {}
+        _resolve_sequence(campaign_id, sequence_id, state.behaviour.known_sequences)
+        with state.editing_crm() as crm:
+            for contact_id in contacts:
+                if contact_id not in crm.contacts:
+                    results[str(contact_id)] = "CONTACT_DOES_NOT_EXIST"
+                    continue
+                already = (campaign_id, sequence_id) in crm.sequences.get(contact_id, set())
+                crm.change_sequence(contact_id, campaign_id, sequence_id, state.behaviour, add=add)
+                results[str(contact_id)] = "ALREADY_IN_SEQUENCE" if add and already else "SUCCESS"
+        key = "add_to_sequence_results" if add else "remove_from_sequence_results"
+        return JSONResponse({key: results})
+
+    return change
+
+
 def _user_info(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str]) -> Response:
     """v2 ``GET /oauth/connect/userinfo`` (GetUserInfoResponse). What Keap answers for a
     service account key, which acts for no user, is not published: the fake answers 403
@@ -293,4 +355,8 @@ _HANDLERS: dict[str, RestHandler] = {
     "company.create": _create_company,
     "email_template.send": _send_email_template,
     "user.discover": _user_info,
+    "tags.apply_many": _tag_many(apply=True),
+    "tags.remove_many": _tag_many(apply=False),
+    "sequence.add_many": _sequence_many(add=True),
+    "sequence.remove_many": _sequence_many(add=False),
 }

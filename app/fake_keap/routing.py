@@ -31,6 +31,20 @@ _REST_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
             r"rest/v1/campaigns/goals/(?P<integration>[^/]+)/(?P<call_name>[^/]+)",
             "goal.achieve",
         ),
+        # REST v2's many-contacts calls (infusionsoft/keap-sdk, sdks/v2/swagger.yml).
+        ("POST", r"rest/v2/tags/(?P<tag_id>\d+)/contacts:applyTags", "tags.apply_many"),
+        ("POST", r"rest/v2/tags/(?P<tag_id>\d+)/contacts:removeTags", "tags.remove_many"),
+        (
+            "POST",
+            r"rest/v2/campaigns/(?P<campaign_id>\d+)/sequences/(?P<sequence_id>\d+):addContacts",
+            "sequence.add_many",
+        ),
+        (
+            "POST",
+            r"rest/v2/campaigns/(?P<campaign_id>\d+)/sequences/(?P<sequence_id>\d+)"
+            r":removeContacts",
+            "sequence.remove_many",
+        ),
         ("GET", r"rest/v1/account/profile", "auth.probe"),
         ("GET", r"rest/v2/companies", "company.find"),
         ("POST", r"rest/v2/companies", "company.create"),

@@ -193,6 +193,52 @@ class KeapClient:
             json_body={"contact_id": int(contact_id)},
         )
 
+    # REST v2's many-contacts calls, for batching across events (app.delivery.batching).
+    # Shapes: infusionsoft/keap-sdk, sdks/v2/swagger.yml (ApplyRemoveTagRequest,
+    # ApplyTagsResponse, Add/RemoveContacts…SequenceRequest and …Response).
+    async def apply_tag_to_contacts(
+        self, tag_id: int, contact_ids: Sequence[int]
+    ) -> dict[int, str]:
+        """``POST /v2/tags/{id}/contacts:applyTags``: each contact's status."""
+        payload = await self._call(
+            "tags.apply_many",
+            "POST",
+            f"/rest/v2/tags/{int(tag_id)}/contacts:applyTags",
+            read_json,
+            json_body=_contact_ids_body(contact_ids),
+        )
+        return _per_contact("tags.apply_many", payload, "results")
+
+    async def remove_tag_from_contacts(self, tag_id: int, contact_ids: Sequence[int]) -> None:
+        """``POST /v2/tags/{id}/contacts:removeTags``: 204, no result per contact."""
+        await self._call(
+            "tags.remove_many",
+            "POST",
+            f"/rest/v2/tags/{int(tag_id)}/contacts:removeTags",
+            expect_success,
+            json_body=_contact_ids_body(contact_ids),
+        )
+
+    async def change_sequence_contacts(
+        self, campaign_id: int, sequence_id: int, contact_ids: Sequence[int], *, add: bool
+    ) -> dict[int, str]:
+        """``POST /v2/campaigns/{c}/sequences/{s}:addContacts`` (``:removeContacts``):
+        each contact's result (SUCCESS, ALREADY_IN_SEQUENCE, CONTACT_DOES_NOT_EXIST, FAILED)."""
+        verb, key = (
+            ("addContacts", "add_to_sequence_results")
+            if add
+            else ("removeContacts", "remove_from_sequence_results")
+        )
+        operation = "sequence.add_many" if add else "sequence.remove_many"
+        payload = await self._call(
+            operation,
+            "POST",
+            f"/rest/v2/campaigns/{int(campaign_id)}/sequences/{int(sequence_id)}:{verb}",
+            read_json,
+            json_body=_contact_ids_body(contact_ids),
+        )
+        return _per_contact(operation, payload, key)
+
     async def probe_auth(self) -> None:
         """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual)."""
         await self._call("auth.probe", "GET", "/rest/v1/account/profile", expect_success)
@@ -286,6 +332,18 @@ def _sequence_path(contact_id: int, campaign_id: int, sequence_id: int) -> str:
         f"/rest/v1/campaigns/{int(campaign_id)}/sequences/{int(sequence_id)}"
         f"/contacts/{int(contact_id)}"
     )
+
+
+def _contact_ids_body(contact_ids: Sequence[int]) -> dict[str, list[str]]:
+    return {"contact_ids": [str(int(c)) for c in contact_ids]}
+
+
+def _per_contact(operation: str, payload: Any, key: str) -> dict[int, str]:
+    """A v2 answer's map of contact id → result, under ``key``."""
+    results = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(results, dict):
+        raise KeapPermanentError(operation, f"the answer holds no {key!r} per contact")
+    return {int(k): str(v) for k, v in results.items() if str(k).strip().isdigit()}
 
 
 def _contact_id(operation: str, value: Any) -> int:
