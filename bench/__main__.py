@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, ingest
+from bench import delivery, flash_sale, ingest
 from bench.databases import DEFAULT_POSTGRES_URL
 from bench.machine import describe_machine
 from bench.report import PLOT_NAME, merge_results, write_results
@@ -60,6 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"delivery benchmark failed: {exc}", file=sys.stderr)
                 return 1
             new["delivery"] = {"command": command, "machine": machine, **result}
+            flash = flash_sale.QUICK if args.quick else flash_sale.FULL
+            if args.flash_contacts is not None:
+                flash = flash_sale.FlashPlan(contacts=args.flash_contacts)
+            try:
+                result = flash_sale.run_flash_sale(flash, workdir, _log)
+            except RuntimeError as exc:
+                print(f"flash-sale benchmark failed: {exc}", file=sys.stderr)
+                return 1
+            new["flash_sale"] = {"command": command, "machine": machine, **result}
     out: Path = args.out
     if "delivery" in new:
         from bench.plot import plot_delivery
@@ -93,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_POSTGRES_URL})",
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip relay-postgres")
+    parser.add_argument(
+        "--flash-contacts",
+        type=int,
+        help="contacts in the flash-sale delivery scenario, two events each "
+        f"(default {flash_sale.FULL.contacts}; --quick {flash_sale.QUICK.contacts})",
+    )
     return parser
 
 

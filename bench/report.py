@@ -37,6 +37,8 @@ def render_markdown(results: dict[str, Any], out: Path) -> str:
         lines += _ingest_section(results["ingest"])
     if "delivery" in results:
         lines += _delivery_section(results["delivery"], (out / PLOT_NAME).exists())
+    if "flash_sale" in results:
+        lines += _flash_sale_section(results["flash_sale"])
     return "\n".join(lines) + "\n"
 
 
@@ -133,6 +135,36 @@ def _delivery_section(delivery: dict[str, Any], has_plot: bool) -> list[str]:
     )
     if has_plot:
         lines += ["", f"![calls per second during the drain]({PLOT_NAME})"]
+    return [*lines, ""]
+
+
+def _flash_sale_section(run: dict[str, Any]) -> list[str]:
+    f, c, plan = run["figures"], run["ceilings"], run["plan"]
+    lines = ["## Delivery: a flash sale (contact reuse and batching)", "", *_machine_lines(run)]
+    lines += [
+        f"{plan['events']} events from {plan['contacts']} contacts (order + item each); route: "
+        f"{plan['route']}; {plan['worker']}; ceilings {c['per_second']}/s, "
+        f"{c['per_minute']}/min, {c['latency_ms']:g} ms latency.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| events per minute | {f['events_per_minute']} (naive bound "
+        f"{f['naive_events_per_minute']:g}: **{f['over_naive']}x**) |",
+        f"| calls per event | {f['calls_per_event']} ({f['calls']} calls: "
+        f"{_operations(f['by_operation'])}) |",
+        f"| 429s (after the first second) | {f['throttled_429']} "
+        f"({f['throttled_429_after_first_second']}) |",
+        f"| drain time (first call to last answer) | {f['drain_seconds']:.1f} s |",
+        f"| contacts with their tag and sequence | {f['contacts_with_tag_and_sequence']} |",
+        f"| final statuses | {_operations(f['final_statuses'])} |",
+        "",
+    ]
+    target = run["target"]
+    verdict = "met" if target["met"] else "not met"
+    lines.append(
+        f"- target: ≥ {target['over_naive_at_least']}x the naive bound, no 429 after the first "
+        f"second, all delivered, every contact served: **{verdict}**"
+    )
     return [*lines, ""]
 
 
