@@ -11,12 +11,19 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from app.errors import BadRequest
 
-MAX_FORM_DEPTH = 32
-MAX_FORM_KEYS = 10_000
+# Levels of objects and lists in a body: what ingest accepts and what the admin API and
+# dashboard show (a top-level object is level 1).
+MAX_NESTING = 32
+# PHP's max_input_vars: senders that post forms to PHP already stay within it.
+MAX_FORM_FIELDS = 1_000
+# Counted in the raw JSON before parsing (strings included, so an upper bound): objects
+# and lists, and values (commas + 1). Parsing and checking stay within ~10 ms at the limit.
+MAX_JSON_CONTAINERS = 20_000
+MAX_JSON_VALUES = 200_000
 
 _JSON_TYPES = frozenset({"application/json", "text/json"})
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -34,6 +41,18 @@ class BodyError(BadRequest):
     @property
     def status(self) -> int:
         return self.status_code
+
+
+class BodyTooLarge(BodyError):
+    """A body over one of the counting limits (HTTP 413)."""
+
+    status_code = 413
+    title = "Payload Too Large"
+    slug = "payload-too-large"
+
+
+class BodyTooDeep(BodyError):
+    """A body nested past MAX_NESTING (HTTP 400); never retried as a form."""
 
 
 class UnsupportedBody(BodyError):
@@ -62,6 +81,7 @@ def parse_body(raw: bytes, content_type: str | None) -> Any:
 
 def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
     """A JSON object or array from UTF-8 bytes; anything else is a BodyError."""
+    _check_json_counts(raw)
     try:
         text = raw.removeprefix(_UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -76,19 +96,57 @@ def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
         raise BodyError("body is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict | list):
         raise BodyError("body is JSON but not an object or an array")
+    if nesting_depth(value) > MAX_NESTING:
+        raise BodyTooDeep(f"body is nested more than {MAX_NESTING} levels deep")
     return value
 
 
+def _check_json_counts(raw: bytes) -> None:
+    """Refuse, before parsing, a body whose parse would build too many objects."""
+    containers = raw.count(b"{") + raw.count(b"[")
+    if containers > MAX_JSON_CONTAINERS:
+        raise BodyTooLarge(f"body holds more than {MAX_JSON_CONTAINERS} JSON objects and lists")
+    if raw.count(b",") >= MAX_JSON_VALUES:
+        raise BodyTooLarge(f"body holds more than {MAX_JSON_VALUES} JSON values")
+
+
+_CONTAINERS = (dict, list)
+
+
+def nesting_depth(value: Any, stop_after: int = MAX_NESTING) -> int:
+    """Levels of objects and lists in ``value`` (0 for a scalar), counted up to one past
+    ``stop_after``. Level by level, without recursion; a list or object holding only
+    scalars is skipped at C speed."""
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level and depth <= stop_after:
+        depth += 1
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if isinstance(node, dict) else node
+            if dict in (kinds := set(map(type, children))) or list in kinds:
+                below.extend(c for c in children if isinstance(c, _CONTAINERS))
+        level = below
+    return depth
+
+
 def parse_form(raw: bytes | str) -> dict[str, Any]:
-    """``application/x-www-form-urlencoded`` with PHP's nested keys; values stay strings."""
+    """``application/x-www-form-urlencoded`` with PHP's nested keys; values stay strings.
+
+    Scanning stops at MAX_FORM_FIELDS: the rest of the body is never split or decoded.
+    """
     # Latin-1 senders exist: a stray byte becomes U+FFFD rather than refusing the event.
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace")
-    if len(pairs) > MAX_FORM_KEYS:
-        raise BodyError(f"form has more than {MAX_FORM_KEYS} fields")
+    fields = text.split("&", MAX_FORM_FIELDS)
+    if len(fields) > MAX_FORM_FIELDS and fields[-1].strip("&"):
+        raise BodyTooLarge(f"form has more than {MAX_FORM_FIELDS} fields")
     root = _FormNode()
-    for name, value in pairs:
-        path = _key_path(name)
+    for field in fields:
+        if not field:
+            continue
+        encoded_name, _, encoded_value = field.partition("=")
+        path = _key_path(unquote_plus(encoded_name, errors="replace"))
+        value = unquote_plus(encoded_value, errors="replace")
         if path:
             _assign(root, path, value)
     # The top level stays an object even with keys 0, 1…: a list would be split into events.
@@ -113,6 +171,8 @@ def _sniff(raw: bytes) -> Any:
     if raw.lstrip(b" \t\r\n" + _UTF8_BOM)[:1] in (b"{", b"["):
         try:
             return parse_json(raw)
+        except (BodyTooLarge, BodyTooDeep):
+            raise
         except BodyError:
             pass  # a form that happens to start with a bracket
     return parse_form(raw)
@@ -141,8 +201,8 @@ def _key_path(name: str) -> list[str]:
         position = match.end()
     if not segments:
         return [name]
-    if len(segments) > MAX_FORM_DEPTH:
-        raise BodyError(f"a form field is nested more than {MAX_FORM_DEPTH} levels deep")
+    if len(segments) >= MAX_NESTING:  # the base is a level of its own
+        raise BodyTooDeep(f"a form field is nested more than {MAX_NESTING} levels deep")
     return [base, *segments]
 
 
