@@ -155,19 +155,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from app.main import create_app
     from app.observability.logging import configure_logging
+    from app.server import server_config
 
     configure_logging(settings.log_format, pii=settings.log_pii)
     app = create_app(settings, run_worker=args.workers > 0)
     if not _database_answers(settings):
         return 2
-    config = uvicorn.Config(
-        app,
-        host=args.host or settings.host,
-        port=settings.port if args.port is None else args.port,
-        log_config=None,
-        proxy_headers=False,  # X-Forwarded-For is honoured only from RELAY_TRUSTED_PROXIES
-        server_header=False,
-        lifespan="on",
+    config = server_config(
+        app, settings, args.host or settings.host, settings.port if args.port is None else args.port
     )
     tune_for_serving()  # GIL switch interval and garbage collector (app/interpreter.py)
     uvicorn.Server(config).run()

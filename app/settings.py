@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     dry_run: bool | None = None
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_header_bytes: int = Field(default=32_768, ge=1024)
+    max_headers: int = Field(default=100, ge=10)
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    body_timeout_seconds: float = Field(default=30, gt=0)
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
     retry_max_hours: float = Field(default=72, gt=0)
     retry_base_seconds: float = Field(default=5, gt=0)
     auth_probe_seconds: float = Field(default=60, gt=0)
