@@ -66,6 +66,10 @@ class TooManyRequests(RelayError):
     title = "Too Many Requests"
     slug = "too-many-requests"
 
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
 
 class PayloadTooLarge(RelayError):
     status_code = 413

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from app.admin.endpoints import router as admin_router
 from app.api import health, metrics
 from app.api.problems import install_problem_handlers
+from app.api.proxies import TrustedProxies
 from app.config.loader import load_config
 from app.config.models import RelayConfig
 from app.ingest.endpoints import is_hook_path, openapi_paths, receive_webhook
@@ -137,6 +138,7 @@ def create_app(
     app.state.config_detail = config_detail
     app.state.metrics = Metrics()
     app.state.runtime = runtime
+    app.state.proxies = TrustedProxies(settings.trusted_proxies)
     install_problem_handlers(app)
     _document_hooks(app)
     app.include_router(health.router)

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # to spike-arrest at 5/s (SPEC §2).
 KEY_CEILINGS = (5, 240, 30_000)
 OAUTH_CEILINGS = (25, 1_500, 150_000)
+MIN_ADMIN_TOKEN_LENGTH = 32  # SPEC §2
 
 
 class Settings(BaseSettings):
@@ -73,6 +74,17 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value()) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters (it is "
+                f"{len(value.get_secret_value())}): anyone who can reach /admin may guess "
+                "it; make one with `openssl rand -hex 32`"
+            )
         return value
 
     @model_validator(mode="after")

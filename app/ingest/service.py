@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from app.api.proxies import TrustedProxies
 from app.config.models import RelayConfig, Source, VerifySpec
 from app.errors import (
     BadRequest,
@@ -76,7 +77,7 @@ class IngestService:
         self.config = config
         self.store = store
         self.on_stored = on_stored
-        self._trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies or []]
+        self.proxies = TrustedProxies(trusted_proxies)
 
     def source_for(
         self, name: str, method: str, headers: Mapping[str, str], client_ip: str | None
@@ -97,22 +98,8 @@ class IngestService:
     def sender_address(
         self, headers: Mapping[str, str], client_ip: str | None
     ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-        """The peer address, or the client named by X-Forwarded-For when the peer is a
-        trusted proxy (the right-most address not itself a trusted proxy)."""
-        address = _parse_ip(client_ip)
-        if address is None or not self._is_trusted(address):
-            return address
-        forwarded = [part.strip() for part in headers.get("x-forwarded-for", "").split(",")]
-        for hop in reversed([p for p in forwarded if p]):
-            hop_address = _parse_ip(hop)
-            if hop_address is None:
-                return address
-            if not self._is_trusted(hop_address):
-                return hop_address
-        return address
-
-    def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        return any(address in net for net in self._trusted)
+        """The client's address (X-Forwarded-For believed only from a trusted proxy)."""
+        return self.proxies.client_address(headers, client_ip)
 
     async def receive(
         self, request: IngestRequest, *, source: Source | None = None
@@ -334,15 +321,3 @@ def _content_key(body: Any, raw: bytes | None) -> str:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         raw = canonical.encode()
     return f"sha256:{hashlib.sha256(raw).hexdigest()}"
-
-
-def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not value:
-        return None
-    try:
-        address = ipaddress.ip_address(value.strip().strip("[]"))
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
