@@ -123,6 +123,7 @@ def create_app(
         finally:
             if worker is not None:
                 await worker.stop()
+            app.state.ingest.close()
             await http.aclose()
             await store.close()
 

@@ -24,9 +24,10 @@ MAX_FORM_FIELDS = 1_000
 # walks a node, so this bounds the work of the deepest forms.
 MAX_FORM_NESTED_KEYS = 5_000
 # Counted in the raw JSON before parsing (strings included, so an upper bound): objects
-# and lists, and values (commas + 1). Parsing and checking stay within ~10 ms at the limit.
-MAX_JSON_CONTAINERS = 20_000
-MAX_JSON_VALUES = 200_000
+# and lists, and values (commas + 1). json.loads holds the GIL throughout (no other
+# thread, the event loop included, runs meanwhile): at these limits, ~5 ms at most.
+MAX_JSON_CONTAINERS = 10_000
+MAX_JSON_VALUES = 100_000
 
 _JSON_TYPES = frozenset({"application/json", "text/json"})
 _FORM_TYPE = "application/x-www-form-urlencoded"

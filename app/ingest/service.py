@@ -15,6 +15,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -78,6 +79,7 @@ class IngestService:
         self.store = store
         self.on_stored = on_stored
         self.proxies = TrustedProxies(trusted_proxies)
+        self._large_bodies = ThreadPoolExecutor(1, thread_name_prefix="relay-large-bodies")
 
     def source_for(
         self, name: str, method: str, headers: Mapping[str, str], client_ip: str | None
@@ -94,6 +96,20 @@ class IngestService:
             allowed = ", ".join(source.methods)
             raise MethodNotAllowed(f"source {name!r} accepts {allowed}, not {method}")
         return source
+
+    async def _off_loop_if_large(self, raw: bytes, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)`` here for a small body; for a large one, in the one thread kept
+        for large bodies. The event loop then keeps answering (the GIL is handed back
+        every millisecond) and, large bodies taking turns in one thread, it competes for
+        the GIL with one of them, however many arrive at once: small webhooks never wait
+        behind them."""
+        if len(raw) < OFF_LOOP_BYTES:
+            return work(*args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._large_bodies, functools.partial(work, *args))
+
+    def close(self) -> None:
+        self._large_bodies.shutdown(wait=False, cancel_futures=True)
 
     def sender_address(
         self, headers: Mapping[str, str], client_ip: str | None
@@ -122,7 +138,7 @@ class IngestService:
         if not body_first:
             _verify(source, raw, request.headers, query, None)
         if request.method != "GET":
-            body = await _off_loop_if_large(raw, _parse_body, raw, request.headers)
+            body = await self._off_loop_if_large(raw, _parse_body, raw, request.headers)
         if body_first:
             _verify(source, raw, request.headers, query, body)
         headers = _storable_headers(request.headers)
@@ -136,7 +152,7 @@ class IngestService:
                 body = query
             if redactor.may_be_in(raw):
                 if request.method != "GET":
-                    body = await _off_loop_if_large(raw, redactor.value, body)
+                    body = await self._off_loop_if_large(raw, redactor.value, body)
                 digested = None  # the dedupe digest is of the redacted body, not the secret's
         return await self._store(request.source, source, body, headers, query, digested)
 
@@ -240,14 +256,6 @@ def _verify(
 def _reads_body(verify: VerifySpec) -> bool:
     """Whether the token is looked for in the body (which must then be parsed first)."""
     return verify.at is not None and "body" in verify.at.expression
-
-
-async def _off_loop_if_large(raw: bytes, work: Callable[..., Any], *args: Any) -> Any:
-    """``work(*args)`` here for a small body, in a thread for a large one: the event loop
-    then keeps answering other requests (the GIL is handed back every millisecond)."""
-    if len(raw) < OFF_LOOP_BYTES:
-        return work(*args)
-    return await asyncio.to_thread(work, *args)
 
 
 def _parse_body(raw: bytes, headers: Mapping[str, str]) -> Any:
