@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from app.admin.cli import terminal_text
 from app.errors import ConfigError
 from app.interpreter import tune_for_serving
 from app.settings import Settings
@@ -24,12 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except SettingsError as exc:
-        print(f"environment: {exc}", file=sys.stderr)
+        print(f"environment: {terminal_text(str(exc))}", file=sys.stderr)
         return 2
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             name = "RELAY_" + "_".join(str(p) for p in error["loc"]).upper()
-            message = error["msg"].removeprefix("Value error, ")
+            message = terminal_text(error["msg"].removeprefix("Value error, "))
             print(
                 f"environment: {name}: {message}" if error["loc"] else f"environment: {message}",
                 file=sys.stderr,
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print("relay.yaml is not valid:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            print(f"  {terminal_text(problem)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
