@@ -86,7 +86,7 @@ def parse_body(raw: bytes, content_type: str | None) -> Any:
 
 def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
     """A JSON object or array from UTF-8 bytes; anything else is a BodyError."""
-    _check_json_counts(raw)
+    containers = _check_json_counts(raw)
     try:
         text = raw.removeprefix(_UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -101,18 +101,21 @@ def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
         raise BodyError("body is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict | list):
         raise BodyError("body is JSON but not an object or an array")
-    if nesting_depth(value) > MAX_NESTING:
+    # Fewer objects and lists than levels allowed cannot nest too deep: most webhooks.
+    if containers > MAX_NESTING and nesting_depth(value) > MAX_NESTING:
         raise BodyTooDeep(f"body is nested more than {MAX_NESTING} levels deep")
     return value
 
 
-def _check_json_counts(raw: bytes) -> None:
-    """Refuse, before parsing, a body whose parse would build too many objects."""
+def _check_json_counts(raw: bytes) -> int:
+    """Refuse, before parsing, a body whose parse would build too many objects; the
+    number of ``{`` and ``[`` (an upper bound on its objects and lists)."""
     containers = raw.count(b"{") + raw.count(b"[")
     if containers > MAX_JSON_CONTAINERS:
         raise BodyTooLarge(f"body holds more than {MAX_JSON_CONTAINERS} JSON objects and lists")
     if raw.count(b",") >= MAX_JSON_VALUES:
         raise BodyTooLarge(f"body holds more than {MAX_JSON_VALUES} JSON values")
+    return containers
 
 
 _CONTAINERS = (dict, list)
