@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     log_pii: bool = False
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # docker compose only: the domain Caddy gets a certificate for (the relay reads none
+    # of it; kept here so that .env, the docs and the settings name the same variables).
+    domain: str | None = None
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     database_pool_size: int = Field(default=10, ge=1, le=200)
 
