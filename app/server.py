@@ -26,6 +26,10 @@ from app.api.problems import PROBLEM_JSON, problem_body
 from app.errors import HeadersTooLarge, RelayError, RequestTimeout
 from app.settings import Settings
 
+# After a refusal: how long, and how much, is still read (and dropped) before closing.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1 << 20
+
 
 @dataclass(frozen=True)
 class ConnectionLimits:
@@ -60,6 +64,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._headers_began = 0.0  # loop time of the request's first byte
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._lingering = False  # refused: what still arrives is read and dropped
+        self._lingered = 0
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -71,6 +78,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            self._lingered += len(data)
+            if self._lingered > LINGER_BYTES:
+                self.transport.close()
+            return
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -142,14 +154,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             )
 
     def _cancel_timers(self) -> None:
-        for timer in (self._header_timer, self._body_timer):
+        for timer in (self._header_timer, self._body_timer, self._linger_timer):
             if timer is not None:
                 timer.cancel()
-        self._header_timer = self._body_timer = None
+        self._header_timer = self._body_timer = self._linger_timer = None
 
     def _body_incomplete(self) -> bool:
+        """Whether the request's body is still arriving (after an early answer too:
+        the app may answer 413 before the body ends; the rest is then read and dropped,
+        so that the sender, still sending, gets to read that answer)."""
         cycle = self.cycle
-        return cycle is not None and cycle.more_body and not cycle.response_complete
+        return cycle is not None and cycle.more_body
 
     def _headers_late(self) -> None:
         self._header_timer = None
@@ -167,7 +182,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, error: RelayError) -> None:
         """Answer ``error`` (unless a response has begun) and close the connection; the
-        app, if it is waiting for the body, sees the client go away."""
+        app, if it is waiting for the body, sees the client go away.
+
+        The close lingers: our side is shut for writing, and up to LINGER_BYTES more are
+        read and dropped for up to LINGER_SECONDS. Closing with unread bytes would send
+        a reset, which can destroy the answer before the client reads it."""
         cycle = self.cycle
         if cycle is None or not cycle.response_started:
             body = problem_body(error)
@@ -179,8 +198,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True
             cycle.message_event.set()
-        self._cancel_timers()
-        self.transport.close()
+        self._cancel_timers()  # lingering starts: no deadline is owed an answer any more
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpToolsProtocol]:

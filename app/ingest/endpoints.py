@@ -43,9 +43,10 @@ _OUTCOMES = {
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _ERROR_HEADERS = {
     405: [(b"allow", b"GET, POST, HEAD")],
-    # The rest of the body is not read: the connection is not reused for another request.
+    # The body did not arrive: the connection is not reused for another request. (After
+    # a 413 the rest is read and dropped, within RELAY_BODY_TIMEOUT_SECONDS, so that the
+    # sender gets to read the answer.)
     408: [(b"connection", b"close")],
-    413: [(b"connection", b"close")],
 }
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import CONFIG_YAML, SECRETS
@@ -174,3 +175,19 @@ def test_uvicorn_settings_come_from_the_environment(tmp_path: Path) -> None:
     assert isinstance(protocol, type) and issubclass(protocol, BoundedHttpToolsProtocol)
     assert (config.limit_concurrency, config.timeout_keep_alive) == (7, 3)
     assert protocol.limits.max_header_bytes == settings.max_header_bytes
+
+
+def test_a_webhook_over_the_size_limit_gets_its_413_to_read(served: int) -> None:
+    # Answered before the body ends, the rest read and dropped: the sender, which reads
+    # only once it has sent everything, gets the 413 (not a reset), and the connection
+    # serves its next request.
+    with httpx.Client(base_url=f"http://127.0.0.1:{served}", timeout=10) as client:
+        for _ in range(2):
+            answer = client.post(
+                "/hooks/legacy-cart",
+                content=b"{" + b" " * (5 * 1024 * 1024) + b"}",
+                headers={"Content-Type": "application/json"},
+            )
+            assert answer.status_code == 413
+            assert answer.headers["content-type"] == "application/problem+json"
+        assert client.get("/healthz").status_code == 200
