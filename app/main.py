@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from app.admin.endpoints import router as admin_router
+from app.admin.login_limits import FailedLogins
 from app.api import health, metrics
 from app.api.problems import install_problem_handlers
 from app.api.proxies import TrustedProxies
@@ -140,6 +141,7 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.runtime = runtime
     app.state.proxies = TrustedProxies(settings.trusted_proxies)
+    app.state.failed_logins = FailedLogins()  # dashboard sign-ins, per client address
     install_problem_handlers(app)
     _document_hooks(app)
     app.include_router(health.router)

@@ -86,10 +86,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def failed_logins(request: Request) -> FailedLogins:
-    state = request.app.state
-    if not hasattr(state, "failed_logins"):
-        state.failed_logins = FailedLogins()
-    limits: FailedLogins = state.failed_logins
+    limits: FailedLogins = request.app.state.failed_logins
     return limits
 
 
