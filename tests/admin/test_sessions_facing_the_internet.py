@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app.admin.auth import SESSION_COOKIE
-from app.admin.login_limits import MAX_FAILURES
+from app.admin.login_limits import MAX_FAILURES, FailedLogins
 from app.admin.pages import PAYLOAD_CHARS
 from app.ingest.bodies import MAX_NESTING
 from app.store.base import Store
@@ -156,3 +156,17 @@ async def test_a_large_payload_page_stays_under_its_size_cap(
     assert 'data-testid="payload-truncated"' in page.text
     whole = await admin.get(f"/admin/events/{event_id}/payload")
     assert json.loads(whole.text) == large
+
+
+def test_a_blocked_address_may_try_again_once_its_oldest_failure_ages_out() -> None:
+    limits = FailedLogins(max_failures=3, window_seconds=60)
+    for now in (0.0, 1.0, 2.0):
+        assert limits.retry_after("198.51.100.1", now) == 0
+        limits.record_failure("198.51.100.1", now)
+    assert limits.retry_after("198.51.100.1", 10.0) == 50.0
+    assert limits.retry_after("203.0.113.1", 10.0) == 0  # another address is not blocked
+    assert limits.retry_after("198.51.100.1", 60.5) == 0  # the first failure aged out
+    limits.record_failure("198.51.100.1", 61.0)
+    assert limits.retry_after("198.51.100.1", 61.0) > 0
+    limits.clear("198.51.100.1")  # signed in
+    assert limits.retry_after("198.51.100.1", 61.0) == 0
