@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import re
 from typing import Any
 
@@ -38,6 +39,10 @@ _BRACKETED = re.compile(r"\[([^\]]*)\]")
 _INDEX = re.compile(r"0|[1-9][0-9]{0,17}")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff): only such an escape can put a
+# surrogate into a parsed string (raw surrogate bytes are not UTF-8). Pairs become one
+# character; a lone one is half a character, which no UTF-8 text (nor PostgreSQL) holds.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class BodyError(BadRequest):
@@ -66,6 +71,11 @@ class UnsupportedBody(BodyError):
     status_code = 415
     title = "Unsupported Media Type"
     slug = "unsupported-media-type"
+
+
+class UnstorableJson(BodyError):
+    """Valid JSON holding a value the relay cannot store as sent (HTTP 400): not to be
+    read as a form instead."""
 
 
 def parse_body(raw: bytes, content_type: str | None) -> Any:
@@ -104,6 +114,8 @@ def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
     # Fewer objects and lists than levels allowed cannot nest too deep: most webhooks.
     if containers > MAX_NESTING and nesting_depth(value) > MAX_NESTING:
         raise BodyTooDeep(f"body is nested more than {MAX_NESTING} levels deep")
+    if b"\\u" in raw and _SURROGATE_ESCAPE.search(raw):  # rare: only then look closer
+        _refuse_lone_surrogates(value)
     return value
 
 
@@ -136,6 +148,39 @@ def nesting_depth(value: Any, stop_after: int = MAX_NESTING) -> int:
                 below.extend(c for c in children if isinstance(c, _CONTAINERS))
         level = below
     return depth
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    """UnstorableJson naming the first string (or key) holding a lone UTF-16 surrogate.
+
+    RFC 8259 §8.2 lets a JSON string escape one (``"Ada \\ud83d"``: a sender cut a
+    name mid-emoji), and leaves what it means unpredictable. It is not a character:
+    UTF-8 — our storage, PostgreSQL's text, Infusionsoft's API — cannot hold it. The
+    relay refuses the webhook, with the place named, instead of storing something else
+    than was sent (docs/operations.md, "What the relay refuses to store")."""
+    stack: list[tuple[str, Any]] = [("body", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, path)
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                _check_text(key, f"a key of {path}")
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        raise UnstorableJson(
+            f"body cannot be stored: {path[:200]} holds a lone UTF-16 surrogate "
+            f"(\\u{code:04x} at character {exc.start}), half of a character; send the "
+            "whole character (a surrogate pair) or none"
+        ) from None
 
 
 def parse_form(raw: bytes | str) -> dict[str, Any]:
@@ -195,7 +240,7 @@ def _sniff(raw: bytes) -> Any:
     if raw.lstrip(b" \t\r\n" + _UTF8_BOM)[:1] in (b"{", b"["):
         try:
             return parse_json(raw)
-        except (BodyTooLarge, BodyTooDeep):
+        except (BodyTooLarge, BodyTooDeep, UnstorableJson):
             raise
         except BodyError:
             pass  # a form that happens to start with a bracket
@@ -204,6 +249,18 @@ def _sniff(raw: bytes) -> Any:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _parse_float(text: str) -> float:
+    """Numbers are IEEE 754 doubles (RFC 8259 §6); one past their range would become
+    infinity, which stored JSON cannot hold (it would turn into null): refused."""
+    value = float(text)
+    if math.isinf(value):
+        raise UnstorableJson(
+            f"body cannot be stored: the number {text[:40]} is beyond the range of a "
+            "double (RFC 8259 §6)"
+        )
+    return value
 
 
 def _key_path(name: str) -> list[str]:
@@ -274,4 +331,4 @@ def _lists_from_indexes(node: Any) -> Any:
 
 
 # Built once: json.loads with a keyword argument builds a decoder on every call.
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_parse_float)

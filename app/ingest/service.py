@@ -35,7 +35,7 @@ from app.ingest.bodies import BodyError, BodyTooLarge, UnsupportedBody, parse_bo
 from app.ingest.redaction import redactor_for
 from app.ingest.signatures import SignatureError, verify_signature
 from app.plan.planner import plan_event
-from app.store.base import Inserted, NewEvent, Store, StoreUnavailable
+from app.store.base import Inserted, NewEvent, Store, StoreUnavailable, UnstorableEvent
 from app.store.ids import new_event_id
 
 # Headers never stored: signatures, credentials and anything that smells like one.
@@ -185,6 +185,8 @@ class IngestService:
             inserted = await self.store.insert_events(events)
         except StoreUnavailable as exc:
             raise ServiceUnavailable(f"the event could not be stored: {exc}") from None
+        except UnstorableEvent as exc:
+            raise BadRequest(f"the event could not be stored: {exc}") from None
         if self.on_stored is not None and any(e.status == "pending" for e in events):
             self.on_stored()
         return IngestResult(
