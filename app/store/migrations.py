@@ -133,8 +133,36 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
             ],
         },
     ),
+]
+
+# Dashboard sessions: kept in the database so that signing out ends a session on every
+# replica. Only the SHA-256 of a session id is stored: the table alone signs no one in.
+_ADMIN_SESSIONS = """CREATE TABLE admin_sessions (
+    id_hash TEXT PRIMARY KEY,
+    created_at {real} NOT NULL,
+    expires_at {real} NOT NULL
+)"""
+MIGRATIONS.append(
     (
         2,
+        "admin sessions",
+        {
+            "sqlite": [
+                _ADMIN_SESSIONS.format(real="REAL"),
+                "CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at)",
+            ],
+            "postgres": [
+                _ADMIN_SESSIONS.format(real="DOUBLE PRECISION"),
+                "CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at)",
+            ],
+        },
+    )
+)
+
+# Contact reuse (app.delivery.reuse) and claim priority (queries.claim_due_events).
+MIGRATIONS += [
+    (
+        3,
         "contact reuse: the last upsert per email, shared by every replica",
         {
             # email_key and fields_key are SHA-256 digests (of the lower-case email and of
@@ -160,7 +188,7 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
         },
     ),
     (
-        3,
+        4,
         "events.priority: live events (0) are claimed before bulk replays (1)",
         {
             dialect: ["ALTER TABLE events ADD COLUMN priority INTEGER NOT NULL DEFAULT 0"]
