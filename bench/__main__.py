@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, flash_sale, ingest
+from bench import delivery, flash_sale, ingest, oauth_scale
 from bench.databases import DEFAULT_POSTGRES_URL
 from bench.machine import describe_machine
 from bench.report import PLOT_NAME, merge_results, write_results
@@ -69,6 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"flash-sale benchmark failed: {exc}", file=sys.stderr)
                 return 1
             new["flash_sale"] = {"command": command, "machine": machine, **result}
+            if postgres_url is not None:
+                scale = oauth_scale.QUICK if args.quick else oauth_scale.FULL
+                if args.oauth_events is not None:
+                    scale = oauth_scale.OAuthPlan(events=args.oauth_events)
+                try:
+                    result = oauth_scale.run_oauth_scale(scale, postgres_url, workdir, _log)
+                except RuntimeError as exc:
+                    print(f"OAuth-scale benchmark failed: {exc}", file=sys.stderr)
+                    return 1
+                new["oauth_scale"] = {"command": command, "machine": machine, **result}
     out: Path = args.out
     if "delivery" in new:
         from bench.plot import plot_delivery
@@ -107,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="contacts in the flash-sale delivery scenario, two events each "
         f"(default {flash_sale.FULL.contacts}; --quick {flash_sale.QUICK.contacts})",
+    )
+    parser.add_argument(
+        "--oauth-events",
+        type=int,
+        help="events in the OAuth-scale delivery scenario, run on one worker and on two "
+        f"replicas over PostgreSQL (default {oauth_scale.FULL.events}; --quick "
+        f"{oauth_scale.QUICK.events}; skipped with --no-postgres)",
     )
     return parser
 

@@ -9,6 +9,7 @@ event, and that every contact got its tag and sequence, every event delivered.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from bench.delivery import (
     Log,
     drain_backlog,
     start_fake,
+    statuses_of,
 )
 from bench.drain import analyse_drain, calls_from_log
 
@@ -59,7 +61,9 @@ def run_flash_sale(plan: FlashPlan, workdir: Path, log: Log) -> dict[str, Any]:
             "RELAY_WORKER_CONCURRENCY": str(CONCURRENCY),
         }
         worker_log = workdir / "flash-worker.log"
-        wall, statuses = drain_backlog(url, db, CONFIG, extra, events, worker_log, log)
+        wall, statuses = drain_backlog(
+            url, functools.partial(statuses_of, db), CONFIG, extra, events, worker_log, log
+        )
         state = httpx.get(f"{fake.url}/_fake/state", timeout=30).json()
     finally:
         fake.stop()
