@@ -435,7 +435,12 @@ class Worker:
             reused.discard(upsert_idx)
             contact_ids[upsert_idx] = fresh
             if not await self.store.complete_step(
-                event.id, upsert_idx, self.worker_id, {"contact_id": fresh}, fresh
+                event.id,
+                upsert_idx,
+                self.worker_id,
+                {"contact_id": fresh},
+                fresh,
+                replaces=contact_id,
             ):
                 raise ClaimLost(event.id) from error
             return await run_step(self.client, step, fresh)

@@ -172,8 +172,15 @@ class Store(Protocol):
     ) -> list[EventRecord]: ...
     async def renew_claims(self, worker_id: str, event_ids: list[str], until: float) -> None: ...
     async def complete_step(
-        self, event_id: str, idx: int, worker_id: str, result: Any, contact_id: int | None
-    ) -> bool: ...
+        self,
+        event_id: str,
+        idx: int,
+        worker_id: str,
+        result: Any,
+        contact_id: int | None,
+        *,
+        replaces: int | None = None,  # the event's contact id, if it is this one, becomes
+    ) -> bool: ...  # ``contact_id`` (a contact upserted again after its deletion in Keap)
     async def mark_step_sending(self, event_id: str, idx: int, worker_id: str) -> bool: ...
     async def fail_step(
         self,

@@ -224,7 +224,10 @@ def complete_step(
     worker_id: str,
     result: Any,
     contact_id: int | None,
+    replaces: int | None = None,
 ) -> bool:
+    """The event's contact id is the first upsert's; ``replaces``: a contact id that, if
+    it is the event's, gives way to ``contact_id`` (the contact was upserted again)."""
     if not _holds_claim(conn, ph, event_id, worker_id):
         return False
     steps = _load_steps(conn, ph, event_id)
@@ -232,8 +235,12 @@ def complete_step(
         status="done", attempts=steps[idx]["attempts"] + 1, result=result, last_error=None
     )
     conn.execute(
-        sql("UPDATE events SET steps = ?, contact_id = COALESCE(contact_id, ?) WHERE id = ?", ph),
-        (_dumps(steps), contact_id, event_id),
+        sql(
+            "UPDATE events SET steps = ?, contact_id = CASE WHEN contact_id = ? THEN ? "
+            "ELSE COALESCE(contact_id, ?) END WHERE id = ?",
+            ph,
+        ),
+        (_dumps(steps), replaces, contact_id, contact_id, event_id),
     )
     return True
 

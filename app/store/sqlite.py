@@ -392,10 +392,19 @@ class SQLiteStore:
             await self._write(lambda c: queries.renew_claims(c, "?", worker_id, event_ids, until))
 
     async def complete_step(
-        self, event_id: str, idx: int, worker_id: str, result: Any, contact_id: int | None
+        self,
+        event_id: str,
+        idx: int,
+        worker_id: str,
+        result: Any,
+        contact_id: int | None,
+        *,
+        replaces: int | None = None,
     ) -> bool:
         return await self._write(
-            lambda c: queries.complete_step(c, "?", event_id, idx, worker_id, result, contact_id)
+            lambda c: queries.complete_step(
+                c, "?", event_id, idx, worker_id, result, contact_id, replaces
+            )
         )
 
     async def mark_step_sending(self, event_id: str, idx: int, worker_id: str) -> bool:

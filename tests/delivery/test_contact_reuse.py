@@ -85,6 +85,7 @@ async def test_a_contact_deleted_in_keap_after_reuse_is_upserted_again_and_deliv
     assert new is not None and new.id != old.id
     assert state.tags_of(new.id) == {500}
     assert second.steps[0].result == {"contact_id": new.id}
+    assert second.contact_id == new.id  # the event names the contact that exists
     assert second.steps[1].result == {"contact_id": new.id}
     assert [(a.operation, a.status_code) for a in second.history] == [
         ("tags.add", 404),
