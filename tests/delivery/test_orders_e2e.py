@@ -105,8 +105,13 @@ def step(event: Any, action: str) -> Any:
 async def test_a_shopify_order_lands_as_one_paid_keap_order_with_a_note(
     database_url: str, fake_keap: FakeKeapServer
 ) -> None:
-    async with running_relay(database_url, fake_keap, orders_config()) as relay:
+    async with running_relay(
+        database_url, fake_keap, orders_config(), admin_token=ADMIN_TOKEN
+    ) as relay:
         event = await relay.wait_for(await post(relay, SHOPIFY_ORDER), "delivered")
+        shown = await relay.client.get(
+            f"/admin/events/{event.id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
     state = fake_keap.state
     contact = state.contact_by_email("ada@example.com")
     assert contact is not None
@@ -133,6 +138,9 @@ async def test_a_shopify_order_lands_as_one_paid_keap_order_with_a_note(
     order_step = step(event, "order")
     assert order_step.result["keap_order_id"] == order.id
     assert order_step.result["sender_order_id"] == "820982911946154508"
+    records = {s["action"]: s["records"] for s in shown.json()["steps"]}
+    assert records["order"] == {"sender_order_id": "820982911946154508", "keap_order_id": order.id}
+    assert records["payment"]["keap_payment_id"] == payment.id
     [note] = state.notes
     assert note.contact_id == contact.id
     assert (note.title, note.text) == ("Shop order", "Bought The Course for 154.50")
