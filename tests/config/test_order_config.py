@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.config.describe import describe_route
 from app.config.loader import parse_config
 from app.errors import ConfigError
 
@@ -76,3 +77,17 @@ def test_a_good_order_and_note_load() -> None:
     order, note = (a for a in config.routes[0].actions)
     assert order.kind == "order" and order.value.products == {"COURSE": 5001}
     assert note.kind == "note"
+
+
+def test_relay_check_prints_the_order_plan() -> None:
+    text = ROUTE.replace(
+        "ACTION",
+        ORDER + ", fallback_product: 99, extra_items: [{type: TAX, price: body.tax}], "
+        "payment: {amount: body.total, type: \"'Check'\"}}",
+    )
+    [route] = parse_config(text, {}, name="relay.yaml").routes
+    plan = "\n".join(describe_route(route))
+    assert "one item per body.line_items (SKU ← sku via products {COURSE → 5001}" in plan
+    assert "else product 99); plus TAX ← body.tax" in plan
+    assert "sender order id body.id → order custom field 7 (a replay reuses that order)" in plan
+    assert "then record a payment of body.total ('Check')" in plan
