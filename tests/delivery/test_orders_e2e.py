@@ -235,3 +235,13 @@ async def test_keap_refusing_an_unknown_product_makes_the_event_dead(
         event = await relay.wait_for(await post(relay, SHOPIFY_ORDER), "dead")
     assert "Invalid product id: 5003" in (event.last_error or "")
     assert fake_keap.state.orders == []
+
+
+async def test_a_dry_run_plans_the_order_and_payment_and_sends_nothing(
+    database_url: str, fake_keap: FakeKeapServer
+) -> None:
+    async with running_relay(database_url, fake_keap, orders_config(), dry_run=True) as relay:
+        event = await relay.wait_for(await post(relay, SHOPIFY_ORDER), "delivered")
+    assert [s.action for s in event.steps] == ["contact.upsert", "order", "payment", "note"]
+    assert all(s.result.get("dry_run") for s in event.steps)
+    assert fake_keap.state.request_count() == 0
