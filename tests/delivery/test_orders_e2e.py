@@ -4,13 +4,16 @@ relay over HTTP, on SQLite and PostgreSQL, against the fake Infusionsoft over HT
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.config.loader import load_config
 from app.fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
 from tests.delivery.conftest import Relay, running_relay
+from tests.recipes.delivery import TEST_ENV, as_sender_sends
 
 ADMIN_TOKEN = "orders-admin-token-0123456789abcdef"
 
@@ -245,3 +248,27 @@ async def test_a_dry_run_plans_the_order_and_payment_and_sends_nothing(
     assert [s.action for s in event.steps] == ["contact.upsert", "order", "payment", "note"]
     assert all(s.result.get("dry_run") for s in event.steps)
     assert fake_keap.state.request_count() == 0
+
+
+async def test_the_thrivecart_refund_recipe_swaps_its_tags_and_notes_the_refund(
+    database_url: str, fake_keap: FakeKeapServer
+) -> None:
+    recipe = Path(__file__).parents[2] / "app/recipes/senders/thrivecart.yaml"
+    config = load_config(recipe, TEST_ENV)
+    async with running_relay(database_url, fake_keap, config) as relay:
+        for sample, event_type in (
+            ("purchase.form", "order.success"),
+            ("refund.form", "order.refund"),
+        ):
+            request = as_sender_sends("thrivecart", sample, event_type)
+            response = await relay.client.request(
+                request.method, request.url, content=request.content, headers=request.headers
+            )
+            assert response.status_code == 202, response.text
+            await relay.wait_for(response.json()["event_id"], "delivered")
+    contact = fake_keap.state.contact_by_email("maria.lopez@example.com")
+    assert contact is not None
+    assert fake_keap.state.tags_of(contact.id) == {222222}  # customer tag off, refunded on
+    [note] = fake_keap.state.notes
+    assert (note.contact_id, note.title) == (contact.id, "ThriveCart refund")
+    assert note.text == "Refunded 197.00 USD for Growth Course (ThriveCart order 4471)"
