@@ -18,7 +18,7 @@ from tests.recipes.conftest import send, stored_event
 from tests.recipes.delivery import TEST_ENV, as_sender_sends
 
 SENDERS = Path(__file__).parents[2] / "app/recipes/senders"
-FALLBACK = 555099
+FALLBACK = 999999
 BLOCK_START = "      # - order:"
 
 
@@ -53,7 +53,7 @@ CHECKOUTS = [
         "thrivecart",
         "purchase_bump_upsell.form",
         "order.success",
-        [(555001, 1, 197.0), (555002, 1, 47.0), (555003, 1, 97.0)],  # product, bump, upsell
+        [(555555, 1, 197.0), (666666, 1, 47.0), (777777, 1, 97.0)],  # product, bump, upsell
         [],
         341.0,
         "4480",
@@ -62,18 +62,18 @@ CHECKOUTS = [
         "shopify",
         "purchase_several_items.json",
         "orders/paid",
-        [(555001, 1, 58.0), (FALLBACK, 2, 6.5), (FALLBACK, 1, 14.0)],
+        [(555555, 1, 58.0), (FALLBACK, 2, 6.5), (FALLBACK, 1, 14.0)],
         [("DISCOUNT", -9.0), ("SHIPPING", 7.5), ("TAX", 8.35)],
         91.85,
         "5880123456790",
         {"X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-000000000099"},
     ),
-    Checkout("samcart", "purchase.json", "Order", [(555001, 1, 97.0)], [], 97.0, "6310042"),
+    Checkout("samcart", "purchase.json", "Order", [(555555, 1, 97.0)], [], 97.0, "6310042"),
     Checkout(
         "woocommerce",
         "purchase.json",
         "order.created",
-        [(555001, 1, 72.95)],
+        [(555555, 1, 72.95)],
         [("TAX", 16.05)],
         89.0,
         "727",
@@ -91,24 +91,24 @@ CHECKOUTS = [
         "paddle",
         "purchase.json",
         "transaction.completed",
-        [(555001, 1, None)],  # no unit price in the sample: Keap uses the product's
+        [(555555, 1, None)],  # no unit price in the sample: Keap uses the product's
         [],
         30.0,
         "txn_01hv8wptq8987qeep44cyrewp9",
     ),
     Checkout(
-        "lemonsqueezy", "purchase.json", "order_created", [(555001, 1, 29.0)], [], 29.0, "1057001"
+        "lemonsqueezy", "purchase.json", "order_created", [(555555, 1, 29.0)], [], 29.0, "1057001"
     ),
     Checkout(
         "gumroad",
         "purchase.form",
         "sale",
-        [(555001, 1, 19.0)],
+        [(555555, 1, 19.0)],
         [],
         19.0,
         "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2==",
     ),
-    Checkout("kajabi", "purchase.json", "purchase", [(555001, 1, 149.0)], [], 149.0, "99012873"),
+    Checkout("kajabi", "purchase.json", "purchase", [(555555, 1, 149.0)], [], 149.0, "99012873"),
 ]
 
 
@@ -140,6 +140,6 @@ async def test_the_recipe_order_block_plans_the_sample_checkout(
     assert payment["amount"] == checkout.paid
     assert payment["payment_type"] == "Credit Card (Manual)"
     assert order["sender_order_id"] == payment["sender_order_id"] == checkout.sender_order_id
-    assert order["order_id_field"] == 555007
+    assert order["order_id_field"] == 888888
     if all(price is not None for _, _, price in checkout.items):
         assert order["total"] == checkout.paid  # the items add up to what was paid
