@@ -112,9 +112,9 @@ async def test_a_shopify_order_lands_as_one_paid_keap_order_with_a_note(
         database_url, fake_keap, orders_config(), admin_token=ADMIN_TOKEN
     ) as relay:
         event = await relay.wait_for(await post(relay, SHOPIFY_ORDER), "delivered")
-        shown = await relay.client.get(
-            f"/admin/events/{event.id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        )
+        bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        shown = await relay.client.get(f"/admin/events/{event.id}", headers=bearer)
+        page = await relay.client.get(f"/admin/events/{event.id}/view", headers=bearer)
     state = fake_keap.state
     contact = state.contact_by_email("ada@example.com")
     assert contact is not None
@@ -144,6 +144,8 @@ async def test_a_shopify_order_lands_as_one_paid_keap_order_with_a_note(
     records = {s["action"]: s["records"] for s in shown.json()["steps"]}
     assert records["order"] == {"sender_order_id": "820982911946154508", "keap_order_id": order.id}
     assert records["payment"]["keap_payment_id"] == payment.id
+    assert page.status_code == 200 and 'data-testid="step-records"' in page.text
+    assert f'"keap_order_id":{order.id}' in page.text.replace("&#34;", '"').replace(" ", "")
     [note] = state.notes
     assert note.contact_id == contact.id
     assert (note.title, note.text) == ("Shop order", "Bought The Course for 154.50")
