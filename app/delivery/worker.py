@@ -46,7 +46,9 @@ log = logging.getLogger("relay.worker")
 
 # Calls that must not run twice: a crash mid-call leaves them "sending", and they are
 # then not repeated (Infusionsoft most likely ran them). Every other call is idempotent.
-NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal"})
+# An order and its payment are the costliest to repeat; a note twice is clutter on the
+# contact's record. (The order step first looks for the order, so a replay reuses it.)
+NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal", "order", "payment", "note"})
 ANSWER_LOST = (
     "the answer to this call was lost after it reached Infusionsoft, which may have run "
     "it, so it was not repeated (replay the event from the start to run it again)"
@@ -299,6 +301,7 @@ class Worker:
             for s in event.steps
             if s.action == CONTACT_UPSERT and isinstance(s.result, dict) and s.result.get("reused")
         }
+        finished = {s.idx: s.result for s in event.steps if s.status == "done"}
         # A step given up for good (XML-RPC retired) does not hold back the others: the
         # event runs them all, then ends dead with that step's reason.
         given_up = [s.last_error or s.action for s in event.steps if s.status == "failed"]
@@ -332,7 +335,9 @@ class Worker:
             started = time.time()
             recorded = False
             try:
-                result = await self._run_step(event, step, contact_id, contact_ids, reused)
+                result = await self._run_step(
+                    event, step, contact_id, contact_ids, reused, finished
+                )
             except ClaimLost:
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
@@ -377,6 +382,7 @@ class Worker:
                 contact_ids[step.idx] = new_contact
                 if result.get("reused"):
                     reused.add(step.idx)
+            finished[step.idx] = result
             if not await self.store.complete_step(
                 event.id, step.idx, self.worker_id, result, new_contact
             ):
@@ -408,6 +414,7 @@ class Worker:
         contact_id: int | None,
         contact_ids: dict[int, Any],
         reused: set[int],
+        finished: dict[int, Any],
     ) -> dict[str, Any]:
         """The step's calls, with contact reuse (``app.delivery.reuse``): an upsert may
         reuse a recent id; a call refused because a reused contact no longer exists upserts
@@ -415,7 +422,7 @@ class Worker:
         if step.action == CONTACT_UPSERT and self.reuse is not None:
             return await self.reuse.upsert(self.client, step.params)
         try:
-            return await self._call_step(step, contact_id)
+            return await self._call_step(step, contact_id, finished)
         except KeapError as error:
             upsert_idx = step.params.get("contact_step")
             if (
@@ -434,6 +441,7 @@ class Worker:
             )
             reused.discard(upsert_idx)
             contact_ids[upsert_idx] = fresh
+            finished[upsert_idx] = {"contact_id": fresh}
             if not await self.store.complete_step(
                 event.id,
                 upsert_idx,
@@ -443,9 +451,11 @@ class Worker:
                 replaces=contact_id,
             ):
                 raise ClaimLost(event.id) from error
-            return await run_step(self.client, step, fresh)
+            return await run_step(self.client, step, fresh, finished)
 
-    async def _call_step(self, step: StepRecord, contact_id: int | None) -> dict[str, Any]:
+    async def _call_step(
+        self, step: StepRecord, contact_id: int | None, finished: dict[int, Any]
+    ) -> dict[str, Any]:
         """The step as one call of a batch across events (``app.delivery.batching``) when
         other events share it, else as its own calls."""
         key = batch_key(step.action, step.params) if self.batcher is not None else None
@@ -458,7 +468,7 @@ class Worker:
                 raise copy.copy(outcome.error)  # each member raises its own
             if outcome.done:
                 return {"contact_id": contact_id, "batched": True}
-        return await run_step(self.client, step, contact_id)
+        return await run_step(self.client, step, contact_id, finished)
 
     async def _send_batch(
         self, key: tuple[Hashable, ...], contact_ids: list[int]
