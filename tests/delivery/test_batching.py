@@ -62,10 +62,17 @@ async def test_one_contact_failing_in_a_batch_fails_only_that_events_step(
             fake_keap.control_url + "/config", json={"delete_contacts": [stale]}
         )
         assert deleted.status_code == 200, deleted.text
-    state.configure(known_tag_ids=None, latency_ms=300)
+    # Calls slow enough that A and B are still upserting when X is replayed, and a window
+    # long enough for a loaded machine: X waits for them, and the three are one batch.
+    state.configure(known_tag_ids=None, latency_ms=1000)
 
     async with running_relay(
-        database_url, fake_keap, batch_config, contact_reuse_minutes=0, admin_token=ADMIN_TOKEN
+        database_url,
+        fake_keap,
+        batch_config,
+        contact_reuse_minutes=0,
+        admin_token=ADMIN_TOKEN,
+        batch_window_seconds=5,
     ) as relay:
         a, b = await relay.post(buy("a")), await relay.post(buy("b"))
         replay = await relay.client.post("/admin/replay", json={"status": "dead"}, headers=BEARER)
@@ -99,9 +106,11 @@ async def test_a_purchase_then_a_refund_end_with_the_tag_removed_after_a_batched
     database_url: str, fake_keap: FakeKeapServer, batch_config: RelayConfig
 ) -> None:
     state = fake_keap.state
-    state.configure(latency_ms=200)
+    state.configure(latency_ms=1000)  # Q is claimed while P still upserts, even under load
     refund = {"event": "refund", "id": "refund-p", "email": "p@example.com"}
-    async with running_relay(database_url, fake_keap, batch_config) as relay:
+    async with running_relay(
+        database_url, fake_keap, batch_config, batch_window_seconds=5
+    ) as relay:
         p_buy, q_buy = await relay.post(buy("p")), await relay.post(buy("q"))
         p_refund = await relay.post(refund)
         bought = await relay.wait_for(p_buy, "delivered")
