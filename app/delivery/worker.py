@@ -140,6 +140,11 @@ class Worker:
         await asyncio.gather(*self._tasks, *self._inflight.values(), return_exceptions=True)
         self._tasks = []
 
+    def working_on(self, event_id: str) -> bool:
+        """This worker still holds a task for the event (it may log or count after its
+        status is committed)."""
+        return event_id in self._inflight
+
     def wake(self) -> None:
         """New work may be due (called by ingest in the same process)."""
         self._wake.set()
