@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from app.main import create_app
 from tests.conftest import make_config, make_settings
-from tests.fuzz.conftest import DERANDOMIZE
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install -e '.[test]'")
 from schemathesis import GenerationMode  # noqa: E402
@@ -58,7 +57,6 @@ def _fuzz(operation: Any) -> None:
         max_examples=EXAMPLES_PER_OPERATION,
         deadline=None,
         suppress_health_check=list(HealthCheck),
-        derandomize=DERANDOMIZE,
         database=None,
     )
     @given(case=_cases(operation))
