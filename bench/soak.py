@@ -190,7 +190,7 @@ class Soak:
 
     async def _after_apply_failure(self, control: httpx.AsyncClient, turn: int) -> None:
         """Keap carries the call out; its gateway answers 502 or 504 instead."""
-        status = (502, 504)[turn % 2]
+        status = (502, 504)[self.faults["after_apply_failure"] % 2]  # in turn
         failures = [
             {"status": status, "operation": operation, "after_handling": True}
             for operation in ("action_set.run", "email_template.send", "goal.achieve")
