@@ -121,6 +121,8 @@ class Soak:
         self.acknowledged: list[str] = []
         self.unexpected_exits: list[str] = []
         self.drained_in: float | None = None  # seconds from the end of the load
+        self.posts_in_flight = 0
+        self.at_kills: Counter[str] = Counter()  # what was in flight when replicas died
 
     # the load ------------------------------------------------------------------------
     async def post_steadily(self, until: float) -> None:
@@ -142,6 +144,7 @@ class Soak:
         first = number % len(self.replicas)
         outcome = "no answer"
         for replica in self.replicas[first:] + self.replicas[:first]:
+            self.posts_in_flight += 1
             try:
                 response = await client.post(
                     f"{replica.url}/hooks/cart", json=body, headers={"x-token": TOKEN}
@@ -149,6 +152,8 @@ class Soak:
             except httpx.HTTPError as exc:
                 outcome = f"cut off ({type(exc).__name__})"
                 continue
+            finally:
+                self.posts_in_flight -= 1
             if response.status_code in (200, 202):  # 200: a duplicate of a stored event
                 self.acknowledged.append(response.json()["event_id"])
                 self.webhooks["acknowledged" if response.status_code == 202 else "duplicate"] += 1
@@ -174,10 +179,23 @@ class Soak:
     async def _kill_replica(self, control: httpx.AsyncClient, turn: int) -> None:
         replica = self.replicas[self.faults["kill_replica"] % len(self.replicas)]
         replica.planned_down = True
+        calls = await self._wait_for_work_in_flight(control)
+        self.at_kills["keap_calls_in_flight"] += calls
+        self.at_kills["webhooks_in_flight"] += self.posts_in_flight
         replica.kill()
         await asyncio.sleep(self.plan.replica_down_seconds)
         await asyncio.to_thread(replica.start)
         replica.planned_down = False
+
+    async def _wait_for_work_in_flight(self, control: httpx.AsyncClient) -> int:
+        """Wait (up to 5 s) for a moment when calls are in flight at the fake and webhooks
+        are waiting for their answers, so the kill lands mid-work; the calls then."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            calls = sum((await control.get("/_fake/in_flight")).json()["in_flight"].values())
+            if (calls and self.posts_in_flight) or time.monotonic() > deadline:
+                return int(calls)
+            await asyncio.sleep(0.01)
 
     async def _restart_postgres(self, control: httpx.AsyncClient, turn: int) -> None:
         await asyncio.to_thread(self.pg.restart, self.plan.postgres_down_seconds)
@@ -297,6 +315,7 @@ async def _soak(
         "plan": {**vars(plan), "fault_interval": round(plan.fault_interval, 2)},
         "postgres": durability,
         "faults": {**dict(soak.faults), "postgres_restarts": pg.restarts},
+        "in_flight_at_kills": dict(soak.at_kills),
         "unexpected_replica_exits": soak.unexpected_exits,
         "drained_in_seconds": None if soak.drained_in is None else round(soak.drained_in, 1),
         "fake_answers": _fake_answers(fake_state),
@@ -359,6 +378,13 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += ["", "| faults injected | count |", "|---|---|"]
     lines += [f"| {name.replace('_', ' ')} | {n} |" for name, n in results["faults"].items()]
     lines.append(f"| unplanned replica exits | {len(results['unexpected_replica_exits'])} |")
+    at_kills = results["in_flight_at_kills"]
+    lines += [
+        "",
+        f"When the replicas were killed, {at_kills.get('keap_calls_in_flight', 0)} calls were "
+        f"in flight at the fake Infusionsoft (from either replica) and "
+        f"{at_kills.get('webhooks_in_flight', 0)} webhooks were waiting for an answer, in all.",
+    ]
     lines += ["", f"The queue drained {results['drained_in_seconds']} s after the load stopped."]
     lines += ["", "| the fake answered /crm calls | count |", "|---|---|"]
     lines += [f"| {status} | {n} |" for status, n in results["fake_answers"].items()]

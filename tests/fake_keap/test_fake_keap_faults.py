@@ -92,6 +92,8 @@ async def test_a_request_is_in_flight_until_its_answer_is_ready(fake: FakeKeapSe
             assert time.monotonic() < deadline, "the request never showed as in flight"
             await asyncio.sleep(0.01)
         assert fake.state.in_flight() == {"auth.probe": 1}
+        shown = await client.get(f"{fake.control_url}/in_flight")
+        assert shown.json() == {"in_flight": {"auth.probe": 1}}
         assert (await call).status_code == 200
     assert fake.state.in_flight() == {}
 
