@@ -246,11 +246,14 @@ def test_a_signature_right_but_for_one_byte_is_refused(
 
 
 def _is_json_document(raw: bytes) -> bool:
+    """An object or array of valid text: a body the relay reads before it checks the
+    signature (a lone surrogate escape the change made may be refused as unreadable)."""
     try:
-        json.loads(raw)
-    except ValueError:
+        document = json.loads(raw)
+        json.dumps(document, ensure_ascii=False).encode()
+    except ValueError:  # UnicodeError included
         return False
-    return not _is_empty(raw)
+    return isinstance(document, dict | list)
 
 
 def _is_empty(raw: bytes) -> bool:
