@@ -10,7 +10,6 @@ import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,7 +21,6 @@ from hypothesis import strategies as st
 
 from app.ingest.signatures import sign_request
 from app.main import create_app
-from bench.databases import fresh_postgres_schema
 from tests.conftest import make_config, make_settings
 
 ADMIN_TOKEN = "fuzz-admin-token"
@@ -95,18 +93,10 @@ class SyncRelay:
         return self.portal.call(answered_in_time)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def client(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SyncRelay]:
-    """One relay for the module's examples: on a SQLite file, then on a PostgreSQL schema."""
-    if request.param == "sqlite":
-        db: Path = tmp_path_factory.mktemp("ingest-fuzz") / "relay.db"
-        yield from _serve(f"sqlite:///{db}")
-    else:
-        server: str = request.getfixturevalue("postgres_server_url")
-        with fresh_postgres_schema(server, prefix="fuzz_") as url:
-            yield from _serve(url)
+@pytest.fixture(scope="module")
+def client(fuzz_database_url: str) -> Iterator[SyncRelay]:
+    """One relay for the module's examples (on SQLite, then on PostgreSQL)."""
+    yield from _serve(fuzz_database_url)
 
 
 def _serve(database_url: str) -> Iterator[SyncRelay]:

@@ -31,10 +31,10 @@ EXAMPLES_PER_OPERATION = 40  # about 10 operations: well under a minute in-proce
 
 
 @pytest.fixture(scope="module")
-def relay_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    db = tmp_path_factory.mktemp("fuzz") / "relay.db"
+def relay_schema(fuzz_database_url: str) -> Iterator[Any]:
+    """The relay's schema, served in-process (on SQLite, then on PostgreSQL)."""
     app = create_app(
-        make_settings(f"sqlite:///{db}", admin_token=ADMIN_TOKEN),
+        make_settings(fuzz_database_url, admin_token=ADMIN_TOKEN),
         config=make_config(),
         run_worker=False,
     )
