@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     keap_refresh_token: SecretStr | None = None
     keap_base_url: str = "https://api.infusionsoft.com/crm"
     keap_token_url: str = "https://api.infusionsoft.com/token"
+    # The Keap user email templates are sent on behalf of; unset: the credential's own user.
+    keap_user_id: int | None = Field(default=None, gt=0)
     keap_rate_per_second: int | None = Field(default=None, gt=0)
     keap_rate_per_minute: int | None = Field(default=None, gt=0)
     keap_rate_per_day: int | None = Field(default=None, gt=0)

@@ -89,6 +89,7 @@ def build_worker(
             token_store=store,
             gate=StoreCallGate(store, ceilings_for(*settings.rate_ceilings), metrics),
             observer=observe,
+            user_id=settings.keap_user_id,
         )
         client, probe = keap, keap.probe_auth
     return Worker(store, client, options, metrics, probe_auth=probe)
