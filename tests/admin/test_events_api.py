@@ -155,6 +155,7 @@ async def test_event_json_in_the_list(admin: httpx.AsyncClient, store: Store) ->
         "last_error": None,
         "outcome_unknown": None,
         "params": {"contact_step": 0, "ids": [100]},
+        "dry_run": False,
     }
 
 
