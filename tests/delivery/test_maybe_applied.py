@@ -16,7 +16,7 @@ from app.fake_keap.state import FakeKeapState
 from tests.delivery.conftest import Relay, running_relay
 from tests.delivery.test_delivery_e2e import ORDER
 
-ADMIN_TOKEN = "admin-token-for-maybe-applied"
+ADMIN_TOKEN = "admin-token-for-maybe-applied-3f9c2a71"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # The step's action → the operation the fake names its call.
 NOT_REPEATABLE = {

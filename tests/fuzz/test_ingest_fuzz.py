@@ -23,7 +23,7 @@ from app.ingest.signatures import sign_request
 from app.main import create_app
 from tests.conftest import make_config, make_settings
 
-ADMIN_TOKEN = "fuzz-admin-token"
+ADMIN_TOKEN = "fuzz-admin-token-7e6d5c4b3a291807"
 ANSWER_WITHIN = 10.0  # seconds; the relay answers these in milliseconds
 PROBLEM_FIELDS = {"type", "title", "status", "detail"}
 CONFIG = make_config()
