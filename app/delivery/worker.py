@@ -41,14 +41,17 @@ from app.store.base import AttemptRecord, EventRecord, Store, StoreUnavailable
 
 log = logging.getLogger("relay.worker")
 
-# Calls that must not run twice: a crash mid-call leaves them "sending", and they are
-# then not repeated (Infusionsoft most likely ran them). Every other call is idempotent.
-# An order and its payment are the costliest to repeat; a note twice is clutter on the
-# contact's record. (The order step first looks for the order, so a replay reuses it.)
+# Calls that must not run twice: a crash mid-call leaves them "sending", and an answer
+# after which Keap may have carried them out (the client's ``maybe_applied``) leaves them
+# outcome_unknown; neither is repeated. An order and its payment are the costliest to
+# repeat (the order step first looks for the order, so a replay reuses it); a note twice
+# is clutter on the contact's record. Every other call may run twice.
+# docs/delivery-guarantees.md has the table.
 NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal", "order", "payment", "note"})
 ANSWER_LOST = (
-    "the answer to this call was lost after it reached Infusionsoft, which may have run "
-    "it, so it was not repeated (replay the event from the start to run it again)"
+    "the answer to this call was lost or was a gateway failure after it reached "
+    "Infusionsoft, which may have run it, so it was not repeated (replay the event from "
+    "the start to run it again)"
 )
 IN_FLIGHT_AT_CRASH = (
     "a worker stopped while this call was in flight; Infusionsoft most likely ran it, so "
@@ -112,6 +115,9 @@ class Worker:
         self._auth_state = "not_started"
         self._crashed: str | None = None
         self._store_failure: str | None = None
+        if metrics:  # present from the start, so rate() sees the zeroes
+            for action in NOT_REPEATABLE:
+                metrics.outcome_unknown.labels(action)
 
     # lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -294,10 +300,9 @@ class Worker:
                     "not repeating a call that was in flight when a worker stopped",
                     extra={"event_id": event.id, "action": step.action},
                 )
-                result: dict[str, Any] = {
-                    "contact_id": contact_id,
-                    "outcome_unknown": IN_FLIGHT_AT_CRASH,
-                }
+                result: dict[str, Any] = self._outcome_unknown(
+                    step.action, contact_id, IN_FLIGHT_AT_CRASH
+                )
                 if not await self.store.complete_step(
                     event.id, step.idx, self.worker_id, result, None
                 ):
@@ -331,19 +336,19 @@ class Worker:
             except KeapError as error:
                 await self._record(event, step.idx, calls, started, error)
                 recorded = True
-                if not (
-                    step.action in NOT_REPEATABLE
-                    and isinstance(error, KeapTransientError)
-                    and error.maybe_applied
-                ):
+                if not (step.action in NOT_REPEATABLE and _maybe_applied(error)):
                     await self._after_failure(event, step.idx, step.action, error)
                     return
-                # The answer to a call that must not run twice was lost: as after a crash
-                # mid-call, it is not repeated, and the step says so.
-                result = {
-                    "contact_id": contact_id,
-                    "outcome_unknown": f"{ANSWER_LOST} ({error.detail})",
-                }
+                # Keap may have carried out a call that must not run twice (its answer was
+                # lost, or was a gateway failure): as after a crash mid-call, it is not
+                # repeated, and the step says so.
+                log.warning(
+                    "not repeating a call Infusionsoft may have carried out",
+                    extra={"event_id": event.id, "action": step.action, "error": error.detail},
+                )
+                result = self._outcome_unknown(
+                    step.action, contact_id, f"{ANSWER_LOST} ({error.detail})"
+                )
             finally:
                 before_send.reset(marker)
                 _calls.reset(token)
@@ -380,6 +385,12 @@ class Worker:
                     "steps": len(event.steps),
                 },
             )
+
+    def _outcome_unknown(self, action: str, contact_id: Any, reason: str) -> dict[str, Any]:
+        """The result of a step left outcome_unknown, counted in the metric."""
+        if self.metrics:
+            self.metrics.outcome_unknown.labels(action).inc()
+        return {"contact_id": contact_id, "outcome_unknown": reason}
 
     async def _mark_sending(self, event_id: str, idx: int) -> None:
         """Durably note that a call that must not run twice is about to be sent."""
@@ -464,6 +475,11 @@ class Worker:
                 )
             )
         await self.store.record_attempts(attempts)
+
+
+def _maybe_applied(error: KeapError) -> bool:
+    """The client's verdict (``app.keap.errors``): Keap may have carried the call out."""
+    return isinstance(error, KeapTransientError) and error.maybe_applied
 
 
 def _outcome(call: KeapCall | None, error: KeapError | None) -> str:

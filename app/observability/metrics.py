@@ -72,6 +72,13 @@ class Metrics:
             ["window"],
             registry=self.registry,
         )
+        self.outcome_unknown = Counter(
+            "relay_steps_outcome_unknown",
+            "Calls that must not run twice left outcome_unknown (Infusionsoft may have carried "
+            "them out): not repeated unless replayed from the start",
+            ["action"],
+            registry=self.registry,
+        )
         self._received: dict[tuple[str, str], Any] = {}
         self.keap_auth_ok = Gauge(
             "relay_keap_auth_ok",
