@@ -118,6 +118,28 @@ Replanner = Callable[[EventRecord], Replanned | None]
 
 
 @dataclass(frozen=True)
+class DeadEvent:
+    """One event gone dead, as the alerts group it."""
+
+    source: str
+    route: str  # the event's routes, comma-separated
+    reason: str
+    at: float  # when it went dead
+
+
+@dataclass(frozen=True)
+class DeadGroup:
+    """Dead events sharing a source, routes and reason: one open problem."""
+
+    source: str
+    route: str
+    reason: str
+    count: int
+    first_at: float
+    last_at: float
+
+
+@dataclass(frozen=True)
 class EventFilter:
     status: str | None = None
     source: str | None = None
@@ -229,4 +251,12 @@ class Store(Protocol):
         replan: Replanner | None = None,
     ) -> int: ...
     async def count_by_status(self) -> dict[str, int]: ...
+    async def dead_groups(self, limit: int) -> list[DeadGroup]: ...
+
+    # alerts: what was already told, shared by every replica and kept over restarts
+    async def dead_since(self, since: float, until: float, limit: int) -> list[DeadEvent]: ...
+    async def load_alert_state(self, prefix: str) -> dict[str, tuple[float, float]]: ...
+    async def advance_alert_state(
+        self, key: str, value: float, now: float, *, expected: float | None = None
+    ) -> bool: ...
     async def purge_finished(self, before: float, batch: int) -> int: ...

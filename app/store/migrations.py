@@ -133,6 +133,20 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
             ],
         },
     ),
+    (
+        2,
+        "alert_state: what the alerts already told, so a restart does not repeat it",
+        {
+            dialect: [
+                f"""CREATE TABLE alert_state (
+                    key TEXT PRIMARY KEY,
+                    value {real} NOT NULL,
+                    sent_at {real} NOT NULL
+                )"""
+            ]
+            for dialect, real in (("sqlite", "REAL"), ("postgres", "DOUBLE PRECISION"))
+        },
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

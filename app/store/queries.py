@@ -15,6 +15,8 @@ import orjson
 from app.store.base import (
     CONTACT_UPSERT,
     AttemptRecord,
+    DeadEvent,
+    DeadGroup,
     EventFilter,
     EventRecord,
     Inserted,
@@ -686,3 +688,77 @@ def purge_finished(conn: Conn, ph: str, before: float, batch: int) -> int:
     for table, column in (("attempts", "event_id"), ("events", "id")):
         conn.execute(sql(f"DELETE FROM {table} WHERE {column} IN ({marks})", ph), ids)
     return len(ids)
+
+
+def _route_label(routes: str) -> str:
+    return ", ".join(json.loads(routes)) if routes else ""
+
+
+def dead_since(conn: Conn, ph: str, since: float, until: float, limit: int) -> list[DeadEvent]:
+    """Events that went dead between ``since`` and ``until`` (updated_at, both included),
+    oldest first: what the dead-event alerts count (index events_finished)."""
+    rows = conn.execute(
+        sql(
+            "SELECT source, routes, last_error, updated_at FROM events WHERE status = 'dead' "
+            "AND updated_at >= ? AND updated_at <= ? ORDER BY updated_at LIMIT ?",
+            ph,
+        ),
+        (since, until, limit),
+    ).fetchall()
+    return [
+        DeadEvent(r["source"], _route_label(r["routes"]), r["last_error"] or "", r["updated_at"])
+        for r in rows
+    ]
+
+
+def dead_groups(conn: Conn, ph: str, limit: int) -> list[DeadGroup]:
+    """Dead events by source, routes and reason, the largest groups first."""
+    rows = conn.execute(
+        sql(
+            "SELECT source, routes, last_error, COUNT(*) AS n, MIN(updated_at) AS first_at, "
+            "MAX(updated_at) AS last_at FROM events WHERE status = 'dead' "
+            "GROUP BY source, routes, last_error ORDER BY n DESC, last_at DESC LIMIT ?",
+            ph,
+        ),
+        (limit,),
+    ).fetchall()
+    return [
+        DeadGroup(
+            source=r["source"],
+            route=_route_label(r["routes"]),
+            reason=r["last_error"] or "",
+            count=int(r["n"]),
+            first_at=r["first_at"],
+            last_at=r["last_at"],
+        )
+        for r in rows
+    ]
+
+
+def load_alert_state(conn: Conn, ph: str, prefix: str) -> dict[str, tuple[float, float]]:
+    """{key: (value, sent_at)} for the alert state keys starting with ``prefix``."""
+    rows = conn.execute(
+        sql("SELECT key, value, sent_at FROM alert_state WHERE key LIKE ?", ph), (prefix + "%",)
+    ).fetchall()
+    return {r["key"]: (r["value"], r["sent_at"]) for r in rows}
+
+
+def advance_alert_state(
+    conn: Conn, ph: str, key: str, value: float, now: float, expected: float | None
+) -> bool:
+    """Set an alert's state to ``value`` if it is still ``expected`` (a missing key counts
+    as 0), or, without ``expected``, if it is below ``value``. True: this caller changed
+    it, and so is the one (of every replica) to send the alert."""
+    conn.execute(
+        sql(
+            "INSERT INTO alert_state (key, value, sent_at) VALUES (?, 0, 0) ON CONFLICT DO NOTHING",
+            ph,
+        ),
+        (key,),
+    )
+    guard, bound = ("value = ?", expected) if expected is not None else ("value < ?", value)
+    cursor = conn.execute(
+        sql(f"UPDATE alert_state SET value = ?, sent_at = ? WHERE key = ? AND {guard}", ph),
+        (value, now, key, bound),
+    )
+    return bool(cursor.rowcount == 1)
