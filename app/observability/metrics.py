@@ -72,6 +72,12 @@ class Metrics:
             ["window"],
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "relay_alerts",
+            "Alerts POSTed to RELAY_ALERT_URL, by kind and outcome (sent, failed)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
         self._received: dict[tuple[str, str], Any] = {}
         self.keap_auth_ok = Gauge(
             "relay_keap_auth_ok",
