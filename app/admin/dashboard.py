@@ -143,7 +143,10 @@ async def index(request: Request, operator: OperatorDep) -> Response:
     filters = {key: query.get(key, "").strip() for key in ("status", "source", "email")}
     store = request.app.state.store
     summary = await service.status_summary(
-        store, request.app.state.metrics, request.app.state.runtime
+        store,
+        request.app.state.metrics,
+        request.app.state.runtime,
+        request.app.state.settings.rate_ceilings,
     )
     context: dict[str, Any] = {
         "operator": operator,

@@ -14,6 +14,17 @@ StepStatus = Literal["pending", "sending", "done", "failed"]
 EVENT_STATUSES: tuple[EventStatus, ...] = ("pending", "delivered", "dead", "ignored")
 CONTACT_UPSERT = "contact.upsert"  # the action of the step that finds or makes the contact
 
+# A rate ceiling with this window counts the calls of the UTC calendar day, as Keap's
+# daily quota does (it resets at 00:00 UTC); once full, calls wait for the reset plus
+# QUOTA_RESET_MARGIN (clocks differ a little) instead of running into 429s.
+UTC_DAY_WINDOW = 86400.0
+QUOTA_RESET_MARGIN = 30.0
+
+
+def utc_day_start(now: float) -> float:
+    """00:00 UTC of the day ``now`` falls in (epoch seconds count no leap seconds)."""
+    return now - now % UTC_DAY_WINDOW
+
 
 # The records made for every webhook (PlannedStep, NewEvent, Inserted) are plain slotted
 # dataclasses, not frozen ones: a frozen dataclass sets each field through
@@ -220,6 +231,7 @@ class Store(Protocol):
     # rate limiting shared by every replica
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float: ...
     async def set_not_before(self, until: float) -> None: ...
+    async def calls_since(self, moments: list[float]) -> list[int]: ...
 
     # OAuth token shared by every replica
     async def load_oauth_token(self) -> StoredToken | None: ...

@@ -370,6 +370,9 @@ class PostgresStore:
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
         return await self._transact(lambda c: queries.reserve_call(c, PH, now, ceilings))
 
+    async def calls_since(self, moments: list[float]) -> list[int]:
+        return await self._transact(lambda c: queries.calls_since(c, PH, moments))
+
     async def set_not_before(self, until: float) -> None:
         await self._transact(lambda c: queries.set_not_before(c, PH, until))
 

@@ -14,6 +14,8 @@ import orjson
 
 from app.store.base import (
     CONTACT_UPSERT,
+    QUOTA_RESET_MARGIN,
+    UTC_DAY_WINDOW,
     AttemptRecord,
     DeadEvent,
     DeadGroup,
@@ -26,6 +28,7 @@ from app.store.base import (
     StepRecord,
     StoredToken,
     is_dry_run_step,
+    utc_day_start,
 )
 
 Conn = Any  # sqlite3.Connection or psycopg.Connection: both have .execute(sql, params)
@@ -354,18 +357,25 @@ def reserve_call(conn: Conn, ph: str, now: float, ceilings: list[tuple[int, floa
 
     A ceiling of ``limit`` calls in any sliding ``window`` is full when that many calls
     were made within the last ``window`` seconds; the next slot opens when the oldest of
-    the last ``limit`` calls leaves the window.
+    the last ``limit`` calls leaves the window. A UTC_DAY_WINDOW ceiling counts the
+    calls since 00:00 UTC and, once full, opens at the next 00:00 UTC (Keap's reset).
     """
     if ph == POSTGRES:
         conn.execute("SELECT pg_advisory_xact_lock(727274)")  # one limiter for all replicas
     row = conn.execute("SELECT not_before FROM limiter_state WHERE id = 1").fetchone()
     wait = max(0.0, float(row["not_before"]) - now)
     for limit, window in ceilings:
+        day = window == UTC_DAY_WINDOW
+        since = utc_day_start(now) if day else now - window
         oldest = conn.execute(
             sql("SELECT at FROM rate_calls WHERE at > ? ORDER BY at DESC LIMIT 1 OFFSET ?", ph),
-            (now - window, limit - 1),
+            (since, limit - 1),
         ).fetchone()
-        if oldest is not None:
+        if oldest is None:
+            continue
+        if day:  # the day's quota is spent: nothing until it resets
+            wait = max(wait, since + UTC_DAY_WINDOW + QUOTA_RESET_MARGIN - now)
+        else:
             wait = max(wait, float(oldest["at"]) + window - now)
     if wait > 0:
         return wait
@@ -374,6 +384,18 @@ def reserve_call(conn: Conn, ph: str, now: float, ceilings: list[tuple[int, floa
     if int(now * 1000) % 97 == 0:  # prune now and then, not on every call
         conn.execute(sql("DELETE FROM rate_calls WHERE at < ?", ph), (now - longest - 1,))
     return 0.0
+
+
+def calls_since(conn: Conn, ph: str, moments: list[float]) -> list[int]:
+    """How many calls were let through since each of ``moments`` (the quota budget)."""
+    return [
+        int(
+            conn.execute(
+                sql("SELECT COUNT(*) AS n FROM rate_calls WHERE at > ?", ph), (moment,)
+            ).fetchone()["n"]
+        )
+        for moment in moments
+    ]
 
 
 def set_not_before(conn: Conn, ph: str, until: float) -> None:

@@ -447,6 +447,9 @@ class SQLiteStore:
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
         return await self._write(lambda c: queries.reserve_call(c, "?", now, ceilings))
 
+    async def calls_since(self, moments: list[float]) -> list[int]:
+        return await self._read(lambda c: queries.calls_since(c, "?", moments))
+
     async def set_not_before(self, until: float) -> None:
         await self._write(lambda c: queries.set_not_before(c, "?", until))
 

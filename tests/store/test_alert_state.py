@@ -1,10 +1,21 @@
-"""What alerts and the problems view read from the store, on both databases."""
+"""What alerts, the quota budget and the problems view read from the store, on both
+databases."""
 
 from __future__ import annotations
 
 import asyncio
 
-from app.store.base import DeadEvent, DeadGroup, Store
+import pytest
+
+from app.delivery.budget import read_budget
+from app.store.base import (
+    QUOTA_RESET_MARGIN,
+    UTC_DAY_WINDOW,
+    DeadEvent,
+    DeadGroup,
+    Store,
+    utc_day_start,
+)
 from tests.store.test_store_contract import T0, claimed_ids, insert, make_event
 
 
@@ -48,3 +59,20 @@ async def test_alert_state_moves_once_for_every_replica(store: Store) -> None:
     assert not await store.advance_alert_state("dead:k", T0 + 4, T0 + 7)
     assert await store.load_alert_state("dead:") == {"dead:k": (T0 + 5, T0 + 6)}
     assert await store.load_alert_state("auth") == {"auth-paused": (0.0, T0 + 2)}
+
+
+async def test_the_daily_ceiling_waits_for_the_utc_reset_then_opens(store: Store) -> None:
+    midnight = utc_day_start(T0) + UTC_DAY_WINDOW  # the next 00:00 UTC
+    day = [(3, UTC_DAY_WINDOW)]
+    for offset in (3600.0, 60.0, 1.0):  # three calls late in the day spend the quota
+        assert await store.reserve_call(midnight - offset, day) == 0.0
+    # The 4th waits until Keap resets the quota (plus a margin), not a sliding 24 h.
+    assert await store.reserve_call(midnight - 0.5, day) == pytest.approx(0.5 + QUOTA_RESET_MARGIN)
+    assert await store.reserve_call(midnight + QUOTA_RESET_MARGIN, day) == 0.0
+    budget = await read_budget(store, (5, 240, 3), midnight + QUOTA_RESET_MARGIN)
+    assert [(w.name, w.used, w.ceiling) for w in budget.windows] == [
+        ("second", 1, 5),
+        ("minute", 2, 240),  # yesterday's last call is still within the minute
+        ("day", 1, 3),  # but not within today's quota
+    ]
+    assert (budget.day_started, budget.resets_at) == (midnight, midnight + UTC_DAY_WINDOW)
