@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     public_url: str | None = None
     alert_group_seconds: float = Field(default=300, gt=0)
     alert_check_seconds: float = Field(default=15, gt=0)
+    alert_quota_percent: float = Field(default=80, gt=0, le=100)
 
     @field_validator("trusted_proxies", "alert_url", mode="before")
     @classmethod

@@ -27,13 +27,17 @@ from app.alerts.messages import (
     auth_resumed_alert,
     database_unreachable_alert,
     dead_events_alert,
+    quota_alert,
 )
 from app.alerts.sender import AlertSender
+from app.delivery.budget import read_budget
 from app.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("relay.alerts")
 
 AUTH_KEY = "auth-paused"  # 1 while a pause was told and its resumption not yet
+# The UTC day (its 00:00, epoch seconds) for which "nearly spent" / "spent" was told.
+QUOTA_NEAR_KEY, QUOTA_SPENT_KEY = "quota-near", "quota-spent"
 DEAD_BATCH = 10_000  # dead events read per look (a storm's rest waits for the next look)
 SETTLE_SECONDS = 1.0  # dead events younger than this wait a look (commits in flight)
 
@@ -44,6 +48,8 @@ class AlertOptions:
     quiet_seconds: float = 10.0  # a group is told once no event joined it for this long
     check_seconds: float = 15.0  # how often to look for newly dead events
     database_grace_seconds: float = 30.0  # a database failing this long is told
+    ceilings: tuple[int, int, int] | None = None  # the rate ceilings; None: no quota alerts
+    quota_percent: float = 80.0  # "nearly spent" from this share of the daily ceiling
 
 
 class Alerter:
@@ -63,6 +69,7 @@ class Alerter:
             await asyncio.sleep(self.options.check_seconds)
             try:
                 await self.check_dead(time.time())
+                await self.check_quota(time.time())
             except StoreUnavailable as exc:
                 log.info("cannot look for dead events", extra={"error": str(exc)})
             except Exception:
@@ -99,6 +106,18 @@ class Alerter:
             told = state.get(key, (0.0, 0.0))[0]
             if await self.store.advance_alert_state(key, group.last_at, now, expected=told):
                 self._send(dead_events_alert(group))
+
+    async def check_quota(self, now: float) -> None:
+        """Tell, once per UTC day, that the daily quota is nearly spent, and that it is."""
+        if self.options.ceilings is None:
+            return
+        budget = await read_budget(self.store, self.options.ceilings, now)
+        spent = budget.day.used >= budget.day.ceiling
+        if not spent and budget.day.percent < self.options.quota_percent:
+            return
+        key = QUOTA_SPENT_KEY if spent else QUOTA_NEAR_KEY
+        if await self.store.advance_alert_state(key, budget.day_started, now):
+            self._send(quota_alert(budget, spent=spent))
 
     # told by the worker ------------------------------------------------------------
     def auth_paused(self, detail: str, probe_seconds: float) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from app.delivery.budget import QuotaBudget
 from app.store.base import DeadGroup
 
 DISCORD_CONTENT_MAX = 2000  # Discord refuses longer messages
@@ -115,4 +116,27 @@ def database_unreachable_alert(detail: str, since: float) -> Alert:
         action="check the database server, its disk space and RELAY_DATABASE_URL",
         dashboard_path="/readyz",
         fields={"since": _utc(since), "error": detail},
+    )
+
+
+def quota_alert(budget: QuotaBudget, *, spent: bool) -> Alert:
+    day = budget.day
+    used = f"{day.used:,} of {day.ceiling:,} calls ({day.percent:.0f} %)"
+    resets = _utc(budget.resets_at)
+    return Alert(
+        kind="quota_spent" if spent else "quota_near",
+        severity="error" if spent else "warning",
+        title=(
+            "Keap's daily quota is spent: delivery waits for the reset"
+            if spent
+            else f"Keap's daily quota is nearly spent: {day.percent:.0f} % used"
+        ),
+        detail=f"Today (UTC) the relay has made {used}; the quota resets at {resets}."
+        + (" Events wait in the queue until then; nothing is lost." if spent else ""),
+        action=(
+            "nothing to lose, but delivery is late: if the quota is higher than "
+            "RELAY_KEAP_RATE_PER_DAY, raise it; otherwise look for the source sending more "
+            "events than usual"
+        ),
+        fields={"used": day.used, "ceiling": day.ceiling, "resets_at": resets},
     )

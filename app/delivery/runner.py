@@ -119,6 +119,8 @@ def build_alerter(
         check_seconds=settings.alert_check_seconds,
         # A burst of dead events is told once two looks found nothing new in it.
         quiet_seconds=2 * settings.alert_check_seconds,
+        ceilings=None if settings.is_dry_run else settings.rate_ceilings,
+        quota_percent=settings.alert_quota_percent,
     )
     return Alerter(store, sender, options)
 

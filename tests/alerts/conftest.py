@@ -71,3 +71,4 @@ def alert_receiver() -> Iterator[AlertReceiver]:
 
 
 from tests.delivery.conftest import delivery_config, fake_keap  # noqa: E402, F401 (fixtures)
+from tests.store.conftest import open_another_store, store  # noqa: E402, F401 (fixtures)
