@@ -141,9 +141,15 @@ async def replay_matching(
     source: str | None,
     since: float | None,
     options: ReplayOptions,
+    *,
+    reason: str | None = None,
+    routes_json: str | None = None,
 ) -> int:
-    """Re-queue the matching events; ``status`` None (any) only with ``dry_run_steps``."""
-    flt = EventFilter(status=status, source=source or None, since=since)
+    """Re-queue the matching events; ``status`` None (any) only with ``dry_run_steps``;
+    ``reason`` and ``routes_json`` narrow it to one problem group (DeadGroup)."""
+    flt = EventFilter(
+        status=status, source=source or None, since=since, reason=reason, routes_json=routes_json
+    )
     return await store.requeue_matching(
         flt,
         time.time(),

@@ -148,6 +148,7 @@ class DeadGroup:
     count: int
     first_at: float
     last_at: float
+    routes_json: str = ""  # the routes as stored, for an exact "replay these" filter
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ class EventFilter:
     source: str | None = None
     email: str | None = None
     since: float | None = None
+    reason: str | None = None  # the last error, exactly (one problem group)
+    routes_json: str | None = None  # the routes as stored (DeadGroup.routes_json)
 
 
 class StoreUnavailable(Exception):

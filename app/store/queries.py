@@ -467,6 +467,12 @@ def _filter_clause(flt: EventFilter) -> tuple[str, list[Any]]:
     if flt.since is not None:
         clauses.append("received_at >= ?")
         params.append(flt.since)
+    if flt.reason is not None:
+        clauses.append("last_error = ?")
+        params.append(flt.reason)
+    if flt.routes_json is not None:
+        clauses.append("routes = ?")
+        params.append(flt.routes_json)
     return (" AND ".join(clauses) or "1 = 1"), params
 
 
@@ -752,6 +758,7 @@ def dead_groups(conn: Conn, ph: str, limit: int) -> list[DeadGroup]:
             count=int(r["n"]),
             first_at=r["first_at"],
             last_at=r["last_at"],
+            routes_json=r["routes"],
         )
         for r in rows
     ]
