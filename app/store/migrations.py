@@ -133,9 +133,38 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
             ],
         },
     ),
+]
+
+# Dashboard sessions: kept in the database so that signing out ends a session on every
+# replica. Only the SHA-256 of a session id is stored: the table alone signs no one in.
+_ADMIN_SESSIONS = """CREATE TABLE admin_sessions (
+    id_hash TEXT PRIMARY KEY,
+    created_at {real} NOT NULL,
+    expires_at {real} NOT NULL
+)"""
+MIGRATIONS.append(
     (
         2,
-        "alert_state: what the alerts already told, so a restart does not repeat it",
+        "admin sessions",
+        {
+            "sqlite": [
+                _ADMIN_SESSIONS.format(real="REAL"),
+                "CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at)",
+            ],
+            "postgres": [
+                _ADMIN_SESSIONS.format(real="DOUBLE PRECISION"),
+                "CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at)",
+            ],
+        },
+    )
+)
+
+# What the alerts already told (app/alerts), so a restart or a second replica does not
+# tell it again.
+MIGRATIONS.append(
+    (
+        3,
+        "alert_state",
         {
             dialect: [
                 f"""CREATE TABLE alert_state (
@@ -146,7 +175,7 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
             ]
             for dialect, real in (("sqlite", "REAL"), ("postgres", "DOUBLE PRECISION"))
         },
-    ),
-]
+    )
+)
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -38,10 +38,11 @@ async def test_dead_events_are_read_by_time_and_grouped_by_source_route_and_reas
         DeadEvent("shop", "paid-order", "tags: 400 no such tag", T0 + 2),
         DeadEvent("shop", "paid-order", "goal: 400", T0 + 3),
     ]
+    stored = '["paid-order"]'  # the routes as stored: what "replay these" filters on
     assert await store.dead_groups(10) == [
-        DeadGroup("shop", "paid-order", "tags: 400 no such tag", 2, T0 + 1, T0 + 2),
-        DeadGroup("woo", "paid-order", "tags: 400 no such tag", 1, T0 + 4, T0 + 4),
-        DeadGroup("shop", "paid-order", "goal: 400", 1, T0 + 3, T0 + 3),
+        DeadGroup("shop", "paid-order", "tags: 400 no such tag", 2, T0 + 1, T0 + 2, stored),
+        DeadGroup("woo", "paid-order", "tags: 400 no such tag", 1, T0 + 4, T0 + 4, stored),
+        DeadGroup("shop", "paid-order", "goal: 400", 1, T0 + 3, T0 + 3, stored),
     ]
     assert len(await store.dead_groups(1)) == 1
 
