@@ -10,6 +10,7 @@ outage by each worker that sees it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable
@@ -39,6 +40,7 @@ AUTH_KEY = "auth-paused"  # 1 while a pause was told and its resumption not yet
 # The UTC day (its 00:00, epoch seconds) for which "nearly spent" / "spent" was told.
 QUOTA_NEAR_KEY, QUOTA_SPENT_KEY = "quota-near", "quota-spent"
 DEAD_BATCH = 10_000  # dead events read per look (a storm's rest waits for the next look)
+STOP_GRACE_SECONDS = 2.0  # how long a stopping worker waits for alerts being sent
 SETTLE_SECONDS = 1.0  # dead events younger than this wait a look (commits in flight)
 
 
@@ -157,7 +159,10 @@ class Alerter:
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Give alerts on their way a moment (a resumption just told), then cancel."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.drain()), grace)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
