@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from app.config.models import RelayConfig
 from app.fake_keap.server import FakeKeapServer
 from tests.alerts.conftest import AlertReceiver
+from tests.conftest import make_config
 from tests.delivery.conftest import running_relay
+from tests.delivery.test_xmlrpc_sunset import WITH_ACTION_SET
 
 ORDER = {"event": "order.paid", "id": "o-1", "email": "ada@example.com", "first_name": "Ada"}
 FAULT = "[RecordNotFound]Unable to perform update. Record not found for Id:42"
@@ -128,3 +131,21 @@ async def test_an_unreachable_alert_url_changes_nothing_else(
     assert "RecordNotFound" in dead.last_error
     bob = fake_keap.state.contact_by_email("bob@example.com")
     assert bob is not None and fake_keap.state.tags_of(bob.id) == {500}
+
+
+async def test_action_sets_given_up_after_the_sunset_are_told_with_the_way_off_xml_rpc(
+    database_url: str, fake_keap: FakeKeapServer, alert_receiver: AlertReceiver
+) -> None:
+    fake_keap.state.retire_xmlrpc()  # 404 with Apigee's "no proxy for this path" fault
+    passed = (datetime.now(UTC) - timedelta(days=1)).date()
+    config = make_config(WITH_ACTION_SET)
+    settings = alerting(alert_receiver.url, keap_xmlrpc_sunset=passed)
+    async with running_relay(database_url, fake_keap, config, **settings) as relay:
+        event = await relay.wait_for(await relay.post(ORDER), "dead")
+        [message] = await alert_receiver.wait_for(1)
+    assert event.last_error.startswith("action_set: Keap retired XML-RPC")
+    assert message["kind"] == "xmlrpc_retired"
+    assert message["fields"]["reason"] == event.last_error
+    assert "docs/action-sets.md" in message["action"] and "--replan" in message["action"]
+    ada = fake_keap.state.contact_by_email("ada@example.com")
+    assert ada is not None and fake_keap.state.tags_of(ada.id) == {101}  # the rest ran
