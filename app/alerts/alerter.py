@@ -32,7 +32,7 @@ from app.alerts.messages import (
 )
 from app.alerts.sender import AlertSender
 from app.delivery.budget import read_budget
-from app.store.base import Store, StoreUnavailable
+from app.store.base import UTC_DAY_WINDOW, Store, StoreUnavailable
 
 log = logging.getLogger("relay.alerts")
 
@@ -108,6 +108,10 @@ class Alerter:
             told = state.get(key, (0.0, 0.0))[0]
             if await self.store.advance_alert_state(key, group.last_at, now, expected=told):
                 self._send(dead_events_alert(group))
+        # A group told long ago holds nothing back any more (the cursor is past it):
+        # forget it, so the table does not keep every reason ever seen.
+        forget = max(UTC_DAY_WINDOW, 2 * self.options.group_seconds)
+        await self.store.forget_alert_state(DEAD_KEY_PREFIX, now - forget)
 
     async def check_quota(self, now: float) -> None:
         """Tell, once per UTC day, that the daily quota is nearly spent, and that it is."""

@@ -462,6 +462,11 @@ class PostgresStore:
     async def load_alert_state(self, prefix: str) -> dict[str, tuple[float, float]]:
         return await self._transact(lambda c: queries.load_alert_state(c, PH, prefix))
 
+    async def forget_alert_state(self, prefix: str, sent_before: float) -> int:
+        return await self._transact(
+            lambda c: queries.forget_alert_state(c, PH, prefix, sent_before)
+        )
+
     async def advance_alert_state(
         self, key: str, value: float, now: float, *, expected: float | None = None
     ) -> bool:

@@ -799,6 +799,15 @@ def load_alert_state(conn: Conn, ph: str, prefix: str) -> dict[str, tuple[float,
     return {r["key"]: (r["value"], r["sent_at"]) for r in rows}
 
 
+def forget_alert_state(conn: Conn, ph: str, prefix: str, sent_before: float) -> int:
+    """Delete the alert state keys starting with ``prefix`` last sent before a time."""
+    cursor = conn.execute(
+        sql("DELETE FROM alert_state WHERE key LIKE ? AND sent_at < ?", ph),
+        (prefix + "%", sent_before),
+    )
+    return int(cursor.rowcount)
+
+
 def advance_alert_state(
     conn: Conn, ph: str, key: str, value: float, now: float, expected: float | None
 ) -> bool:

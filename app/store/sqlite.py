@@ -537,6 +537,9 @@ class SQLiteStore:
     async def load_alert_state(self, prefix: str) -> dict[str, tuple[float, float]]:
         return await self._read(lambda c: queries.load_alert_state(c, "?", prefix))
 
+    async def forget_alert_state(self, prefix: str, sent_before: float) -> int:
+        return await self._write(lambda c: queries.forget_alert_state(c, "?", prefix, sent_before))
+
     async def advance_alert_state(
         self, key: str, value: float, now: float, *, expected: float | None = None
     ) -> bool:

@@ -60,6 +60,11 @@ async def test_alert_state_moves_once_for_every_replica(store: Store) -> None:
     assert not await store.advance_alert_state("dead:k", T0 + 4, T0 + 7)
     assert await store.load_alert_state("dead:") == {"dead:k": (T0 + 5, T0 + 6)}
     assert await store.load_alert_state("auth") == {"auth-paused": (0.0, T0 + 2)}
+    # Old group keys are forgotten; other keys stay.
+    assert await store.forget_alert_state("dead:", T0 + 6) == 0
+    assert await store.forget_alert_state("dead:", T0 + 7) == 1
+    assert await store.load_alert_state("dead:") == {}
+    assert await store.load_alert_state("auth") == {"auth-paused": (0.0, T0 + 2)}
 
 
 async def test_the_daily_ceiling_waits_for_the_utc_reset_then_opens(store: Store) -> None:
