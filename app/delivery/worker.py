@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.alerts.alerter import Alerter
 from app.delivery.gate import before_send
 from app.delivery.retention import retention_loop
 from app.delivery.retry import decide_retry
@@ -98,12 +99,14 @@ class Worker:
         options: WorkerOptions,
         metrics: Metrics | None = None,
         probe_auth: Callable[[], Awaitable[None]] | None = None,
+        alerts: Alerter | None = None,
     ) -> None:
         self.store = store
         self.client = client
         self.options = options
         self.metrics = metrics
         self.probe_auth = probe_auth
+        self.alerts = alerts
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,6 +136,8 @@ class Worker:
                     name="relay-retention",
                 )
             )
+        if self.alerts is not None:
+            self._tasks.append(loop.create_task(self.alerts.run(), name="relay-alerts"))
         if self.options.dry_run:
             self._auth_state, self._auth_detail = "skipped", "dry-run"
 
@@ -145,6 +150,8 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._inflight.values(), return_exceptions=True)
         self._tasks = []
+        if self.alerts is not None:
+            await self.alerts.stop()
 
     def working_on(self, event_id: str) -> bool:
         """This worker still holds a task for the event (it may log or count after its
@@ -191,8 +198,12 @@ class Worker:
                         # Claimed events were not touched; nothing is lost meanwhile.
                         self._store_failure = str(exc)
                         log.warning("cannot claim events", extra={"error": str(exc)})
+                        if self.alerts is not None:
+                            self.alerts.database_failing(str(exc))
                         await self._sleep(min(5.0, self.options.poll_interval * 4))
                         continue
+                    if self._store_failure is not None and self.alerts is not None:
+                        self.alerts.database_answers()
                     self._store_failure = None
                 for event in events:
                     task = asyncio.get_running_loop().create_task(self._deliver_guarded(event))
@@ -249,6 +260,8 @@ class Worker:
         if self.metrics:
             self.metrics.keap_auth_ok.set(1)
         log.info("credentials accepted again: delivery resumes")
+        if self.alerts is not None:
+            self.alerts.auth_resumed()
         self._auth_ok.set()
         self._wake.set()
 
@@ -266,6 +279,8 @@ class Worker:
             )
             task = asyncio.get_running_loop().create_task(self._probe_until_accepted())
             self._tasks.append(task)
+            if self.alerts is not None:
+                self.alerts.auth_paused(error.detail, self.options.auth_probe_interval)
 
     # one event ---------------------------------------------------------------------
     async def _deliver_guarded(self, event: EventRecord) -> None:
