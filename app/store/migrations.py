@@ -159,10 +159,29 @@ MIGRATIONS.append(
     )
 )
 
+# What the alerts already told (app/alerts), so a restart or a second replica does not
+# tell it again.
+MIGRATIONS.append(
+    (
+        3,
+        "alert_state",
+        {
+            dialect: [
+                f"""CREATE TABLE alert_state (
+                    key TEXT PRIMARY KEY,
+                    value {real} NOT NULL,
+                    sent_at {real} NOT NULL
+                )"""
+            ]
+            for dialect, real in (("sqlite", "REAL"), ("postgres", "DOUBLE PRECISION"))
+        },
+    )
+)
+
 # Contact reuse (app.delivery.reuse) and claim priority (queries.claim_due_events).
 MIGRATIONS += [
     (
-        3,
+        4,
         "contact reuse: the last upsert per email, shared by every replica",
         {
             # email_key and fields_key are SHA-256 digests (of the lower-case email and of
@@ -188,7 +207,7 @@ MIGRATIONS += [
         },
     ),
     (
-        4,
+        5,
         "events.priority: live events (0) are claimed before bulk replays (1)",
         {
             dialect: ["ALTER TABLE events ADD COLUMN priority INTEGER NOT NULL DEFAULT 0"]
