@@ -30,6 +30,7 @@ from app.errors import (
 )
 from app.ingest.bodies import BodyError, UnsupportedBody, parse_body, parse_query
 from app.ingest.signatures import SignatureError, verify_signature
+from app.observability.tracing import LINK_HEADER, IngestTrace
 from app.plan.planner import plan_event
 from app.store.base import Inserted, NewEvent, Store, StoreUnavailable, UnstorableEvent
 from app.store.ids import new_event_id
@@ -109,8 +110,14 @@ class IngestService:
         return any(address in net for net in self._trusted)
 
     async def receive(
-        self, request: IngestRequest, *, source: Source | None = None
+        self,
+        request: IngestRequest,
+        *,
+        source: Source | None = None,
+        trace: IngestTrace | None = None,
     ) -> IngestResult:
+        """Verify, parse, plan and store one request; ``trace`` (tracing on) is told
+        when each phase ends, and its context is stored with the events."""
         source = source or self.source_for(
             request.source, request.method, request.headers, request.client_ip
         )
@@ -125,6 +132,8 @@ class IngestService:
             source, request, query
         ):
             return IngestResult(inserted=[], split=False, ping=True)
+        if trace is not None:
+            trace.mark("parse")
         headers = request.headers
         token_value = None
         if source.verify.scheme == "token" and source.verify.at is not None:
@@ -145,10 +154,14 @@ class IngestService:
                 query = _redact(query, source.verify.secret)
             except RecursionError:
                 raise BadRequest("the body is nested too deeply") from None
+        if trace is not None:
+            trace.mark("verify")
         split = isinstance(body, list)
         bodies = body if split else [body]
         now = time.time()
         stored_headers = _storable_headers(headers)
+        if trace is not None:
+            stored_headers[LINK_HEADER] = trace.traceparent
         events = [
             self._new_event(
                 request.source,
@@ -165,12 +178,16 @@ class IngestService:
             raise BadRequest("the JSON array is empty: there is no event to store")
         if split:
             events = _distinct_dedupe_keys(events)
+        if trace is not None:
+            trace.mark("plan")
         try:
             inserted = await self.store.insert_events(events)
         except StoreUnavailable as exc:
             raise ServiceUnavailable(f"the event could not be stored: {exc}") from None
         except UnstorableEvent as exc:
             raise BadRequest(f"the event could not be stored: {exc}") from None
+        if trace is not None:
+            trace.mark("store")
         if self.on_stored is not None and any(e.status == "pending" for e in events):
             self.on_stored()
         return IngestResult(
