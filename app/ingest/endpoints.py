@@ -93,6 +93,8 @@ async def _receive(
         if method == "HEAD":
             metrics.received(label, "probe")
             await _respond(send, 200, b"", [])
+            if trace is not None:
+                trace.answered(200, "probe", label)
             return
         body = await _read_limited(receive, headers, state.settings.max_body_bytes)
         result = await service.receive(

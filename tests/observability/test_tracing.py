@@ -24,6 +24,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from app.config.models import RelayConfig
 from app.fake_keap.server import FakeKeapServer
 from app.observability import tracing
+from app.observability.logging import scrub
 from tests.conftest import make_config
 from tests.delivery.conftest import API_KEY, DELIVERY_YAML, running_relay
 
@@ -45,6 +46,7 @@ class Span:
     parent_id: str
     attributes: dict[str, Any]
     links: list[tuple[str, str]]
+    events: dict[str, dict[str, Any]]
     error: bool
     service: str
 
@@ -97,6 +99,10 @@ class OtlpReceiver:
                             parent_id=s.parent_span_id.hex(),
                             attributes={a.key: _value(a.value) for a in s.attributes},
                             links=[(k.trace_id.hex(), k.span_id.hex()) for k in s.links],
+                            events={
+                                e.name: {a.key: _value(a.value) for a in e.attributes}
+                                for e in s.events
+                            },
                             error=s.status.code == 2,  # STATUS_CODE_ERROR
                             service=resource.get("service.name", ""),
                         )
@@ -154,15 +160,16 @@ async def test_an_event_s_ingest_and_each_delivery_attempt_arrive_linked(
     assert set(tracing_to.paths) == {"/v1/traces"}
     assert {s.service for s in spans} == {"infusionsoft-relay"}
 
-    # The ingest span: a child of the sender's span, its phases its own children.
+    # The ingest span: a child of the sender's span, its phases events on it.
     (ingest,) = [s for s in tracing_to.named("POST /hooks/{source}") if s.trace_id == SENDER_TRACE]
     assert ingest.parent_id == SENDER_SPAN
     assert ingest.attributes["relay.source"] == "cart"
     assert ingest.attributes["relay.outcome"] == "accepted"
     assert ingest.attributes["http.response.status_code"] == 202
     assert ingest.attributes["relay.event_ids"] == [event_id]
-    phases = [s.name for s in spans if s.parent_id == ingest.span_id]
-    assert sorted(phases) == ["parse", "plan", "store", "verify"]
+    assert list(ingest.events) == ["parse", "verify", "plan", "store"]
+    assert all(e["relay.duration_ms"] >= 0 for e in ingest.events.values())
+    assert not [s for s in spans if s.parent_id == ingest.span_id]
     assert stored.headers[tracing.LINK_HEADER] == f"00-{SENDER_TRACE}-{ingest.span_id}-01"
 
     (unverified,) = [
@@ -171,6 +178,7 @@ async def test_an_event_s_ingest_and_each_delivery_attempt_arrive_linked(
     assert unverified.attributes["relay.outcome"] == "unauthorized"
     assert unverified.attributes["http.response.status_code"] == 401
     assert "relay.event_ids" not in unverified.attributes
+    assert list(unverified.events) == ["parse"]  # refused while verifying
 
     # One delivery span per attempt, each linked to the ingest span.
     attempts = sorted(tracing_to.named("deliver"), key=lambda s: s.attributes["relay.attempt"])
@@ -210,16 +218,29 @@ async def test_an_event_s_ingest_and_each_delivery_attempt_arrive_linked(
 def test_the_otel_lines_of_dotenv_switch_tracing_on(
     tmp_path: Path, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
-    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    for name in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+    ):
+        monkeypatch.setenv(name, "")  # so that what .env adds is removed afterwards
+        monkeypatch.delenv(name)
     env_file = tmp_path / ".env"
-    env_file.write_text(f"RELAY_LOG_PII=false\nOTEL_EXPORTER_OTLP_ENDPOINT={receiver.url}\n")
+    env_file.write_text(
+        f"RELAY_LOG_PII=false\nOTEL_EXPORTER_OTLP_ENDPOINT={receiver.url}\n"
+        "OTEL_EXPORTER_OTLP_HEADERS=x-api-key=backend-key-9f3a,x-team=ops\n"
+    )
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert tracing.start_tracing(env_file) is False  # disabled wins
     monkeypatch.delenv("OTEL_SDK_DISABLED")
     try:
         assert tracing.start_tracing(env_file) is True
         assert tracing.TRACER is not None
+        # The tracing backend's key, read from .env, is a secret like any other.
+        assert scrub("export failed: x-api-key=backend-key-9f3a") == (
+            "export failed: x-api-key=[redacted]"
+        )
     finally:
         tracing.stop_tracing()
 
