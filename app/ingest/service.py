@@ -334,7 +334,8 @@ def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1024)  # senders repeat the same few header names
 def _is_secret_header(name: str) -> bool:
-    return _SECRET_HEADER.search(name) is not None
+    # LINK_HEADER is the relay's own: a sender's would forge the trace link.
+    return name == LINK_HEADER or _SECRET_HEADER.search(name) is not None
 
 
 def _as_text(value: Any) -> str | None:

@@ -248,7 +248,8 @@ def test_the_otel_lines_of_dotenv_switch_tracing_on(
 
 def test_without_the_variable_no_exporter_is_made_and_no_sdk_loaded(tmp_path: Path) -> None:
     """In a fresh process (the SDK is imported by the tests above): a relay that received
-    and stored a webhook has not imported the SDK, made a tracer or stored a span link."""
+    and stored a webhook has not imported the SDK, made a tracer or stored a span link
+    (not even one the sender forged)."""
     script = textwrap.dedent(
         f"""
         import asyncio, os, sys
@@ -268,7 +269,8 @@ def test_without_the_variable_no_exporter_is_made_and_no_sdk_loaded(tmp_path: Pa
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://r") as c:
                     r = await c.post("/hooks/cart", json={{"event": "tag", "id": "1",
-                        "email": "a@example.com"}}, headers={{"x-token": "t0ken"}})
+                        "email": "a@example.com"}}, headers={{"x-token": "t0ken",
+                        tracing.LINK_HEADER: "00-{"1" * 32}-{"2" * 16}-01"}})
                     assert r.status_code == 202, r.text
                     event = await app.state.store.get_event(r.json()["event_id"])
                 assert tracing.TRACER is None
