@@ -62,6 +62,7 @@ class ControlRequest(_Strict):
     faults: list[FaultRequest] = Field(default_factory=list)
     clear_faults: bool = False
     expire_access_tokens: bool = False
+    revoke_refresh_token: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -100,6 +101,8 @@ def apply_control(state: FakeKeapState, request: ControlRequest) -> None:
         state.set_fault(**fault.model_dump())
     if request.expire_access_tokens:
         state.expire_access_tokens()
+    if request.revoke_refresh_token:
+        state.revoke_refresh_token()
 
 
 async def state_endpoint(request: Request) -> Response:

@@ -191,6 +191,20 @@ def _profile(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str
     return JSONResponse({"name": "Fake Keap", "email": "owner@fake-keap.test", "time_zone": "UTC"})
 
 
+def _userinfo(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str]) -> Response:
+    # GetUserInfoResponse in infusionsoft/keap-sdk sdks/v2/swagger.yml (v1 serves the same).
+    return JSONResponse(
+        {
+            "email": "owner@fake-keap.test",
+            "sub": "1",
+            "id": "1",
+            "keap_id": "owner@fake-keap.test",
+            "given_name": "Fake",
+            "family_name": "Owner",
+        }
+    )
+
+
 _HANDLERS: dict[str, RestHandler] = {
     "contact.upsert": _upsert,
     "tags.add": _add_tags,
@@ -198,5 +212,6 @@ _HANDLERS: dict[str, RestHandler] = {
     "sequence.add": _change_sequence(add=True),
     "sequence.remove": _change_sequence(add=False),
     "goal.achieve": _achieve_goal,
-    "auth.probe": _profile,
+    "auth.probe": _userinfo,
+    "account.profile": _profile,
 }

@@ -31,7 +31,8 @@ _REST_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
             r"rest/v1/campaigns/goals/(?P<integration>[^/]+)/(?P<call_name>[^/]+)",
             "goal.achieve",
         ),
-        ("GET", r"rest/v1/account/profile", "auth.probe"),
+        ("GET", r"rest/v1/oauth/connect/userinfo", "auth.probe"),
+        ("GET", r"rest/v1/account/profile", "account.profile"),
     ]
 ]
 

@@ -100,6 +100,25 @@ class FakeKeapState:
         with self._lock:
             self._tokens.expire_access_tokens()
 
+    def revoke_refresh_token(self) -> None:
+        """The live refresh token dies (expired, revoked, or lost in a crash window): the
+        token endpoint refuses it as ``refresh_refusal`` says."""
+        with self._lock:
+            self._tokens.refresh_token = None
+
+    def issue_authorization_code(self, client_id: str, redirect_uri: str) -> str | None:
+        """What the authorize page hands back after the user allows access; None for an
+        unknown client."""
+        with self._lock:
+            if client_id != self._behaviour.oauth_client_id:
+                return None
+            return self._tokens.issue_code(redirect_uri, time.monotonic())
+
+    def redeem_authorization_code(self, code: str, redirect_uri: str) -> IssuedTokens | None:
+        with self._lock:
+            lifetime = self._behaviour.access_token_lifetime
+            return self._tokens.redeem_code(code, redirect_uri, time.monotonic(), lifetime)
+
     def client_is_valid(self, client_id: str, client_secret: str) -> bool:
         expected_id = self._behaviour.oauth_client_id
         expected_secret = self._behaviour.oauth_client_secret
@@ -296,6 +315,7 @@ class FakeKeapState:
                     "requests": len(self._requests),
                     "throttled": self._throttled,
                     "refreshes": self._tokens.refreshes,
+                    "codes_redeemed": self._tokens.codes_redeemed,
                     "by_operation": dict(self._by_operation),
                 },
                 "oauth": {"refresh_token": self._tokens.refresh_token},

@@ -10,7 +10,7 @@ import httpx
 
 from app.fake_keap import FakeKeapServer
 
-PROFILE = "/rest/v1/account/profile"
+PROFILE = "/rest/v1/oauth/connect/userinfo"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
