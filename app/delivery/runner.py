@@ -75,9 +75,11 @@ def build_worker(
         auth_probe_interval=settings.auth_probe_seconds,
         dry_run=settings.is_dry_run,
         retention_days=settings.retention_days,
+        refresh_token_every_seconds=settings.keap_refresh_every_days * 86400.0,
     )
     client: KeapActions
     probe = None
+    keeper = None
     if settings.is_dry_run:
         client = DryRunKeapClient(observe)
     else:
@@ -90,8 +92,10 @@ def build_worker(
             gate=StoreCallGate(store, ceilings_for(*settings.rate_ceilings), metrics),
             observer=observe,
         )
-        client, probe = keap, keap.probe_auth
-    return Worker(store, client, options, metrics, probe_auth=probe)
+        client, probe, keeper = keap, keap.probe_auth, keap.oauth
+        if keeper is not None:
+            metrics.watch_refresh_token_age(keeper.token_age)
+    return Worker(store, client, options, metrics, probe_auth=probe, token_keeper=keeper)
 
 
 async def run_worker_forever(settings: Settings, config: RelayConfig) -> None:

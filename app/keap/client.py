@@ -50,6 +50,7 @@ ReplyReader = Callable[[str, Reply], T]
 
 XMLRPC_PATH = "/xmlrpc/v1"
 XMLRPC_OAUTH_KEY = "oauth"  # with a bearer token, the key parameter is a placeholder
+PROBE_PATH = "/rest/v1/oauth/connect/userinfo"
 
 
 class KeapClient:
@@ -169,8 +170,17 @@ class KeapClient:
         return results
 
     async def probe_auth(self) -> None:
-        """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual)."""
-        await self._call("auth.probe", "GET", "/rest/v1/account/profile", expect_success)
+        """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual).
+
+        The OpenID Connect userinfo endpoint describes the credential's own user, so no
+        permission can withhold it from a valid PAT, SAK or OAuth token — unlike a data read
+        or the account profile (docs/keap-api.md, "Auth")."""
+        await self._call("auth.probe", "GET", PROBE_PATH, expect_success)
+
+    @property
+    def oauth(self) -> OAuthSession | None:
+        """The OAuth token keeper (None with an API key): proactive refresh, token age."""
+        return self._oauth
 
     async def _xmlrpc(self, operation: str, method_name: str, *params: Any) -> Any:
         key = self._credentials.api_key if self._credentials.mode == "key" else XMLRPC_OAUTH_KEY

@@ -193,7 +193,9 @@ async def test_achieve_goal_posts_the_contact(harness: Harness, keap: respx.Mock
 
 
 async def test_probe_auth_gets_the_profile(harness: Harness, keap: respx.MockRouter) -> None:
-    route = keap.get(f"{BASE_URL}/rest/v1/account/profile").respond(200, json={"name": "Shop"})
+    route = keap.get(f"{BASE_URL}/rest/v1/oauth/connect/userinfo").respond(
+        200, json={"name": "Shop"}
+    )
     await harness.client().probe_auth()
     assert route.calls.last.request.headers["X-Keap-API-Key"] == API_KEY
 
@@ -201,7 +203,7 @@ async def test_probe_auth_gets_the_profile(harness: Harness, keap: respx.MockRou
 async def test_probe_auth_raises_auth_error_when_the_key_is_rejected(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
-    keap.get(f"{BASE_URL}/rest/v1/account/profile").respond(
+    keap.get(f"{BASE_URL}/rest/v1/oauth/connect/userinfo").respond(
         401, json={"message": "Invalid API key"}
     )
     with pytest.raises(KeapAuthError):

@@ -1,0 +1,79 @@
+"""A 403 on one record kills that event only; a 403 for the whole credential pauses."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from app.fake_keap.server import FakeKeapServer
+from tests.conftest import make_config
+from tests.delivery.conftest import running_relay
+
+TAG_YAML = """
+sources:
+  cart:
+    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
+    event_type: body.event
+    event_id: body.id
+routes:
+  - name: members
+    source: cart
+    event: member
+    contact: {email: body.email}
+    actions:
+      - tags: [500]
+  - name: vips
+    source: cart
+    event: vip
+    contact: {email: body.email}
+    actions:
+      - tags: [666]
+"""
+
+
+async def test_a_403_on_one_tag_kills_that_event_only_and_delivery_goes_on(
+    database_url: str, fake_keap: FakeKeapServer
+) -> None:
+    fake_keap.state.configure(forbidden_tag_ids={666})
+    async with running_relay(database_url, fake_keap, make_config(TAG_YAML)) as relay:
+        vip = await relay.post({"event": "vip", "id": "v-1", "email": "vip@x.test"})
+        dead = await relay.wait_for(vip, "dead")
+        members = [
+            await relay.post({"event": "member", "id": f"m-{i}", "email": f"m{i}@x.test"})
+            for i in range(3)
+        ]
+        for event_id in members:
+            await relay.wait_for(event_id, "delivered")
+        ready = (await relay.client.get("/readyz")).json()["checks"]["keap_auth"]
+        metrics = (await relay.client.get("/metrics")).text
+
+    assert "permission to apply tag 666" in (dead.last_error or "")
+    assert "the credential works" in (dead.last_error or "")
+    assert ready["status"] == "ok"
+    assert "relay_keap_auth_ok 1.0" in metrics
+    assert fake_keap.state.request_count("auth.probe") == 1  # probed once, at once
+    vip_contact = fake_keap.state.contact_by_email("vip@x.test")
+    assert vip_contact is not None and fake_keap.state.tags_of(vip_contact.id) == set()
+    for i in range(3):
+        contact = fake_keap.state.contact_by_email(f"m{i}@x.test")
+        assert contact is not None and fake_keap.state.tags_of(contact.id) == {500}
+
+
+async def test_a_403_with_a_failing_probe_pauses_and_the_event_is_delivered_later(
+    database_url: str, fake_keap: FakeKeapServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only a failing probe pauses: the 403 was the whole credential's, for a while."""
+    caplog.set_level(logging.WARNING, logger="relay.worker")
+    fake_keap.state.fail_next(403, operation="tags.add")
+    fake_keap.state.fail_next(403, operation="auth.probe")
+    async with running_relay(database_url, fake_keap, make_config(TAG_YAML)) as relay:
+        member = await relay.post({"event": "member", "id": "m-x", "email": "mx@x.test"})
+        event = await relay.wait_for(member, "delivered")
+        counts = await relay.store.count_by_status()
+
+    assert counts.get("dead", 0) == 0
+    assert any("delivery paused" in r.getMessage() for r in caplog.records)
+    tag_calls = [a.status_code for a in event.history if a.operation == "tags.add"]
+    assert tag_calls == [403, 200]
+    assert fake_keap.state.request_count("auth.probe") >= 2  # the failing one, then a pass
