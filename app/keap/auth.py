@@ -45,6 +45,8 @@ DEFAULT_ACCESS_LIFETIME_SECONDS = 86400.0
 # Rounds of adopt-or-refresh before giving up for now; each lost race is another replica's
 # success, so a handful only runs out under pathological contention.
 MAX_REFRESH_ROUNDS = 4
+# After a refusal, how long to keep looking for a token another replica is saving.
+REFUSAL_RECHECK_DELAYS = (0.1, 0.3, 0.6)
 
 
 def seed_hash(refresh_token: str) -> str:
@@ -241,10 +243,10 @@ class OAuthSession:
             rotated = await self._request_rotation(current)
         except KeapAuthError:
             # Refused: perhaps because another replica (or `relay keap login`) rotated it.
-            stored = await self._load()
-            if stored is None or stored.refresh_token == current.refresh_token:
+            newer = await self._newer_stored(current)
+            if newer is None:
                 raise
-            self._token = stored  # rotated by another process while we asked
+            self._token = newer  # rotated by another process while we asked
             return
         try:
             saved = await self._save(rotated, current.refresh_token)
@@ -253,6 +255,17 @@ class OAuthSession:
             self._unsaved = _UnsavedRotation(rotated, current.refresh_token)
             raise
         self._token = rotated if saved else await self._load_required()
+
+    async def _newer_stored(self, current: StoredToken) -> StoredToken | None:
+        """The store's token if it differs from ``current``, looking a few times: a replica
+        whose refresh won gets Keap's answer around when we get our refusal, and saves it
+        only then."""
+        for delay in (0.0, *REFUSAL_RECHECK_DELAYS):
+            await asyncio.sleep(delay)
+            stored = await self._load()
+            if stored is not None and stored.refresh_token != current.refresh_token:
+                return stored
+        return None
 
     async def _save_unsaved_rotation(self) -> None:
         pending = self._unsaved

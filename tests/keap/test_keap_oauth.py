@@ -284,6 +284,29 @@ async def test_invalid_grant_after_another_process_rotated_uses_its_token(
     assert harness.calls[0].operation == "oauth.refresh" and harness.calls[0].status_code == 400
 
 
+async def test_a_refusal_before_the_winning_replica_saved_still_adopts_its_token(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    """Two replicas refresh at once: ours is refused before theirs has saved what won."""
+    store = MemoryTokenStore(StoredToken("refresh-7", None, None, ENV_HASH))
+    theirs = StoredToken("refresh-theirs", "access-theirs", in_hours(24), ENV_HASH)
+
+    async def save_theirs_later() -> None:
+        await asyncio.sleep(0.3)
+        store.token = theirs
+
+    def token_endpoint(request: httpx.Request) -> httpx.Response:
+        asyncio.get_running_loop().create_task(save_theirs_later())
+        return httpx.Response(
+            400, json={"error": "invalid_request", "error_description": "Invalid Refresh Token"}
+        )
+
+    keap.post(TOKEN_URL).mock(side_effect=token_endpoint)
+    tags = keap.post(TAGS_URL).respond(200)
+    await harness.client(OAUTH_CREDENTIALS, store).add_tags(1, [2])
+    assert bearer_of(tags.calls.last.request) == "access-theirs"
+
+
 async def test_invalid_grant_with_nothing_newer_stored_is_an_auth_error(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
