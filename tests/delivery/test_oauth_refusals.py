@@ -119,3 +119,29 @@ async def test_a_token_stored_by_another_process_is_adopted_without_a_restart(
             await relay.wait_for(event_id, "delivered")
         assert (await keap_auth(relay))["status"] == "ok"
         assert await count_dead(relay) == 0
+
+
+async def test_the_crash_window_pauses_with_the_reauthorisation_instruction(
+    database_url: str,
+    fake_keap: FakeKeapServer,
+    delivery_config: RelayConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Keap rotates the token but its answer never reaches us (as when the process dies
+    before saving): the new token exists only at Keap and the stored one is dead. That
+    cannot be prevented; it must cost no event and say how to recover."""
+    fake_keap.state.set_oauth(CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH)
+    fake_keap.state.fail_next("drop", operation="oauth.refresh", after_handling=True)
+    caplog.set_level(logging.WARNING, logger="relay.worker")
+    async with running_relay(database_url, fake_keap, delivery_config, **oauth_settings()) as relay:
+        ids = await post_events(relay, "c", count=2)
+        check = await wait_for_auth(relay, "failing")
+        assert fake_keap.state.refresh_token != FIRST_REFRESH  # Keap did rotate
+        stored = await relay.store.load_oauth_token()
+        assert stored.refresh_token == FIRST_REFRESH  # but we never learnt the new one
+        assert "relay keap login" in check["detail"]
+        assert await count_dead(relay) == 0
+        for event_id in ids:
+            assert (await relay.event(event_id)).status == "pending"
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "delivery paused" in logged and "relay keap login" in logged
