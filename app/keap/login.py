@@ -30,6 +30,7 @@ from app.keap.client import PROBE_PATH
 from app.keap.errors import KeapError
 from app.keap.models import KeapCall, StoredToken, TokenStore
 from app.settings import Settings
+from app.store.base import Store
 
 CALLBACK_PATH = "/callback"
 STORE_ATTEMPTS = 5
@@ -159,7 +160,11 @@ async def check_access(http: httpx.AsyncClient, base_url: str, access_token: str
     )
     if response.status_code != 200:
         return f"(the new token's check answered HTTP {response.status_code})"
-    email = response.json().get("email") if response.content else None
+    try:
+        payload = response.json()
+    except ValueError:
+        return ""
+    email = payload.get("email") if isinstance(payload, dict) else None
     return f"as {email}" if isinstance(email, str) else ""
 
 
@@ -168,8 +173,6 @@ def _ignore(call: KeapCall) -> None:
 
 
 async def login(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    from app.store.factory import open_store
-
     client_id = settings.keap_client_id
     secret = settings.keap_client_secret.get_secret_value() if settings.keap_client_secret else ""
     if not client_id or not secret:
@@ -177,6 +180,53 @@ async def login(settings: Settings, args: argparse.Namespace, stdin: TextIO, out
             "set RELAY_KEAP_CLIENT_ID and RELAY_KEAP_CLIENT_SECRET (your Keap developer "
             "app's key and secret) first"
         )
+    store = await _open_store(settings.database_url)  # before the code: it is single-use
+    try:
+        code, redirect_uri = await _authorization_code(settings, args, client_id, stdin, out)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
+            token = await _exchange(http, settings, client_id, secret, code, redirect_uri)
+            try:
+                await store_tokens(store, token)
+            except LoginError:
+                raise
+            except Exception as exc:  # the database is the operator's to fix
+                raise LoginError(
+                    f"cannot store the tokens in RELAY_DATABASE_URL ({type(exc).__name__}: "
+                    f"{exc}); the code is used up: run the login again once it is reachable"
+                ) from exc
+            try:
+                who = await check_access(http, settings.keap_base_url, token.access_token or "")
+            except httpx.HTTPError as exc:
+                who = f"(the new token could not be checked: {type(exc).__name__})"
+    finally:
+        await store.close()
+    print(f"Authorised {who}".rstrip() + ": the OAuth tokens are stored in the database.", file=out)
+    print(
+        "Running relays adopt them at their next credential probe; `relay serve` uses them "
+        "from the start.",
+        file=out,
+    )
+    return 0
+
+
+async def _open_store(database_url: str) -> Store:
+    from app.store.factory import open_store
+
+    try:
+        store = open_store(database_url, pool_size=1)
+        await store.open()
+    except Exception as exc:  # the database is the operator's to fix, not a traceback
+        raise LoginError(
+            f"cannot open RELAY_DATABASE_URL ({type(exc).__name__}: {exc}); nothing was sent "
+            "to Infusionsoft"
+        ) from exc
+    return store
+
+
+async def _authorization_code(
+    settings: Settings, args: argparse.Namespace, client_id: str, stdin: TextIO, out: TextIO
+) -> tuple[str, str]:
+    """Send the person to Keap and bring back the code (and the redirect URI it is for)."""
     listener = CallbackListener(args.listen) if args.listen is not None else None
     if listener is not None:
         redirect_uri = f"http://127.0.0.1:{await listener.start()}{CALLBACK_PATH}"
@@ -200,7 +250,17 @@ async def login(settings: Settings, args: argparse.Namespace, stdin: TextIO, out
             flush=True,
         )
         callback = read_callback(await asyncio.to_thread(stdin.readline))
-    code = check_callback(callback, state)
+    return check_callback(callback, state), redirect_uri
+
+
+async def _exchange(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    client_id: str,
+    secret: str,
+    code: str,
+    redirect_uri: str,
+) -> StoredToken:
     env_token = settings.keap_refresh_token
     # Stamped with the environment's seed, so a restart keeps this token, not the old seed.
     seed = seed_hash(env_token.get_secret_value()) if env_token else None
@@ -211,38 +271,15 @@ async def login(settings: Settings, args: argparse.Namespace, stdin: TextIO, out
         "grant_type": "authorization_code",
         "redirect_uri": redirect_uri,
     }
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
-        token = await request_tokens(
-            http,
-            settings.keap_token_url,
-            form,
-            auth=None,
-            secrets=lambda: [secret, code],
-            report=_ignore,
-            seed_hash=seed,
-        )
-        who = await check_access(http, settings.keap_base_url, token.access_token or "")
-    try:
-        store = open_store(settings.database_url, pool_size=1)
-        await store.open()
-        try:
-            await store_tokens(store, token)
-        finally:
-            await store.close()
-    except LoginError:
-        raise
-    except Exception as exc:  # the database is the operator's to fix, not a traceback
-        raise LoginError(
-            f"cannot store the tokens in RELAY_DATABASE_URL ({type(exc).__name__}: {exc}); "
-            "the authorization code is used up: run the login again once it is reachable"
-        ) from exc
-    print(f"Authorised {who}".rstrip() + ": the OAuth tokens are stored in the database.", file=out)
-    print(
-        "Running relays adopt them at their next credential probe; `relay serve` uses them "
-        "from the start.",
-        file=out,
+    return await request_tokens(
+        http,
+        settings.keap_token_url,
+        form,
+        auth=None,
+        secrets=lambda: [secret, code],
+        report=_ignore,
+        seed_hash=seed,
     )
-    return 0
 
 
 def run_login(settings: Settings, args: argparse.Namespace) -> int:

@@ -136,3 +136,17 @@ async def test_a_refused_code_stores_nothing_and_says_why(
     assert process.returncode == 2
     assert "Invalid authorization code" in err
     assert await stored_refresh_token(database_url) is None
+
+
+def test_an_unreachable_database_stops_the_login_before_keap_is_asked(
+    tmp_path: Path, oauth_fake: FakeKeapServer
+) -> None:
+    """The code is single-use: the database is opened before the person is sent to Keap."""
+    unreachable = "postgresql://postgres@127.0.0.1:1/test"
+    process = start_login(tmp_path, oauth_fake, unreachable, "--redirect-uri", REGISTERED)
+    out, err = process.communicate("some-code\n", timeout=60)
+
+    assert process.returncode == 2
+    assert "cannot open RELAY_DATABASE_URL" in err and "nothing was sent" in err
+    assert oauth_fake.authorize_url not in out
+    assert oauth_fake.state.request_count("oauth.refresh") == 0
