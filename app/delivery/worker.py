@@ -336,7 +336,13 @@ class Worker:
             except ClaimLost:
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
-            except KeapError as error:
+            except KeapError as failure:
+                # A 403 is judged first, so the step's history shows the probe and verdict.
+                error = (
+                    await self._judge_forbidden(failure)
+                    if isinstance(failure, KeapForbiddenError)
+                    else failure
+                )
                 await self._record(event, step.idx, calls, started, error)
                 recorded = True
                 if not (
@@ -390,8 +396,6 @@ class Worker:
     async def _after_failure(
         self, event: EventRecord, idx: int, action: str, error: KeapError
     ) -> None:
-        if isinstance(error, KeapForbiddenError):
-            error = await self._judge_forbidden(error)
         now = time.time()
         reason = f"{action}: {error.detail}"
         if isinstance(error, KeapAuthError):

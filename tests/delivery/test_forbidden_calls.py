@@ -48,6 +48,8 @@ async def test_a_403_on_one_tag_kills_that_event_only_and_delivery_goes_on(
         ready = (await relay.client.get("/readyz")).json()["checks"]["keap_auth"]
         metrics = (await relay.client.get("/metrics")).text
 
+    history = [(a.operation, a.status_code, a.outcome) for a in dead.history]
+    assert history[-2:] == [("tags.add", 403, "permanent"), ("auth.probe", 200, "ok")]
     assert "permission to apply tag 666" in (dead.last_error or "")
     assert "the credential works" in (dead.last_error or "")
     assert ready["status"] == "ok"
