@@ -6,41 +6,21 @@ import logging
 
 import pytest
 
+from app.config.models import RelayConfig
 from app.fake_keap.server import FakeKeapServer
-from tests.conftest import make_config
 from tests.delivery.conftest import running_relay
-
-TAG_YAML = """
-sources:
-  cart:
-    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
-    event_type: body.event
-    event_id: body.id
-routes:
-  - name: members
-    source: cart
-    event: member
-    contact: {email: body.email}
-    actions:
-      - tags: [500]
-  - name: vips
-    source: cart
-    event: vip
-    contact: {email: body.email}
-    actions:
-      - tags: [666]
-"""
 
 
 async def test_a_403_on_one_tag_kills_that_event_only_and_delivery_goes_on(
-    database_url: str, fake_keap: FakeKeapServer
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
-    fake_keap.state.configure(forbidden_tag_ids={666})
-    async with running_relay(database_url, fake_keap, make_config(TAG_YAML)) as relay:
-        vip = await relay.post({"event": "vip", "id": "v-1", "email": "vip@x.test"})
-        dead = await relay.wait_for(vip, "dead")
+    # The paid-order route tags 101 and 102; the key's user may not apply 102.
+    fake_keap.state.configure(forbidden_tag_ids={102})
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
+        order = {"event": "order.paid", "id": "o-1", "email": "vip@x.test", "first_name": "V"}
+        dead = await relay.wait_for(await relay.post(order), "dead")
         members = [
-            await relay.post({"event": "member", "id": f"m-{i}", "email": f"m{i}@x.test"})
+            await relay.post({"event": "tag", "id": f"m-{i}", "email": f"m{i}@x.test"})
             for i in range(3)
         ]
         for event_id in members:
@@ -50,27 +30,31 @@ async def test_a_403_on_one_tag_kills_that_event_only_and_delivery_goes_on(
 
     history = [(a.operation, a.status_code, a.outcome) for a in dead.history]
     assert history[-2:] == [("tags.add", 403, "permanent"), ("auth.probe", 200, "ok")]
-    assert "permission to apply tag 666" in (dead.last_error or "")
+    assert "permission to apply tag 102" in (dead.last_error or "")
     assert "the credential works" in (dead.last_error or "")
     assert ready["status"] == "ok"
     assert "relay_keap_auth_ok 1.0" in metrics
     assert fake_keap.state.request_count("auth.probe") == 1  # probed once, at once
     vip_contact = fake_keap.state.contact_by_email("vip@x.test")
     assert vip_contact is not None and fake_keap.state.tags_of(vip_contact.id) == set()
+    assert len(fake_keap.state.emails_sent) == 0  # the steps after the refused one never ran
     for i in range(3):
         contact = fake_keap.state.contact_by_email(f"m{i}@x.test")
         assert contact is not None and fake_keap.state.tags_of(contact.id) == {500}
 
 
 async def test_a_403_with_a_failing_probe_pauses_and_the_event_is_delivered_later(
-    database_url: str, fake_keap: FakeKeapServer, caplog: pytest.LogCaptureFixture
+    database_url: str,
+    fake_keap: FakeKeapServer,
+    delivery_config: RelayConfig,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Only a failing probe pauses: the 403 was the whole credential's, for a while."""
     caplog.set_level(logging.WARNING, logger="relay.worker")
     fake_keap.state.fail_next(403, operation="tags.add")
     fake_keap.state.fail_next(403, operation="auth.probe")
-    async with running_relay(database_url, fake_keap, make_config(TAG_YAML)) as relay:
-        member = await relay.post({"event": "member", "id": "m-x", "email": "mx@x.test"})
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
+        member = await relay.post({"event": "tag", "id": "m-x", "email": "mx@x.test"})
         event = await relay.wait_for(member, "delivered")
         counts = await relay.store.count_by_status()
 
