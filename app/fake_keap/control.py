@@ -43,7 +43,7 @@ class FaultRequest(_Strict):
 class OAuthRequest(_Strict):
     client_id: str
     client_secret: str
-    refresh_token: str
+    refresh_token: str | None = None
 
 
 class ControlRequest(_Strict):

@@ -64,7 +64,8 @@ class FakeKeapState:
     def set_valid_keys(self, keys: Iterable[str]) -> None:
         self.configure(valid_keys=frozenset(keys))
 
-    def set_oauth(self, client_id: str, client_secret: str, refresh_token: str) -> None:
+    def set_oauth(self, client_id: str, client_secret: str, refresh_token: str | None) -> None:
+        """The OAuth client the fake knows, and its live refresh token (None: none yet)."""
         with self._lock:
             self.configure(oauth_client_id=client_id, oauth_client_secret=client_secret)
             self._tokens.refresh_token = refresh_token

@@ -90,12 +90,14 @@ def test_module_runs_as_a_subprocess_and_prints_its_urls() -> None:
     try:
         assert process.stdout is not None
         lines = dict(
-            process.stdout.readline().strip().split(" ")[1].split("=", 1) for _ in range(3)
+            process.stdout.readline().strip().split(" ")[1].split("=", 1) for _ in range(4)
         )
         response = httpx.get(lines["base_url"] + PROFILE, headers={"X-Keap-API-Key": "k"})
         assert response.status_code == 200
         assert response.headers["x-keap-product-spike-limit"] == "5"
         assert lines["token_url"].endswith("/token")
+        assert lines["authorize_url"].endswith("/app/oauth/authorize")
+        assert lines["control_url"].endswith("/_fake")
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
