@@ -1,7 +1,8 @@
 """The Infusionsoft (Keap) API client: where Keap calls are made and every failure is classified.
 
 ``client`` makes the calls, ``errors`` classifies failures, ``auth`` keeps OAuth tokens,
-``xmlrpc`` marshals the legacy protocol, ``throttle`` reads Keap's rate headers.
+``login`` is `relay keap login` (OAuth's authorization-code flow), ``xmlrpc`` marshals
+the legacy protocol, ``throttle`` reads Keap's rate headers.
 """
 
 from app.keap.client import (

@@ -145,3 +145,18 @@ async def test_the_crash_window_pauses_with_the_reauthorisation_instruction(
             assert (await relay.event(event_id)).status == "pending"
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "delivery paused" in logged and "relay keap login" in logged
+
+
+async def test_an_oauth_client_without_any_refresh_token_says_to_log_in(
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+) -> None:
+    """A fresh install: the app's id and secret are set, no token exists yet."""
+    fake_keap.state.set_oauth(CLIENT_ID, CLIENT_SECRET, None)
+    settings = {**oauth_settings(), "keap_refresh_token": None}
+    async with running_relay(database_url, fake_keap, delivery_config, **settings) as relay:
+        check = await wait_for_auth(relay, "failing")  # before any event arrives
+        event_id = (await post_events(relay, "n", count=1))[0]
+        await asyncio.sleep(0.5)
+        assert (await relay.event(event_id)).status == "pending"
+    assert "no OAuth refresh token is stored or configured" in check["detail"]
+    assert "relay keap login" in check["detail"]
