@@ -19,6 +19,7 @@ from app.keap.contacts import rest_upsert_body, xmlrpc_contact_struct
 from app.keap.errors import (
     REDACTED,
     KeapAuthError,
+    KeapForbiddenError,
     KeapPermanentError,
 )
 from app.keap.exchange import Reply, traced
@@ -51,6 +52,7 @@ ReplyReader = Callable[[str, Reply], T]
 XMLRPC_PATH = "/xmlrpc/v1"
 XMLRPC_OAUTH_KEY = "oauth"  # with a bearer token, the key parameter is a placeholder
 PROBE_PATH = "/rest/v1/oauth/connect/userinfo"
+PROBE_FALLBACK_PATH = "/rest/v1/account/profile"
 
 
 class KeapClient:
@@ -173,9 +175,14 @@ class KeapClient:
         """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual).
 
         The OpenID Connect userinfo endpoint describes the credential's own user, so no
-        permission can withhold it from a valid PAT, SAK or OAuth token — unlike a data read
-        or the account profile (docs/keap-api.md, "Auth")."""
-        await self._call("auth.probe", "GET", PROBE_PATH, expect_success)
+        permission can withhold it from a PAT or an OAuth token — unlike a data read or the
+        account profile. A service account key may act for no user (unpublished), so when
+        userinfo answers 403 the account profile, which an admin credential reads, decides
+        (docs/keap-api.md, "Auth")."""
+        try:
+            await self._call("auth.probe", "GET", PROBE_PATH, expect_success)
+        except KeapForbiddenError:
+            await self._call("auth.probe", "GET", PROBE_FALLBACK_PATH, expect_success)
 
     @property
     def oauth(self) -> OAuthSession | None:
