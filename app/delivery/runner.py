@@ -91,6 +91,7 @@ def build_worker(
             token_store=store,
             gate=StoreCallGate(store, ceilings_for(*settings.rate_ceilings), metrics),
             observer=observe,
+            user_id=settings.keap_user_id,
         )
         client, probe, keeper = keap, keap.probe_auth, keap.oauth
         if keeper is not None:

@@ -292,6 +292,12 @@ class FakeKeapState:
             return list(self._crm.action_set_runs)
 
     @property
+    def companies(self) -> dict[int, str]:
+        """Company records by id: their names."""
+        with self._lock:
+            return dict(self._crm.companies)
+
+    @property
     def requests(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._requests)
@@ -311,6 +317,7 @@ class FakeKeapState:
                 "emails_sent": [asdict(e) for e in self._crm.emails_sent],
                 "goals_achieved": [asdict(g) for g in self._crm.goals_achieved],
                 "action_set_runs": [asdict(r) for r in self._crm.action_set_runs],
+                "companies": {str(i): n for i, n in self._crm.companies.items()},
                 "requests": [{**asdict(r), "dropped": r.dropped} for r in log],
                 "counters": {
                     "requests": len(self._requests),

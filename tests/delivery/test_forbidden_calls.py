@@ -11,11 +11,13 @@ from app.fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import running_relay
 
 
+@pytest.mark.parametrize("user", [1, None], ids=["personal-token", "service-key"])
 async def test_a_403_on_one_tag_kills_that_event_only_and_delivery_goes_on(
-    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
+    database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig, user: int | None
 ) -> None:
-    # The paid-order route tags 101 and 102; the key's user may not apply 102.
-    fake_keap.state.configure(forbidden_tag_ids={102})
+    # The paid-order route tags 101 and 102; the key's user may not apply 102. A service
+    # key acts for no user: userinfo refuses it and the probe asks the account profile.
+    fake_keap.state.configure(forbidden_tag_ids={102}, credential_user_id=user)
     async with running_relay(database_url, fake_keap, delivery_config) as relay:
         order = {"event": "order.paid", "id": "o-1", "email": "vip@x.test", "first_name": "V"}
         dead = await relay.wait_for(await relay.post(order), "dead")
@@ -29,12 +31,14 @@ async def test_a_403_on_one_tag_kills_that_event_only_and_delivery_goes_on(
         metrics = (await relay.client.get("/metrics")).text
 
     history = [(a.operation, a.status_code, a.outcome) for a in dead.history]
-    assert history[-2:] == [("tags.add", 403, "permanent"), ("auth.probe", 200, "ok")]
+    assert history[-1] == ("auth.probe", 200, "ok")
+    assert ("tags.add", 403, "permanent") in history
     assert "permission to apply tag 102" in (dead.last_error or "")
     assert "the credential works" in (dead.last_error or "")
     assert ready["status"] == "ok"
     assert "relay_keap_auth_ok 1.0" in metrics
     assert fake_keap.state.request_count("auth.probe") == 1  # probed once, at once
+    assert fake_keap.state.request_count("account.profile") == (1 if user is None else 0)
     vip_contact = fake_keap.state.contact_by_email("vip@x.test")
     assert vip_contact is not None and fake_keap.state.tags_of(vip_contact.id) == set()
     assert len(fake_keap.state.emails_sent) == 0  # the steps after the refused one never ran
@@ -52,7 +56,8 @@ async def test_a_403_with_a_failing_probe_pauses_and_the_event_is_delivered_late
     """Only a failing probe pauses: the 403 was the whole credential's, for a while."""
     caplog.set_level(logging.WARNING, logger="relay.worker")
     fake_keap.state.fail_next(403, operation="tags.add")
-    fake_keap.state.fail_next(403, operation="auth.probe")
+    fake_keap.state.fail_next(403, operation="auth.probe")  # userinfo, then
+    fake_keap.state.fail_next(403, operation="account.profile")  # the probe's second opinion
     async with running_relay(database_url, fake_keap, delivery_config) as relay:
         member = await relay.post({"event": "tag", "id": "m-x", "email": "mx@x.test"})
         event = await relay.wait_for(member, "delivered")
