@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -42,6 +43,8 @@ class Settings(BaseSettings):
     keap_rate_per_second: int | None = Field(default=None, gt=0)
     keap_rate_per_minute: int | None = Field(default=None, gt=0)
     keap_rate_per_day: int | None = Field(default=None, gt=0)
+    # Keap retires XML-RPC on this day; after it, a non-XML-RPC answer means "retired".
+    keap_xmlrpc_sunset: date = date(2026, 12, 31)
 
     claim_lease_seconds: float = Field(default=30, gt=0)
     dry_run: bool | None = None

@@ -34,6 +34,7 @@ from app.keap.errors import (
     KeapError,
     KeapForbiddenError,
     KeapPermanentError,
+    KeapRetiredError,
     KeapThrottledError,
     KeapTransientError,
 )
@@ -302,8 +303,11 @@ class Worker:
             for s in event.steps
             if s.action == CONTACT_UPSERT and s.status == "done" and isinstance(s.result, dict)
         }
+        # A step given up for good (XML-RPC retired) does not hold back the others: the
+        # event runs them all, then ends dead with that step's reason.
+        given_up = [s.last_error or s.action for s in event.steps if s.status == "failed"]
         for step in event.steps:
-            if step.status == "done":
+            if step.status in ("done", "failed"):
                 continue
             # Every line logged for this step (its Keap calls included) names it.
             bind_log_context(route=step.route, action=step.action)
@@ -336,33 +340,46 @@ class Worker:
             except ClaimLost:
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
+            except KeapRetiredError as error:
+                await self._record(event, step.idx, calls, started, error)
+                reason = f"{step.action}: {error.detail}"
+                if not await self.store.give_up_step(event.id, step.idx, self.worker_id, reason):
+                    return
+                given_up.append(reason)
+                log.error(
+                    "step given up: Keap retired its API; the event's other steps go on",
+                    extra={"event_id": event.id, "action": step.action, "error": error.detail},
+                )
+                continue
             except KeapError as failure:
                 # A 403 is judged first, so the step's history shows the probe and verdict.
-                error = (
+                judged = (
                     await self._judge_forbidden(failure)
                     if isinstance(failure, KeapForbiddenError)
                     else failure
                 )
-                await self._record(event, step.idx, calls, started, error)
+                await self._record(event, step.idx, calls, started, judged)
                 recorded = True
                 if not (
                     step.action in NOT_REPEATABLE
-                    and isinstance(error, KeapTransientError)
-                    and error.maybe_applied
+                    and isinstance(judged, KeapTransientError)
+                    and judged.maybe_applied
                 ):
-                    await self._after_failure(event, step.idx, step.action, error)
+                    await self._after_failure(event, step.idx, step.action, judged)
                     return
                 # The answer to a call that must not run twice was lost: as after a crash
                 # mid-call, it is not repeated, and the step says so.
                 result = {
                     "contact_id": contact_id,
-                    "outcome_unknown": f"{ANSWER_LOST} ({error.detail})",
+                    "outcome_unknown": f"{ANSWER_LOST} ({judged.detail})",
                 }
             finally:
                 before_send.reset(marker)
                 _calls.reset(token)
             if not recorded:
                 await self._record(event, step.idx, calls, started, None)
+            if self.options.dry_run:
+                result = {**result, "dry_run": True}  # so a replay can send it for real
             if self._auth_state == "not_started":  # a call went through: the key works
                 self._auth_state, self._auth_detail = "ok", "credentials accepted"
             new_contact = result.get("contact_id") if step.action == CONTACT_UPSERT else None
@@ -374,11 +391,15 @@ class Worker:
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
         bind_log_context(route=None, action=None)
-        if await self.store.finish_event(event.id, self.worker_id, time.time()):
+        dead_reason = "; ".join(given_up) or None
+        if await self.store.finish_event(
+            event.id, self.worker_id, time.time(), dead_reason=dead_reason
+        ):
             if self.metrics:
-                self.metrics.events_finished.labels("delivered").inc()
-            log.info(
-                "event delivered",
+                self.metrics.events_finished.labels("dead" if dead_reason else "delivered").inc()
+            log.log(
+                logging.ERROR if dead_reason else logging.INFO,
+                "event dead" if dead_reason else "event delivered",
                 extra={
                     "event_id": event.id,
                     "source": event.source,
@@ -504,6 +525,7 @@ def _outcome(call: KeapCall | None, error: KeapError | None) -> str:
     if error is None:
         return "error"
     for kind, name in (
+        (KeapRetiredError, "retired"),
         (KeapAuthError, "auth"),
         (KeapThrottledError, "throttled"),
         (KeapTransientError, "transient"),

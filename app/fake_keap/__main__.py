@@ -26,6 +26,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
     parser.add_argument("--access-token-lifetime", type=float, default=86400.0)
+    parser.add_argument(
+        "--xmlrpc-retired",
+        action="store_true",
+        help="answer every XML-RPC call as the retired endpoint (404, Apigee JSON fault), "
+        'as after Keap\'s sunset; POST /_fake/config {"xmlrpc_retired": false} undoes it',
+    )
     return parser.parse_args(argv)
 
 
@@ -47,6 +53,8 @@ def build_state(args: argparse.Namespace) -> FakeKeapState:
                 "without it, get one through /app/oauth/authorize, e.g. `relay keap login`)"
             )
         state.set_oauth(args.client_id, args.client_secret, args.refresh_token)
+    if args.xmlrpc_retired:
+        state.retire_xmlrpc()
     return state
 
 

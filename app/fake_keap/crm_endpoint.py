@@ -16,9 +16,10 @@ from app.fake_keap.admission import (
     CallInfo,
     PresentedCredential,
     Refused,
+    Retired,
     Unauthenticated,
 )
-from app.fake_keap.answers import failure_response, response_status
+from app.fake_keap.answers import failure_response, response_status, retired_xmlrpc_response
 from app.fake_keap.connections import ConnectionRegistry, DroppedConnection
 from app.fake_keap.permissions import forbidden_answer
 from app.fake_keap.rest import handle_rest
@@ -102,6 +103,8 @@ def _answer(
 ) -> Response:
     if isinstance(admission, Refused):
         return failure_response(admission.status, admission.retry_after, registry)
+    if isinstance(admission, Retired):
+        return retired_xmlrpc_response(admission.retired, request.url.path)
     if isinstance(admission, Unauthenticated):
         if route is None:
             return fault_response(INVALID_KEY)

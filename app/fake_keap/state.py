@@ -15,10 +15,24 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from app.fake_keap.admission import Accepted, Admission, CallInfo, Refused, Unauthenticated
+from app.fake_keap.admission import (
+    Accepted,
+    Admission,
+    CallInfo,
+    Refused,
+    Retired,
+    Unauthenticated,
+)
 from app.fake_keap.behaviour import FakeBehaviour
 from app.fake_keap.crm_data import CrmData
-from app.fake_keap.faults import FaultPlan, ForcedFailure, InjectedFault, Outage
+from app.fake_keap.faults import (
+    FaultPlan,
+    ForcedFailure,
+    InjectedFault,
+    Outage,
+    RetiredFormat,
+    RetiredXmlRpc,
+)
 from app.fake_keap.limits import Ceilings, SlidingWindows, throttle_headers
 from app.fake_keap.records import (
     ActionSetRun,
@@ -170,6 +184,14 @@ class FakeKeapState:
         with self._lock:
             self._faults.xmlrpc_brownout = on
 
+    def retire_xmlrpc(
+        self, on: bool = True, status: int = 404, body_format: RetiredFormat = "json"
+    ) -> None:
+        """Answer every XML-RPC call as Keap's retired endpoint might (``RetiredXmlRpc``)."""
+        retired = RetiredXmlRpc(status, body_format) if on else None
+        with self._lock:
+            self._faults.xmlrpc_retired = retired
+
     def set_fault(self, method: str, code: int, string: str, count: int | None = None) -> None:
         """Answer XML-RPC ``method`` with this fault, ``count`` times (None: always)."""
         with self._lock:
@@ -189,7 +211,8 @@ class FakeKeapState:
     def admit(self, call: CallInfo) -> Admission:
         """Decide, atomically, whether a /crm call fails, is refused, throttled or handled.
 
-        Checked in the order a gateway would: outage, XML-RPC brownout, credential, rate
+        Checked in the order a gateway would: outage, XML-RPC retired (no route to it, so
+        no credential check either), XML-RPC brownout, credential, rate
         ceiling (so forced failures count against it, like real 5xx), forced failure.
         """
         now = time.monotonic()
@@ -199,6 +222,8 @@ class FakeKeapState:
             outage = self._faults.active_outage(now)
             if outage is not None:
                 return Refused(credential_id, outage.status)
+            if call.xmlrpc_method is not None and self._faults.xmlrpc_retired is not None:
+                return Retired(credential_id, self._faults.xmlrpc_retired)
             if call.xmlrpc_method is not None and self._faults.xmlrpc_brownout:
                 return Refused(credential_id, 503)
             if credential_id == "" or self._faults.reject_all_credentials:

@@ -7,8 +7,10 @@ retried once after a refresh.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -36,6 +38,7 @@ from app.keap.replies import (
     expect_success,
     goal_results_reader,
     read_action_set_results,
+    read_after_sunset,
     read_json,
     read_tag_results,
 )
@@ -62,6 +65,10 @@ PROBE_PATH = "/rest/v1/oauth/connect/userinfo"
 PROBE_FALLBACK_PATH = "/rest/v1/account/profile"
 
 
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
 class KeapClient:
     def __init__(
         self,
@@ -74,10 +81,16 @@ class KeapClient:
         gate: CallGate | None = None,
         observer: Callable[[KeapCall], None] | None = None,
         user_id: int | None = None,
+        xmlrpc_sunset: date | None = None,
+        today: Callable[[], date] = utc_today,
     ) -> None:
         """``user_id``: the Keap user emails are sent on behalf of (RELAY_KEAP_USER_ID);
-        None: the credential's own user, asked of Keap once."""
+        None: the credential's own user, asked of Keap once. ``xmlrpc_sunset``: the day
+        Keap retires XML-RPC (RELAY_KEAP_XMLRPC_SUNSET); once ``today()`` is past it, a
+        non-XML-RPC answer to an XML-RPC call is permanent."""
         self._http = http
+        self._xmlrpc_sunset = xmlrpc_sunset
+        self._today = today
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._gate = gate
@@ -207,6 +220,8 @@ class KeapClient:
         # The credential travels in a header (X-Keap-API-Key or the bearer); the key
         # parameter is a placeholder, so the secret never sits in a request body.
         body = encode_call(method_name, (XMLRPC_KEY_PLACEHOLDER, *params))
+        if self._xmlrpc_sunset is not None and self._today() > self._xmlrpc_sunset:
+            read = functools.partial(read_after_sunset, read=read, sunset=self._xmlrpc_sunset)
         return await self._call(operation, "POST", XMLRPC_PATH, read, content=body)
 
     async def _call(

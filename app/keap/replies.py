@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from app.keap.errors import (
     KeapPermanentError,
     classify_http_error,
+    classify_retired_xmlrpc,
     classify_unexpected_body,
     classify_xmlrpc_fault,
 )
@@ -152,3 +154,14 @@ def _is_true(value: Any) -> bool:
 
 def _kind(value: Any) -> str:
     return type(value).__name__
+
+
+def read_after_sunset(
+    operation: str, reply: Reply, *, read: Callable[[str, Reply], Any], sunset: date
+) -> Any:
+    """``read`` (an XML-RPC reader) once the XML-RPC sunset date has passed: an answer that
+    is not XML-RPC is the retired API (permanent), no longer a brownout (transient)."""
+    retired = classify_retired_xmlrpc(operation, reply.status, reply.body, sunset)
+    if retired is not None:
+        raise retired
+    return read(operation, reply)

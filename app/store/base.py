@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -11,6 +12,7 @@ EventStatus = Literal["pending", "delivered", "dead", "ignored"]
 # "sending": a call that must not run twice was sent and its answer not yet recorded.
 StepStatus = Literal["pending", "sending", "done", "failed"]
 EVENT_STATUSES: tuple[EventStatus, ...] = ("pending", "delivered", "dead", "ignored")
+CONTACT_UPSERT = "contact.upsert"  # the action of the step that finds or makes the contact
 
 
 # The records made for every webhook (PlannedStep, NewEvent, Inserted) are plain slotted
@@ -95,6 +97,26 @@ class EventRecord:
     history: list[AttemptRecord] = field(default_factory=list)
 
 
+def is_dry_run_step(status: str, result: Any) -> bool:
+    """A step that was only recorded in dry-run: done, but nothing was sent."""
+    return status == "done" and isinstance(result, dict) and result.get("dry_run") is True
+
+
+@dataclass
+class Replanned:
+    """An event's plan under the current relay.yaml, with the steps that keep their state
+    (done or in flight under the old plan) already carried over."""
+
+    routes: list[str]
+    contact_email: str | None
+    steps: list[StepRecord]
+
+
+# Plans a stored event again (payload and steps loaded); None when the current relay.yaml
+# no longer delivers it (no route matches, or no email is found).
+Replanner = Callable[[EventRecord], Replanned | None]
+
+
 @dataclass(frozen=True)
 class EventFilter:
     status: str | None = None
@@ -107,6 +129,30 @@ class StoreUnavailable(Exception):
     """The database could not durably do what was asked (full disk, read-only, down)."""
 
 
+class UnstorableEvent(Exception):
+    """One request's events hold a value the database cannot take as it is (text that is
+    not valid Unicode, a number out of range): the sender's input, answered 400. Its
+    neighbours in the same group commit are stored all the same."""
+
+
+# Raised while encoding one request's values (by the JSON encoder or a driver binding
+# them): the content is at fault, not the database.
+CONTENT_ERRORS: tuple[type[BaseException], ...] = (UnicodeError, OverflowError, RecursionError)
+
+
+def storing_failed(
+    exc: BaseException, content_errors: tuple[type[BaseException], ...]
+) -> Exception:
+    """What one request hears when storing its events raised ``exc``: UnstorableEvent
+    when the content is at fault (``content_errors``), else StoreUnavailable (503)."""
+    if isinstance(exc, UnstorableEvent | StoreUnavailable):
+        return exc
+    reason = f"{type(exc).__name__}: {exc}"[:300]
+    if isinstance(exc, content_errors):
+        return UnstorableEvent(f"a value cannot be stored as it is ({reason})")
+    return StoreUnavailable(f"the event could not be stored ({reason})")
+
+
 class Store(Protocol):
     """What the relay needs from a database. Every write is durable when it returns."""
 
@@ -115,6 +161,7 @@ class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
+    def durability(self) -> dict[str, str]: ...  # the settings that make a commit durable
 
     # ingest
     async def insert_events(self, events: list[NewEvent]) -> list[Inserted]: ...
@@ -139,7 +186,10 @@ class Store(Protocol):
         next_attempt_at: float | None,
         now: float,
     ) -> bool: ...
-    async def finish_event(self, event_id: str, worker_id: str, now: float) -> bool: ...
+    async def give_up_step(self, event_id: str, idx: int, worker_id: str, error: str) -> bool: ...
+    async def finish_event(
+        self, event_id: str, worker_id: str, now: float, *, dead_reason: str | None = None
+    ) -> bool: ...
     async def release_claim(
         self, event_id: str, worker_id: str, next_attempt_at: float
     ) -> None: ...
@@ -160,9 +210,23 @@ class Store(Protocol):
         self, flt: EventFilter, limit: int, before_seq: int | None
     ) -> list[EventRecord]: ...
     async def get_event(self, event_id: str) -> EventRecord | None: ...
-    async def requeue(self, event_id: str, *, from_start: bool, now: float) -> bool: ...
+    async def requeue(
+        self,
+        event_id: str,
+        *,
+        from_start: bool,
+        now: float,
+        dry_run_steps: bool = False,
+        replan: Replanner | None = None,
+    ) -> bool: ...
     async def requeue_matching(
-        self, flt: EventFilter, now: float, *, from_start: bool = False
+        self,
+        flt: EventFilter,
+        now: float,
+        *,
+        from_start: bool = False,
+        dry_run_steps: bool = False,
+        replan: Replanner | None = None,
     ) -> int: ...
     async def count_by_status(self) -> dict[str, int]: ...
     async def purge_finished(self, before: float, batch: int) -> int: ...

@@ -4,7 +4,7 @@ action set only."""
 
 from __future__ import annotations
 
-from app.admin.service import replay_event
+from app.admin.service import ReplayOptions, replay_event
 from app.fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
 from tests.delivery.conftest import DELIVERY_YAML, running_relay
@@ -83,7 +83,7 @@ async def test_a_goal_that_fires_no_campaign_is_reported_and_safe_to_replay(
 
         # The user fixes the goal in Keap; nothing ran, so replaying the event is safe.
         fake_keap.state.configure(known_goals={("shop", "purchase")})
-        await replay_event(relay.store, event.id, from_start=False)
+        await replay_event(relay.store, event.id, ReplayOptions())
         await relay.wait_for(event.id, "delivered")
     assert len(fake_keap.state.goals_achieved) == 1
     assert len(fake_keap.state.emails_sent) == 1  # the email before it went once
