@@ -40,6 +40,11 @@ class StepOut(BaseModel):
     attempts: int
     last_error: str | None
     params: dict[str, Any]
+    records: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what Infusionsoft made for this step (keap_order_id, keap_payment_id, "
+        "keap_note_id) beside the sender's order id",
+    )
     dry_run: bool = Field(
         description="done in dry-run only: recorded, never sent (replay with dry_run_steps "
         "to send it)"
@@ -165,8 +170,18 @@ def step_out(step: StepRecord) -> StepOut:
         attempts=step.attempts,
         last_error=step.last_error,
         params=step.params,
+        records=step_records(step.result),
         dry_run=is_dry_run_step(step.status, step.result),
     )
+
+
+RECORD_KEYS = ("sender_order_id", "keap_order_id", "keap_payment_id", "keap_note_id")
+
+
+def step_records(result: Any) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        return {}
+    return {key: result[key] for key in RECORD_KEYS if result.get(key) is not None}
 
 
 def attempt_out(attempt: AttemptRecord) -> AttemptOut:

@@ -47,7 +47,9 @@ log = logging.getLogger("relay.worker")
 
 # Calls that must not run twice: a crash mid-call leaves them "sending", and they are
 # then not repeated (Infusionsoft most likely ran them). Every other call is idempotent.
-NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal"})
+# An order and its payment are the costliest to repeat; a note twice is clutter on the
+# contact's record. (The order step first looks for the order, so a replay reuses it.)
+NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal", "order", "payment", "note"})
 ANSWER_LOST = (
     "the answer to this call was lost after it reached Infusionsoft, which may have run "
     "it, so it was not repeated (replay the event from the start to run it again)"
@@ -303,6 +305,7 @@ class Worker:
             for s in event.steps
             if s.action == CONTACT_UPSERT and s.status == "done" and isinstance(s.result, dict)
         }
+        finished = {s.idx: s.result for s in event.steps if s.status == "done"}
         # A step given up for good (XML-RPC retired) does not hold back the others: the
         # event runs them all, then ends dead with that step's reason.
         given_up = [s.last_error or s.action for s in event.steps if s.status == "failed"]
@@ -336,7 +339,7 @@ class Worker:
             started = time.time()
             recorded = False
             try:
-                result = await run_step(self.client, step, contact_id)
+                result = await run_step(self.client, step, contact_id, finished)
             except ClaimLost:
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
@@ -385,6 +388,7 @@ class Worker:
             new_contact = result.get("contact_id") if step.action == CONTACT_UPSERT else None
             if new_contact is not None:
                 contact_ids[step.idx] = new_contact
+            finished[step.idx] = result
             if not await self.store.complete_step(
                 event.id, step.idx, self.worker_id, result, new_contact
             ):

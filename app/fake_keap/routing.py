@@ -37,6 +37,11 @@ _REST_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"rest/v2/companies", "company.create"),
         ("POST", r"rest/v2/emails/templates:send", "email_template.send"),
         ("GET", r"rest/v2/oauth/connect/userinfo", "user.discover"),
+        ("GET", r"rest/v2/orders", "order.find"),
+        ("POST", r"rest/v2/orders", "order.create"),
+        ("GET", r"rest/v2/orders/(?P<order_id>\d+)", "order.get"),
+        ("POST", r"rest/v2/orders/(?P<order_id>\d+)/payments", "payment.create"),
+        ("POST", r"rest/v2/contacts/{contact}/notes", "note.create"),
     ]
 ]
 

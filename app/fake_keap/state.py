@@ -41,6 +41,9 @@ from app.fake_keap.records import (
     EmailSent,
     FailureStatus,
     GoalAchieved,
+    Note,
+    Order,
+    Payment,
     RequestRecord,
 )
 from app.fake_keap.tokens import IssuedTokens, TokenStore
@@ -323,6 +326,21 @@ class FakeKeapState:
             return dict(self._crm.companies)
 
     @property
+    def orders(self) -> list[Order]:
+        with self._lock:
+            return list(self._crm.orders.values())
+
+    @property
+    def payments(self) -> list[Payment]:
+        with self._lock:
+            return list(self._crm.payments)
+
+    @property
+    def notes(self) -> list[Note]:
+        with self._lock:
+            return list(self._crm.notes)
+
+    @property
     def requests(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._requests)
@@ -343,6 +361,11 @@ class FakeKeapState:
                 "goals_achieved": [asdict(g) for g in self._crm.goals_achieved],
                 "action_set_runs": [asdict(r) for r in self._crm.action_set_runs],
                 "companies": {str(i): n for i, n in self._crm.companies.items()},
+                "orders": [
+                    asdict(o) | {"total_cents": o.total_cents} for o in self._crm.orders.values()
+                ],
+                "payments": [asdict(p) for p in self._crm.payments],
+                "notes": [asdict(n) for n in self._crm.notes],
                 "requests": [{**asdict(r), "dropped": r.dropped} for r in log],
                 "counters": {
                     "requests": len(self._requests),
