@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--only ingest|delivery] [--out bench/results]``
+"""``python -m bench [--quick] [--only ingest|delivery] [--out bench/results]``, and
+``python -m bench soak [--minutes 10]`` (bench/soak.py)
 
 Runs the ingest and delivery benchmarks on loopback, then writes ``results.json``,
 ``results.md`` and ``delivery.png`` to the output folder. Exit status: 0 when every
@@ -26,6 +27,11 @@ DEFAULT_OUT = Path("bench/results")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["soak"]:  # python -m bench soak: see bench/soak.py
+        from bench import soak
+
+        return soak.main(argv[1:])
     args = _parser().parse_args(argv)
     command = "python -m bench" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
     wrk = wrk_path()

@@ -9,6 +9,8 @@ import signal
 
 import httpx
 
+from app.alerts.alerter import Alerter, AlertOptions
+from app.alerts.sender import AlertSender
 from app.config.models import RelayConfig
 from app.delivery.dry_run import DryRunKeapClient
 from app.delivery.gate import StoreCallGate, ceilings_for
@@ -99,7 +101,33 @@ def build_worker(
         client, probe, keeper = keap, keap.probe_auth, keap.oauth
         if keeper is not None:
             metrics.watch_refresh_token_age(keeper.token_age)
-    return Worker(store, client, options, metrics, probe_auth=probe, token_keeper=keeper)
+    return Worker(
+        store,
+        client,
+        options,
+        metrics,
+        probe_auth=probe,
+        token_keeper=keeper,
+        alerts=build_alerter(settings, store, http, metrics),
+    )
+
+
+def build_alerter(
+    settings: Settings, store: Store, http: httpx.AsyncClient, metrics: Metrics
+) -> Alerter | None:
+    """The worker's alerts, when RELAY_ALERT_URL names where to send them."""
+    if not settings.alert_url:
+        return None
+    sender = AlertSender(http, settings.alert_url, settings.public_url, metrics)
+    options = AlertOptions(
+        group_seconds=settings.alert_group_seconds,
+        check_seconds=settings.alert_check_seconds,
+        # A burst of dead events is told once two looks found nothing new in it.
+        quiet_seconds=2 * settings.alert_check_seconds,
+        ceilings=None if settings.is_dry_run else settings.rate_ceilings,
+        quota_percent=settings.alert_quota_percent,
+    )
+    return Alerter(store, sender, options)
 
 
 async def run_worker_forever(settings: Settings, config: RelayConfig) -> None:

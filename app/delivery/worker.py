@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.alerts.alerter import Alerter
 from app.delivery.gate import before_send
 from app.delivery.retention import retention_loop
 from app.delivery.retry import decide_retry
@@ -45,14 +46,17 @@ from app.store.base import AttemptRecord, EventRecord, Store, StoreUnavailable
 
 log = logging.getLogger("relay.worker")
 
-# Calls that must not run twice: a crash mid-call leaves them "sending", and they are
-# then not repeated (Infusionsoft most likely ran them). Every other call is idempotent.
-# An order and its payment are the costliest to repeat; a note twice is clutter on the
-# contact's record. (The order step first looks for the order, so a replay reuses it.)
+# Calls that must not run twice: a crash mid-call leaves them "sending", and an answer
+# after which Keap may have carried them out (the client's ``maybe_applied``) leaves them
+# outcome_unknown; neither is repeated. An order and its payment are the costliest to
+# repeat (the order step first looks for the order, so a replay reuses it); a note twice
+# is clutter on the contact's record. Every other call may run twice.
+# docs/delivery-guarantees.md has the table.
 NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal", "order", "payment", "note"})
 ANSWER_LOST = (
-    "the answer to this call was lost after it reached Infusionsoft, which may have run "
-    "it, so it was not repeated (replay the event from the start to run it again)"
+    "the answer to this call was lost or was a gateway failure after it reached "
+    "Infusionsoft, which may have run it, so it was not repeated (replay the event from "
+    "the start to run it again)"
 )
 IN_FLIGHT_AT_CRASH = (
     "a worker stopped while this call was in flight; Infusionsoft most likely ran it, so "
@@ -101,6 +105,7 @@ class Worker:
         metrics: Metrics | None = None,
         probe_auth: Callable[[], Awaitable[None]] | None = None,
         token_keeper: TokenKeeper | None = None,
+        alerts: Alerter | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -108,6 +113,7 @@ class Worker:
         self.metrics = metrics
         self.probe_auth = probe_auth
         self.token_keeper = token_keeper
+        self.alerts = alerts
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -119,6 +125,9 @@ class Worker:
         self._auth_state = "not_started"
         self._crashed: str | None = None
         self._store_failure: str | None = None
+        if metrics:  # present from the start, so rate() sees the zeroes
+            for action in NOT_REPEATABLE:
+                metrics.outcome_unknown.labels(action)
 
     # lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -134,6 +143,8 @@ class Worker:
                     name="relay-retention",
                 )
             )
+        if self.alerts is not None:
+            self._tasks.append(loop.create_task(self.alerts.run(), name="relay-alerts"))
         if self.options.dry_run:
             self._auth_state, self._auth_detail = "skipped", "dry-run"
         elif self.token_keeper is not None:
@@ -158,6 +169,13 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._inflight.values(), return_exceptions=True)
         self._tasks = []
+        if self.alerts is not None:
+            await self.alerts.stop()
+
+    def working_on(self, event_id: str) -> bool:
+        """This worker still holds a task for the event (it may log or count after its
+        status is committed)."""
+        return event_id in self._inflight
 
     def wake(self) -> None:
         """New work may be due (called by ingest in the same process)."""
@@ -207,8 +225,12 @@ class Worker:
                         # Claimed events were not touched; nothing is lost meanwhile.
                         self._store_failure = str(exc)
                         log.warning("cannot claim events", extra={"error": str(exc)})
+                        if self.alerts is not None:
+                            self.alerts.database_failing(str(exc))
                         await self._sleep(min(5.0, self.options.poll_interval * 4))
                         continue
+                    if self._store_failure is not None and self.alerts is not None:
+                        self.alerts.database_answers()
                     self._store_failure = None
                 for event in events:
                     task = asyncio.get_running_loop().create_task(self._deliver_guarded(event))
@@ -268,6 +290,8 @@ class Worker:
         if self.metrics:
             self.metrics.keap_auth_ok.set(1)
         log.info("credentials accepted again: delivery resumes")
+        if self.alerts is not None:
+            self.alerts.auth_resumed()
         self._auth_ok.set()
         self._wake.set()
 
@@ -286,6 +310,8 @@ class Worker:
             )
             task = asyncio.get_running_loop().create_task(self._probe_until_accepted())
             self._tasks.append(task)
+            if self.alerts is not None:
+                self.alerts.auth_paused(error.detail, self.options.auth_probe_interval)
 
     # one event ---------------------------------------------------------------------
     async def _deliver_guarded(self, event: EventRecord) -> None:
@@ -320,10 +346,9 @@ class Worker:
                     "not repeating a call that was in flight when a worker stopped",
                     extra={"event_id": event.id, "action": step.action},
                 )
-                result: dict[str, Any] = {
-                    "contact_id": contact_id,
-                    "outcome_unknown": IN_FLIGHT_AT_CRASH,
-                }
+                result: dict[str, Any] = self._outcome_unknown(
+                    step.action, contact_id, IN_FLIGHT_AT_CRASH
+                )
                 if not await self.store.complete_step(
                     event.id, step.idx, self.worker_id, result, None
                 ):
@@ -363,19 +388,19 @@ class Worker:
                 )
                 await self._record(event, step.idx, calls, started, judged)
                 recorded = True
-                if not (
-                    step.action in NOT_REPEATABLE
-                    and isinstance(judged, KeapTransientError)
-                    and judged.maybe_applied
-                ):
+                if not (step.action in NOT_REPEATABLE and _maybe_applied(judged)):
                     await self._after_failure(event, step.idx, step.action, judged)
                     return
-                # The answer to a call that must not run twice was lost: as after a crash
-                # mid-call, it is not repeated, and the step says so.
-                result = {
-                    "contact_id": contact_id,
-                    "outcome_unknown": f"{ANSWER_LOST} ({judged.detail})",
-                }
+                # Keap may have carried out a call that must not run twice (its answer was
+                # lost, or was a gateway failure): as after a crash mid-call, it is not
+                # repeated, and the step says so.
+                log.warning(
+                    "not repeating a call Infusionsoft may have carried out",
+                    extra={"event_id": event.id, "action": step.action, "error": judged.detail},
+                )
+                result = self._outcome_unknown(
+                    step.action, contact_id, f"{ANSWER_LOST} ({judged.detail})"
+                )
             finally:
                 before_send.reset(marker)
                 _calls.reset(token)
@@ -412,6 +437,12 @@ class Worker:
                     "steps": len(event.steps),
                 },
             )
+
+    def _outcome_unknown(self, action: str, contact_id: Any, reason: str) -> dict[str, Any]:
+        """The result of a step left outcome_unknown, counted in the metric."""
+        if self.metrics:
+            self.metrics.outcome_unknown.labels(action).inc()
+        return {"contact_id": contact_id, "outcome_unknown": reason}
 
     async def _mark_sending(self, event_id: str, idx: int) -> None:
         """Durably note that a call that must not run twice is about to be sent."""
@@ -521,6 +552,11 @@ class Worker:
 def _rejection_detail(error: KeapAuthError) -> str:
     detail = f"Infusionsoft rejects the credentials: {error.detail}"
     return f"{detail}; {error.remedy}" if error.remedy else detail
+
+
+def _maybe_applied(error: KeapError) -> bool:
+    """The client's verdict (``app.keap.errors``): Keap may have carried the call out."""
+    return isinstance(error, KeapTransientError) and error.maybe_applied
 
 
 def _outcome(call: KeapCall | None, error: KeapError | None) -> str:

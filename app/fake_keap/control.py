@@ -127,6 +127,12 @@ async def state_endpoint(request: Request) -> Response:
     return JSONResponse(state.snapshot(int(limit) if limit is not None else None))
 
 
+async def in_flight_endpoint(request: Request) -> Response:
+    """The /crm requests received and not yet answered, by operation: cheap to poll."""
+    state: FakeKeapState = request.app.state.fake
+    return JSONResponse({"in_flight": dict(state.in_flight())})
+
+
 async def config_endpoint(request: Request) -> Response:
     state: FakeKeapState = request.app.state.fake
     try:

@@ -65,6 +65,7 @@ class FakeKeapState:
         self._requests: list[RequestRecord] = []
         self._by_operation: Counter[str] = Counter()
         self._throttled = 0
+        self._in_flight: Counter[str] = Counter()
 
     # -- behaviour ------------------------------------------------------------------
 
@@ -270,6 +271,23 @@ class FakeKeapState:
         with self._lock:
             yield self._crm
 
+    @contextmanager
+    def serving(self, operation: str) -> Iterator[None]:
+        """Count a /crm request as in flight from its arrival until its answer is ready."""
+        with self._lock:
+            self._in_flight[operation] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[operation] -= 1
+
+    def in_flight(self) -> Counter[str]:
+        """/crm requests received and not yet answered, by operation (a client killed now
+        never gets their answers)."""
+        with self._lock:
+            return +self._in_flight  # the positive counts only
+
     def record_request(
         self, at: float, operation: str, auth: AuthKind, status: int, method: str, path: str
     ) -> None:
@@ -367,6 +385,7 @@ class FakeKeapState:
                 "payments": [asdict(p) for p in self._crm.payments],
                 "notes": [asdict(n) for n in self._crm.notes],
                 "requests": [{**asdict(r), "dropped": r.dropped} for r in log],
+                "in_flight": dict(+self._in_flight),
                 "counters": {
                     "requests": len(self._requests),
                     "throttled": self._throttled,

@@ -159,4 +159,23 @@ MIGRATIONS.append(
     )
 )
 
+# What the alerts already told (app/alerts), so a restart or a second replica does not
+# tell it again.
+MIGRATIONS.append(
+    (
+        3,
+        "alert_state",
+        {
+            dialect: [
+                f"""CREATE TABLE alert_state (
+                    key TEXT PRIMARY KEY,
+                    value {real} NOT NULL,
+                    sent_at {real} NOT NULL
+                )"""
+            ]
+            for dialect, real in (("sqlite", "REAL"), ("postgres", "DOUBLE PRECISION"))
+        },
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

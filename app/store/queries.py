@@ -14,7 +14,11 @@ import orjson
 
 from app.store.base import (
     CONTACT_UPSERT,
+    QUOTA_RESET_MARGIN,
+    UTC_DAY_WINDOW,
     AttemptRecord,
+    DeadEvent,
+    DeadGroup,
     EventFilter,
     EventRecord,
     Inserted,
@@ -24,6 +28,7 @@ from app.store.base import (
     StepRecord,
     StoredToken,
     is_dry_run_step,
+    utc_day_start,
 )
 
 Conn = Any  # sqlite3.Connection or psycopg.Connection: both have .execute(sql, params)
@@ -352,18 +357,25 @@ def reserve_call(conn: Conn, ph: str, now: float, ceilings: list[tuple[int, floa
 
     A ceiling of ``limit`` calls in any sliding ``window`` is full when that many calls
     were made within the last ``window`` seconds; the next slot opens when the oldest of
-    the last ``limit`` calls leaves the window.
+    the last ``limit`` calls leaves the window. A UTC_DAY_WINDOW ceiling counts the
+    calls since 00:00 UTC and, once full, opens at the next 00:00 UTC (Keap's reset).
     """
     if ph == POSTGRES:
         conn.execute("SELECT pg_advisory_xact_lock(727274)")  # one limiter for all replicas
     row = conn.execute("SELECT not_before FROM limiter_state WHERE id = 1").fetchone()
     wait = max(0.0, float(row["not_before"]) - now)
     for limit, window in ceilings:
+        day = window == UTC_DAY_WINDOW
+        since = utc_day_start(now) if day else now - window
         oldest = conn.execute(
             sql("SELECT at FROM rate_calls WHERE at > ? ORDER BY at DESC LIMIT 1 OFFSET ?", ph),
-            (now - window, limit - 1),
+            (since, limit - 1),
         ).fetchone()
-        if oldest is not None:
+        if oldest is None:
+            continue
+        if day:  # the day's quota is spent: nothing until it resets
+            wait = max(wait, since + UTC_DAY_WINDOW + QUOTA_RESET_MARGIN - now)
+        else:
             wait = max(wait, float(oldest["at"]) + window - now)
     if wait > 0:
         return wait
@@ -372,6 +384,18 @@ def reserve_call(conn: Conn, ph: str, now: float, ceilings: list[tuple[int, floa
     if int(now * 1000) % 97 == 0:  # prune now and then, not on every call
         conn.execute(sql("DELETE FROM rate_calls WHERE at < ?", ph), (now - longest - 1,))
     return 0.0
+
+
+def calls_since(conn: Conn, ph: str, moments: list[float]) -> list[int]:
+    """How many calls were let through since each of ``moments`` (the quota budget)."""
+    return [
+        int(
+            conn.execute(
+                sql("SELECT COUNT(*) AS n FROM rate_calls WHERE at > ?", ph), (moment,)
+            ).fetchone()["n"]
+        )
+        for moment in moments
+    ]
 
 
 def set_not_before(conn: Conn, ph: str, until: float) -> None:
@@ -474,6 +498,12 @@ def _filter_clause(flt: EventFilter) -> tuple[str, list[Any]]:
     if flt.since is not None:
         clauses.append("received_at >= ?")
         params.append(flt.since)
+    if flt.reason is not None:
+        clauses.append("last_error = ?")
+        params.append(flt.reason)
+    if flt.routes_json is not None:
+        clauses.append("routes = ?")
+        params.append(flt.routes_json)
     return (" AND ".join(clauses) or "1 = 1"), params
 
 
@@ -717,3 +747,87 @@ def purge_finished(conn: Conn, ph: str, before: float, batch: int) -> int:
     for table, column in (("attempts", "event_id"), ("events", "id")):
         conn.execute(sql(f"DELETE FROM {table} WHERE {column} IN ({marks})", ph), ids)
     return len(ids)
+
+
+def _route_label(routes: str) -> str:
+    return ", ".join(json.loads(routes)) if routes else ""
+
+
+def dead_since(conn: Conn, ph: str, since: float, until: float, limit: int) -> list[DeadEvent]:
+    """Events that went dead between ``since`` and ``until`` (updated_at, both included),
+    oldest first: what the dead-event alerts count (index events_finished)."""
+    rows = conn.execute(
+        sql(
+            "SELECT source, routes, last_error, updated_at FROM events WHERE status = 'dead' "
+            "AND updated_at >= ? AND updated_at <= ? ORDER BY updated_at LIMIT ?",
+            ph,
+        ),
+        (since, until, limit),
+    ).fetchall()
+    return [
+        DeadEvent(r["source"], _route_label(r["routes"]), r["last_error"] or "", r["updated_at"])
+        for r in rows
+    ]
+
+
+def dead_groups(conn: Conn, ph: str, limit: int) -> list[DeadGroup]:
+    """Dead events by source, routes and reason, the largest groups first."""
+    rows = conn.execute(
+        sql(
+            "SELECT source, routes, last_error, COUNT(*) AS n, MIN(updated_at) AS first_at, "
+            "MAX(updated_at) AS last_at FROM events WHERE status = 'dead' "
+            "GROUP BY source, routes, last_error ORDER BY n DESC, last_at DESC LIMIT ?",
+            ph,
+        ),
+        (limit,),
+    ).fetchall()
+    return [
+        DeadGroup(
+            source=r["source"],
+            route=_route_label(r["routes"]),
+            reason=r["last_error"] or "",
+            count=int(r["n"]),
+            first_at=r["first_at"],
+            last_at=r["last_at"],
+            routes_json=r["routes"],
+        )
+        for r in rows
+    ]
+
+
+def load_alert_state(conn: Conn, ph: str, prefix: str) -> dict[str, tuple[float, float]]:
+    """{key: (value, sent_at)} for the alert state keys starting with ``prefix``."""
+    rows = conn.execute(
+        sql("SELECT key, value, sent_at FROM alert_state WHERE key LIKE ?", ph), (prefix + "%",)
+    ).fetchall()
+    return {r["key"]: (r["value"], r["sent_at"]) for r in rows}
+
+
+def forget_alert_state(conn: Conn, ph: str, prefix: str, sent_before: float) -> int:
+    """Delete the alert state keys starting with ``prefix`` last sent before a time."""
+    cursor = conn.execute(
+        sql("DELETE FROM alert_state WHERE key LIKE ? AND sent_at < ?", ph),
+        (prefix + "%", sent_before),
+    )
+    return int(cursor.rowcount)
+
+
+def advance_alert_state(
+    conn: Conn, ph: str, key: str, value: float, now: float, expected: float | None
+) -> bool:
+    """Set an alert's state to ``value`` if it is still ``expected`` (a missing key counts
+    as 0), or, without ``expected``, if it is below ``value``. True: this caller changed
+    it, and so is the one (of every replica) to send the alert."""
+    conn.execute(
+        sql(
+            "INSERT INTO alert_state (key, value, sent_at) VALUES (?, 0, 0) ON CONFLICT DO NOTHING",
+            ph,
+        ),
+        (key,),
+    )
+    guard, bound = ("value = ?", expected) if expected is not None else ("value < ?", value)
+    cursor = conn.execute(
+        sql(f"UPDATE alert_state SET value = ?, sent_at = ? WHERE key = ? AND {guard}", ph),
+        (value, now, key, bound),
+    )
+    return bool(cursor.rowcount == 1)

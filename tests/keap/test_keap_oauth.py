@@ -363,3 +363,17 @@ async def test_a_token_store_outage_is_transient(harness: Harness, keap: respx.M
 
     with pytest.raises(KeapTransientError, match="could not read"):
         await harness.client(OAUTH_CREDENTIALS, BrokenStore()).probe_auth()
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_a_token_endpoint_gateway_failure_never_makes_the_call_maybe_applied(
+    harness: Harness, keap: respx.MockRouter, status: int
+) -> None:
+    """The refresh failed before the CRM call was sent: even an action set may be retried."""
+    store = MemoryTokenStore(StoredToken("refresh-7", None, None, ENV_HASH))
+    keap.post(TOKEN_URL).respond(status, json={"message": "Bad Gateway"})
+    rpc = keap.post(XMLRPC_URL).respond(200)
+    with pytest.raises(KeapTransientError) as caught:
+        await harness.client(OAUTH_CREDENTIALS, store).run_action_set(1, 42)
+    assert caught.value.maybe_applied is False
+    assert rpc.call_count == 0

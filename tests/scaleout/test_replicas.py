@@ -51,6 +51,7 @@ TABLES = {
     "rate_calls",
     "limiter_state",
     "admin_sessions",
+    "alert_state",
     "schema_migrations",
 }
 
