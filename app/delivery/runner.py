@@ -20,6 +20,7 @@ from app.keap.client import XMLRPC_PATH, KeapCall, KeapClient, KeapCredentials
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
 from app.observability.secrets import secret_values
+from app.observability.tracing import start_tracing, stop_tracing
 from app.settings import Settings
 from app.store.base import Store
 from app.store.factory import open_store
@@ -132,6 +133,7 @@ def build_alerter(
 
 async def run_worker_forever(settings: Settings, config: RelayConfig) -> None:
     """``relay worker``: the worker alone, until SIGTERM or SIGINT."""
+    traced = start_tracing()
     store = open_store(settings.database_url, pool_size=settings.database_pool_size)
     await store.open()
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
@@ -149,3 +151,5 @@ async def run_worker_forever(settings: Settings, config: RelayConfig) -> None:
         await worker.stop()
         await http.aclose()
         await store.close()
+        if traced:
+            stop_tracing()

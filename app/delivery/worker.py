@@ -41,6 +41,7 @@ from app.keap.errors import (
 )
 from app.observability.logging import bind_log_context, log_context, mask_email
 from app.observability.metrics import Metrics
+from app.observability.tracing import delivery_outcome, delivery_span
 from app.plan.planner import CONTACT_UPSERT
 from app.store.base import AttemptRecord, EventRecord, Store, StoreUnavailable
 
@@ -315,7 +316,7 @@ class Worker:
 
     # one event ---------------------------------------------------------------------
     async def _deliver_guarded(self, event: EventRecord) -> None:
-        with log_context(event_id=event.id, source=event.source):
+        with log_context(event_id=event.id, source=event.source), delivery_span(event):
             try:
                 await self.deliver(event)
             except asyncio.CancelledError:
@@ -426,6 +427,7 @@ class Worker:
         ):
             if self.metrics:
                 self.metrics.events_finished.labels("dead" if dead_reason else "delivered").inc()
+            delivery_outcome("dead" if dead_reason else "delivered", dead_reason)
             log.log(
                 logging.ERROR if dead_reason else logging.INFO,
                 "event dead" if dead_reason else "event delivered",
@@ -455,6 +457,7 @@ class Worker:
         now = time.time()
         reason = f"{action}: {error.detail}"
         if isinstance(error, KeapAuthError):
+            delivery_outcome("paused", reason)
             self._pause_for_auth(error)
             await self.store.release_claim(event.id, self.worker_id, now)
             return
@@ -478,6 +481,7 @@ class Worker:
         )
         if dead and self.metrics:
             self.metrics.events_finished.labels("dead").inc()
+        delivery_outcome("dead" if dead else "retry", reason)
         log.log(
             logging.ERROR if dead else logging.WARNING,
             "event dead" if dead else "step failed; will retry",
