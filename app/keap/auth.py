@@ -67,40 +67,24 @@ async def request_tokens(
 ) -> StoredToken:
     """One POST to Keap's token endpoint (any grant) and its answer as a token to store."""
     try:
-        return await _post_for_tokens(
-            http, token_url, form, auth, secrets, report, seed_hash, previous_refresh_token, clock
-        )
+        async with traced(OPERATION, "POST", token_url, secrets, report) as call:
+            reply = await call.send(
+                http,
+                "POST",
+                token_url,
+                headers={"Accept": "application/json"},
+                data=form,
+                auth=auth,
+            )
+            if not reply.ok:
+                safe = reply.scrubbed(secrets(), REDACTED.encode())
+                raise classify_token_error(OPERATION, safe.status, safe.headers, safe.body)
+            return _issued_token(reply, previous_refresh_token, seed_hash, clock())
     except KeapTransientError as err:
         # Whatever became of the refresh, no CRM call was sent: the step that needed a token
         # is safe to retry, even one that must not run twice.
         err.maybe_applied = False
         raise
-
-
-async def _post_for_tokens(
-    http: httpx.AsyncClient,
-    token_url: str,
-    form: dict[str, str],
-    auth: tuple[str, str] | None,
-    secrets: Callable[[], list[str]],
-    report: Callable[[KeapCall], None],
-    seed_hash: str | None,
-    previous_refresh_token: str | None,
-    clock: Callable[[], float],
-) -> StoredToken:
-    async with traced(OPERATION, "POST", token_url, secrets, report) as call:
-        reply = await call.send(
-            http,
-            "POST",
-            token_url,
-            headers={"Accept": "application/json"},
-            data=form,
-            auth=auth,
-        )
-        if not reply.ok:
-            safe = reply.scrubbed(secrets(), REDACTED.encode())
-            raise classify_token_error(OPERATION, safe.status, safe.headers, safe.body)
-        return _issued_token(reply, previous_refresh_token, seed_hash, clock())
 
 
 def _issued_token(
