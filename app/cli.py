@@ -162,6 +162,34 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("senders", nargs="+", metavar="SENDER", help="e.g. thrivecart shopify")
     init.add_argument("--output", type=Path, help="where to write (default RELAY_CONFIG)")
     init.set_defaults(run=_init)
+
+    keap = commands.add_parser(
+        "keap",
+        help="Infusionsoft credentials (`relay keap login`)",
+        description="Manage the relay's Infusionsoft credentials.",
+    )
+    keap_commands = keap.add_subparsers(dest="keap_command", required=True, metavar="COMMAND")
+    login = keap_commands.add_parser(
+        "login",
+        help="authorise the relay with OAuth2 and store its tokens in the database",
+        description="Print Keap's authorize URL, take the code Keap sends back (pasted, or "
+        "caught on 127.0.0.1 with --listen) and store the tokens in RELAY_DATABASE_URL. "
+        "Needs RELAY_KEAP_CLIENT_ID and RELAY_KEAP_CLIENT_SECRET; the redirect URI must be "
+        "registered on your Keap developer app.",
+    )
+    login.add_argument(
+        "--listen",
+        type=int,
+        metavar="PORT",
+        help="catch the redirect on http://127.0.0.1:PORT/callback",
+    )
+    login.add_argument(
+        "--redirect-uri", help="the registered redirect URI (to paste what arrives there)"
+    )
+    login.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait with --listen (300)"
+    )
+    login.set_defaults(run=_keap_login)
     return parser
 
 
@@ -317,6 +345,12 @@ def _recipes(settings: Settings, args: argparse.Namespace) -> int:
     from app.recipes.cli import print_recipes
 
     return print_recipes(settings, args)
+
+
+def _keap_login(settings: Settings, args: argparse.Namespace) -> int:
+    from app.keap.login import run_login
+
+    return run_login(settings, args)
 
 
 def _init(settings: Settings, args: argparse.Namespace) -> int:

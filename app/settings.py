@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     keap_refresh_token: SecretStr | None = None
     keap_base_url: str = "https://api.infusionsoft.com/crm"
     keap_token_url: str = "https://api.infusionsoft.com/token"
+    keap_authorize_url: str = "https://accounts.infusionsoft.com/app/oauth/authorize"
+    # Keap kills a refresh token unused for 45 days; rotate well inside that, events or not.
+    keap_refresh_every_days: float = Field(default=7, gt=0, le=30)
     # The Keap user email templates are sent on behalf of; unset: the credential's own user.
     keap_user_id: int | None = Field(default=None, gt=0)
     keap_rate_per_second: int | None = Field(default=None, gt=0)
@@ -119,11 +122,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _oauth_complete(self) -> Settings:
-        oauth = [self.keap_client_id, self.keap_client_secret, self.keap_refresh_token]
-        if any(oauth) and not all(oauth):
+        # The refresh token may instead come from `relay keap login`, into the database.
+        client = [self.keap_client_id, self.keap_client_secret]
+        if (any(client) or self.keap_refresh_token) and not all(client):
             raise ValueError(
-                "OAuth needs all of RELAY_KEAP_CLIENT_ID, RELAY_KEAP_CLIENT_SECRET and "
-                "RELAY_KEAP_REFRESH_TOKEN"
+                "OAuth needs both RELAY_KEAP_CLIENT_ID and RELAY_KEAP_CLIENT_SECRET (and a "
+                "refresh token: RELAY_KEAP_REFRESH_TOKEN, or `relay keap login`)"
             )
         return self
 
@@ -131,7 +135,7 @@ class Settings(BaseSettings):
     def auth_mode(self) -> Literal["key", "oauth", "none"]:
         if self.keap_api_key is not None and self.keap_api_key.get_secret_value():
             return "key"
-        if self.keap_client_id and self.keap_refresh_token:
+        if self.keap_client_id and self.keap_client_secret:
             return "oauth"
         return "none"
 

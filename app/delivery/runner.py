@@ -82,9 +82,11 @@ def build_worker(
         retention_days=settings.retention_days,
         contact_reuse_seconds=settings.contact_reuse_minutes * 60,
         batch_window_seconds=settings.batch_window_seconds,
+        refresh_token_every_seconds=settings.keap_refresh_every_days * 86400.0,
     )
     client: KeapActions
     probe = None
+    keeper = None
     if settings.is_dry_run:
         client = DryRunKeapClient(observe)
     else:
@@ -99,13 +101,16 @@ def build_worker(
             user_id=settings.keap_user_id,
             xmlrpc_sunset=settings.keap_xmlrpc_sunset,
         )
-        client, probe = keap, keap.probe_auth
+        client, probe, keeper = keap, keap.probe_auth, keap.oauth
+        if keeper is not None:
+            metrics.watch_refresh_token_age(keeper.token_age)
     return Worker(
         store,
         client,
         options,
         metrics,
         probe_auth=probe,
+        token_keeper=keeper,
         alerts=build_alerter(settings, store, http, metrics),
     )
 

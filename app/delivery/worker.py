@@ -3,7 +3,9 @@ every attempt, and decide — through ``retry`` — what happens after a failure
 
 A claim is a lease renewed while the worker works, so a killed worker's events return
 to the queue within RELAY_CLAIM_LEASE_SECONDS. A rejected credential pauses all delivery
-(nothing is burnt) until a probe, once a minute, is accepted again.
+(nothing is burnt) until a probe, once a minute, is accepted again. A 403 is probed at
+once: if the credential still works, the 403 belongs to that one call (a record or feature
+the key's user may not touch) and only that event fails.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from app.delivery.retention import retention_loop
 from app.delivery.retry import decide_retry
 from app.delivery.reuse import ContactReuse, says_contact_missing
 from app.delivery.steps import KeapActions, run_step
+from app.delivery.token_upkeep import TokenKeeper, describe_token_age, keep_refresh_token_fresh
 from app.keap.client import KeapCall
 from app.keap.errors import (
     KeapAuthError,
     KeapError,
+    KeapForbiddenError,
     KeapPermanentError,
     KeapRetiredError,
     KeapThrottledError,
@@ -88,6 +92,7 @@ class WorkerOptions:
     retention_days: float | None = None  # None: this worker does not purge
     contact_reuse_seconds: float = 0.0  # 0: every upsert step calls Keap
     batch_window_seconds: float = 0.0  # 0: no batching across events
+    refresh_token_every_seconds: float = 7 * 86400.0  # OAuth: rotate at least this often
 
 
 def record_call(call: KeapCall) -> None:
@@ -105,6 +110,7 @@ class Worker:
         options: WorkerOptions,
         metrics: Metrics | None = None,
         probe_auth: Callable[[], Awaitable[None]] | None = None,
+        token_keeper: TokenKeeper | None = None,
         alerts: Alerter | None = None,
     ) -> None:
         self.store = store
@@ -112,6 +118,7 @@ class Worker:
         self.options = options
         self.metrics = metrics
         self.probe_auth = probe_auth
+        self.token_keeper = token_keeper
         self.alerts = alerts
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._inflight: dict[str, asyncio.Task[None]] = {}
@@ -158,6 +165,18 @@ class Worker:
             self._tasks.append(loop.create_task(self.alerts.run(), name="relay-alerts"))
         if self.options.dry_run:
             self._auth_state, self._auth_detail = "skipped", "dry-run"
+        elif self.token_keeper is not None:
+            self._tasks.append(
+                loop.create_task(
+                    keep_refresh_token_fresh(
+                        self.token_keeper,
+                        self.options.refresh_token_every_seconds,
+                        on_refreshed=self._credentials_accepted_by_refresh,
+                        on_refused=self._pause_for_auth,
+                    ),
+                    name="relay-oauth-upkeep",
+                )
+            )
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -199,7 +218,15 @@ class Worker:
         return {"status": "ok", "detail": f"{len(self._inflight)} events in flight{paused}"}
 
     def auth_health(self) -> dict[str, str]:
-        return {"status": self._auth_state, "detail": self._auth_detail}
+        detail = self._auth_detail
+        if self.token_keeper is not None and self._auth_state != "skipped":
+            age = describe_token_age(self.token_keeper, self.options.refresh_token_every_seconds)
+            detail = f"{detail}; {age}" if age else detail
+        return {"status": self._auth_state, "detail": detail}
+
+    def _credentials_accepted_by_refresh(self) -> None:
+        if self._auth_state == "not_started":
+            self._auth_state, self._auth_detail = "ok", "credentials accepted"
 
     # loops -------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -271,8 +298,11 @@ class Worker:
             try:
                 await self.probe_auth()
             except KeapAuthError as exc:
-                self._auth_detail = f"Infusionsoft rejects the credentials: {exc.detail}"
-                log.warning("credentials still rejected; delivery stays paused")
+                self._auth_detail = _rejection_detail(exc)
+                log.warning(
+                    "credentials still rejected; delivery stays paused",
+                    extra={"error": exc.detail, "remedy": exc.remedy},
+                )
                 continue
             except KeapError as exc:  # Keap is down, not our key: keep probing
                 log.info("auth probe failed", extra={"error": exc.detail})
@@ -289,15 +319,16 @@ class Worker:
 
     def _pause_for_auth(self, error: KeapAuthError) -> None:
         self._auth_state = "failing"
-        self._auth_detail = f"Infusionsoft rejects the credentials: {error.detail}"
+        self._auth_detail = _rejection_detail(error)
         if self.metrics:
             self.metrics.keap_auth_ok.set(0)
         if self._auth_ok.is_set():
             self._auth_ok.clear()
             log.error(
                 "credentials rejected: delivery paused, probing every "
-                f"{self.options.auth_probe_interval:g} s",
-                extra={"error": error.detail},
+                f"{self.options.auth_probe_interval:g} s"
+                + (f"; {error.remedy}" if error.remedy else ""),
+                extra={"error": error.detail, "remedy": error.remedy},
             )
             task = asyncio.get_running_loop().create_task(self._probe_until_accepted())
             self._tasks.append(task)
@@ -378,21 +409,27 @@ class Worker:
                     extra={"event_id": event.id, "action": step.action, "error": error.detail},
                 )
                 continue
-            except KeapError as error:
-                await self._record(event, step.idx, calls, started, error)
+            except KeapError as failure:
+                # A 403 is judged first, so the step's history shows the probe and verdict.
+                judged = (
+                    await self._judge_forbidden(failure)
+                    if isinstance(failure, KeapForbiddenError)
+                    else failure
+                )
+                await self._record(event, step.idx, calls, started, judged)
                 recorded = True
-                if not (step.action in NOT_REPEATABLE and _maybe_applied(error)):
-                    await self._after_failure(event, step.idx, step.action, error)
+                if not (step.action in NOT_REPEATABLE and _maybe_applied(judged)):
+                    await self._after_failure(event, step.idx, step.action, judged)
                     return
                 # Keap may have carried out a call that must not run twice (its answer was
                 # lost, or was a gateway failure): as after a crash mid-call, it is not
                 # repeated, and the step says so.
                 log.warning(
                     "not repeating a call Infusionsoft may have carried out",
-                    extra={"event_id": event.id, "action": step.action, "error": error.detail},
+                    extra={"event_id": event.id, "action": step.action, "error": judged.detail},
                 )
                 result = self._outcome_unknown(
-                    step.action, contact_id, f"{ANSWER_LOST} ({error.detail})"
+                    step.action, contact_id, f"{ANSWER_LOST} ({judged.detail})"
                 )
             finally:
                 before_send.reset(marker)
@@ -570,6 +607,26 @@ class Worker:
             },
         )
 
+    async def _judge_forbidden(self, error: KeapForbiddenError) -> KeapError:
+        """Probe at once: a 403 while the credential works belongs to the call alone."""
+        if self.probe_auth is None:
+            return error
+        try:
+            await self.probe_auth()
+        except KeapAuthError:
+            return error  # the whole credential is barred: pause
+        except KeapError as exc:  # cannot tell now: try the event again later
+            return KeapTransientError(
+                error.operation,
+                f"{error.detail} (the credential could not be checked: {exc.detail})",
+                status_code=error.status_code,
+            )
+        return KeapPermanentError(
+            error.operation,
+            f"{error.detail} (the credential works: its user may not do this call)",
+            status_code=error.status_code,
+        )
+
     async def _record(
         self,
         event: EventRecord,
@@ -607,6 +664,11 @@ class Worker:
                 )
             )
         await self.store.record_attempts(attempts)
+
+
+def _rejection_detail(error: KeapAuthError) -> str:
+    detail = f"Infusionsoft rejects the credentials: {error.detail}"
+    return f"{detail}; {error.remedy}" if error.remedy else detail
 
 
 def _maybe_applied(error: KeapError) -> bool:

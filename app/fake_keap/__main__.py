@@ -45,10 +45,13 @@ def build_state(args: argparse.Namespace) -> FakeKeapState:
         retry_after=args.retry_after,
         access_token_lifetime=args.access_token_lifetime,
     )
-    oauth = (args.client_id, args.client_secret, args.refresh_token)
-    if any(oauth):
-        if not all(oauth):
-            sys.exit("--client-id, --client-secret and --refresh-token go together")
+    client = (args.client_id, args.client_secret)
+    if any(client) or args.refresh_token:
+        if not all(client):
+            sys.exit(
+                "--client-id and --client-secret go together (--refresh-token needs both; "
+                "without it, get one through /app/oauth/authorize, e.g. `relay keap login`)"
+            )
         state.set_oauth(args.client_id, args.client_secret, args.refresh_token)
     if args.xmlrpc_retired:
         state.retire_xmlrpc()
@@ -63,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with FakeKeapServer(build_state(args), host=args.host, port=args.port) as server:
         print(f"fake-keap base_url={server.base_url}", flush=True)
         print(f"fake-keap token_url={server.token_url}", flush=True)
+        print(f"fake-keap authorize_url={server.authorize_url}", flush=True)
         print(f"fake-keap control_url={server.control_url}", flush=True)
         stop.wait()
 

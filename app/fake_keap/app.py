@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from app.fake_keap.authorize import authorize_endpoint
 from app.fake_keap.connections import ConnectionRegistry
 from app.fake_keap.control import (
     config_endpoint,
@@ -27,6 +28,7 @@ def create_app(state: FakeKeapState, connections: ConnectionRegistry | None = No
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             ),
             Route("/token", token_endpoint, methods=["POST"]),
+            Route("/app/oauth/authorize", authorize_endpoint, methods=["GET"]),
             Route("/_fake/state", state_endpoint, methods=["GET"]),
             Route("/_fake/in_flight", in_flight_endpoint, methods=["GET"]),
             Route("/_fake/config", config_endpoint, methods=["POST"]),

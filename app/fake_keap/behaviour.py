@@ -5,7 +5,14 @@ Settings survive ``reset``; injected faults (``faults.py``) do not.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+# How the token endpoint refuses a refresh token it does not accept (``token_answers.py``).
+RefreshRefusal = Literal[
+    "invalid_grant", "invalid_request", "invalid_client", "bare_400", "bare_401"
+]
 
 
 class FakeBehaviour(BaseModel):
@@ -17,6 +24,7 @@ class FakeBehaviour(BaseModel):
     oauth_client_id: str | None = None
     oauth_client_secret: str | None = None
     access_token_lifetime: PositiveFloat = 86400.0
+    refresh_refusal: RefreshRefusal = "invalid_grant"
 
     # Ceilings per credential over sliding windows; None means no ceiling.
     per_second: PositiveInt | None = None
@@ -37,6 +45,8 @@ class FakeBehaviour(BaseModel):
     known_custom_field_ids: frozenset[int] | None = None
     known_sequences: frozenset[tuple[int, int]] | None = None
     known_goals: frozenset[tuple[str, str]] | None = None
+    # Tags the credential's user may not apply: adding one answers 403, the probe still passes.
+    forbidden_tag_ids: frozenset[int] = frozenset()
     # Products by id: their price (used for an order item that names none). None accepts
     # any positive product id, at a price of 0.
     products: dict[int, float] | None = None

@@ -49,7 +49,7 @@ class RetireRequest(_Strict):
 class OAuthRequest(_Strict):
     client_id: str
     client_secret: str
-    refresh_token: str
+    refresh_token: str | None = None
 
 
 class ControlRequest(_Strict):
@@ -73,6 +73,7 @@ class ControlRequest(_Strict):
     expire_access_tokens: bool = False
     # contact ids to delete, as a user deleting them in Keap (later calls answer 404)
     delete_contacts: list[int] = Field(default_factory=list)
+    revoke_refresh_token: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -119,6 +120,8 @@ def apply_control(state: FakeKeapState, request: ControlRequest) -> None:
         state.expire_access_tokens()
     for contact_id in request.delete_contacts:
         state.delete_contact(contact_id)
+    if request.revoke_refresh_token:
+        state.revoke_refresh_token()
 
 
 async def state_endpoint(request: Request) -> Response:

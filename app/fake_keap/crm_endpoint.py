@@ -21,6 +21,7 @@ from app.fake_keap.admission import (
 )
 from app.fake_keap.answers import failure_response, response_status, retired_xmlrpc_response
 from app.fake_keap.connections import ConnectionRegistry, DroppedConnection
+from app.fake_keap.permissions import forbidden_answer
 from app.fake_keap.rest import handle_rest
 from app.fake_keap.routing import XMLRPC_PATH, RestRoute, match_rest_route
 from app.fake_keap.state import FakeKeapState
@@ -32,6 +33,15 @@ from app.fake_keap.xmlrpc import (
     handle_xmlrpc,
     parse_call,
 )
+
+# Keap's gateway (Apigee) refusing a bearer token (KEAP_API_NOTES, "Auth"; the fault
+# envelope is Apigee's documented error format).
+INVALID_ACCESS_TOKEN = {
+    "fault": {
+        "faultstring": "Invalid Access Token",
+        "detail": {"errorcode": "keymanagement.service.invalid_access_token"},
+    }
+}
 
 
 def presented_credential(headers: Headers) -> PresentedCredential:
@@ -98,8 +108,9 @@ def _answer(
     if isinstance(admission, Unauthenticated):
         if route is None:
             return fault_response(INVALID_KEY)
-        text = "Invalid Access Token" if admission.kind == "bearer" else "Invalid API key"
-        return JSONResponse({"message": text}, status_code=401)
+        if admission.kind == "bearer":
+            return JSONResponse(INVALID_ACCESS_TOKEN, status_code=401)
+        return JSONResponse({"message": "Invalid API key"}, status_code=401)
     return _handle_accepted(state, admission, route, call, body, request, registry)
 
 
@@ -116,6 +127,9 @@ def _handle_accepted(
         fault = admission.xmlrpc_fault
         return fault_response(xmlrpc.client.Fault(fault.code, fault.string))
     if route is not None:
+        forbidden = forbidden_answer(state, route, body)
+        if forbidden is not None:
+            return forbidden
         response = handle_rest(state, route, body, dict(request.query_params))
     else:
         response = handle_xmlrpc(state, call)

@@ -539,7 +539,8 @@ _HANDLERS: dict[str, RestHandler] = {
     "sequence.add": _change_sequence(add=True),
     "sequence.remove": _change_sequence(add=False),
     "goal.achieve": _achieve_goal,
-    "auth.probe": _profile,
+    "auth.probe": _user_info,  # v1 userinfo: the relay's credential probe
+    "account.profile": _profile,
     "company.find": _list_companies,
     "company.create": _create_company,
     "email_template.send": _send_email_template,

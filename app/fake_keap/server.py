@@ -90,6 +90,10 @@ class FakeKeapServer:
         return self.root_url + "/token"
 
     @property
+    def authorize_url(self) -> str:
+        return self.root_url + "/app/oauth/authorize"
+
+    @property
     def control_url(self) -> str:
         return self.root_url + "/_fake"
 

@@ -82,7 +82,8 @@ class FakeKeapState:
     def set_valid_keys(self, keys: Iterable[str]) -> None:
         self.configure(valid_keys=frozenset(keys))
 
-    def set_oauth(self, client_id: str, client_secret: str, refresh_token: str) -> None:
+    def set_oauth(self, client_id: str, client_secret: str, refresh_token: str | None) -> None:
+        """The OAuth client the fake knows, and its live refresh token (None: none yet)."""
         with self._lock:
             self.configure(oauth_client_id=client_id, oauth_client_secret=client_secret)
             self._tokens.refresh_token = refresh_token
@@ -117,6 +118,25 @@ class FakeKeapState:
     def expire_access_tokens(self) -> None:
         with self._lock:
             self._tokens.expire_access_tokens()
+
+    def revoke_refresh_token(self) -> None:
+        """The live refresh token dies (expired, revoked, or lost in a crash window): the
+        token endpoint refuses it as ``refresh_refusal`` says."""
+        with self._lock:
+            self._tokens.refresh_token = None
+
+    def issue_authorization_code(self, client_id: str, redirect_uri: str) -> str | None:
+        """What the authorize page hands back after the user allows access; None for an
+        unknown client."""
+        with self._lock:
+            if client_id != self._behaviour.oauth_client_id:
+                return None
+            return self._tokens.issue_code(redirect_uri, time.monotonic())
+
+    def redeem_authorization_code(self, code: str, redirect_uri: str) -> IssuedTokens | None:
+        with self._lock:
+            lifetime = self._behaviour.access_token_lifetime
+            return self._tokens.redeem_code(code, redirect_uri, time.monotonic(), lifetime)
 
     def client_is_valid(self, client_id: str, client_secret: str) -> bool:
         expected_id = self._behaviour.oauth_client_id
@@ -375,6 +395,7 @@ class FakeKeapState:
                     "requests": len(self._requests),
                     "throttled": self._throttled,
                     "refreshes": self._tokens.refreshes,
+                    "codes_redeemed": self._tokens.codes_redeemed,
                     "by_operation": dict(self._by_operation),
                 },
                 "oauth": {"refresh_token": self._tokens.refresh_token},

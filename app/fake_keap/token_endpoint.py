@@ -1,4 +1,13 @@
-"""``POST /token``: Keap's OAuth2 refresh grant, rotating the refresh token on every use."""
+"""``POST /token``: Keap's OAuth2 token endpoint — the refresh grant, rotating the refresh
+token on every use, and the authorization-code grant behind ``GET /app/oauth/authorize``.
+
+Sources: the grants' fields as infusionsoft/infusionsoft-php sends them
+(``src/Infusionsoft/Infusionsoft.php``: ``requestAccessToken`` posts client_id,
+client_secret, code, grant_type=authorization_code and redirect_uri as form fields;
+``refreshAccessToken`` uses HTTP Basic); the refusal bodies as KEAP_API_NOTES records them
+(``invalid_grant`` "Invalid refresh token" and, later, ``invalid_request`` "Invalid Refresh
+Token", both 400).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.fake_keap.answers import failure_response, response_status
+from app.fake_keap.behaviour import RefreshRefusal
 from app.fake_keap.connections import ConnectionRegistry
 from app.fake_keap.records import TOKEN_OPERATION
 from app.fake_keap.state import FakeKeapState
+from app.fake_keap.tokens import IssuedTokens
 
 
 def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
@@ -27,19 +38,55 @@ def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, st
     return form.get("client_id", ""), form.get("client_secret", "")
 
 
-def _refresh(state: FakeKeapState, request: Request, body: bytes) -> Response:
+_REFUSALS: dict[RefreshRefusal, tuple[int, dict[str, str] | None]] = {
+    "invalid_grant": (
+        400,
+        {"error": "invalid_grant", "error_description": "Invalid refresh token"},
+    ),
+    "invalid_request": (
+        400,
+        {"error": "invalid_request", "error_description": "Invalid Refresh Token"},
+    ),
+    # RFC 6749 §5.2; Keap's own wording for a bad client is not published.
+    "invalid_client": (
+        401,
+        {"error": "invalid_client", "error_description": "Client authentication failed"},
+    ),
+    "bare_400": (400, None),
+    "bare_401": (401, None),
+}
+
+
+def refusal_response(kind: RefreshRefusal) -> Response:
+    status, body = _REFUSALS[kind]
+    if body is None:
+        return Response(status_code=status)
+    return JSONResponse(body, status_code=status)
+
+
+def _grant(state: FakeKeapState, request: Request, body: bytes) -> Response:
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
     client_id, secret = _client_credentials(request, form)
     if not state.client_is_valid(client_id, secret):
-        return JSONResponse({"error": "invalid_client"}, status_code=401)
-    if form.get("grant_type") != "refresh_token":
+        return refusal_response("invalid_client")
+    grant_type = form.get("grant_type")
+    if grant_type == "authorization_code":
+        issued = state.redeem_authorization_code(form.get("code", ""), form.get("redirect_uri", ""))
+        if issued is None:
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "Invalid authorization code"},
+                status_code=400,
+            )
+        return _issued(issued)
+    if grant_type != "refresh_token":
         return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
     issued = state.refresh(form.get("refresh_token", ""))
     if issued is None:
-        return JSONResponse(
-            {"error": "invalid_grant", "error_description": "Invalid refresh token"},
-            status_code=400,
-        )
+        return refusal_response(state.behaviour.refresh_refusal)
+    return _issued(issued)
+
+
+def _issued(issued: IssuedTokens) -> Response:
     return JSONResponse(
         {
             "access_token": issued.access_token,
@@ -60,7 +107,7 @@ async def token_endpoint(request: Request) -> Response:
     if failure is not None and not failure.after_handling:
         response = failure_response(failure.status, failure.retry_after, registry)
     else:
-        response = _refresh(state, request, body)
+        response = _grant(state, request, body)
         if failure is not None:
             # The token rotated, but the client never learns the new one.
             response = failure_response(failure.status, failure.retry_after, registry)

@@ -1,4 +1,5 @@
-"""OAuth2 tokens as Keap rotates them: one live refresh token, which each refresh replaces."""
+"""OAuth2 tokens as Keap rotates them: one live refresh token, which each refresh replaces,
+and single-use authorization codes from the authorize page."""
 
 from __future__ import annotations
 
@@ -13,13 +14,43 @@ class IssuedTokens:
     expires_in: int
 
 
+# RFC 6749 §4.1.2 recommends codes live at most 10 minutes; Keap's lifetime is unpublished.
+CODE_LIFETIME_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class _Grant:
+    redirect_uri: str
+    expires_at: float
+
+
 class TokenStore:
     """Not thread-safe: ``FakeKeapState`` calls it under its lock."""
 
     def __init__(self) -> None:
         self.refresh_token: str | None = None
         self.refreshes = 0
+        self.codes_redeemed = 0
         self._access_expiry: dict[str, float] = {}
+        self._codes: dict[str, _Grant] = {}
+
+    def issue_code(self, redirect_uri: str, now: float) -> str:
+        code = "fake-code-" + secrets.token_urlsafe(12)
+        self._codes[code] = _Grant(redirect_uri, now + CODE_LIFETIME_SECONDS)
+        return code
+
+    def redeem_code(
+        self, code: str, redirect_uri: str, now: float, lifetime: float
+    ) -> IssuedTokens | None:
+        """A code works once, with the redirect URI it was issued for; the tokens it buys
+        replace any live refresh token (a new authorisation supersedes the old)."""
+        grant = self._codes.pop(code, None)
+        if grant is None or grant.expires_at <= now or grant.redirect_uri != redirect_uri:
+            return None
+        self.refresh_token = "fake-rt-" + secrets.token_urlsafe(18)
+        self.codes_redeemed += 1
+        access_token = self.issue_access_token(now, lifetime)
+        return IssuedTokens(access_token, self.refresh_token, max(1, round(lifetime)))
 
     def refresh(self, presented: str, now: float, lifetime: float) -> IssuedTokens | None:
         """Rotate: the presented token must be the live one, and dies on use."""

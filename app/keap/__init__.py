@@ -2,8 +2,9 @@
 
 ``client`` makes the calls, ``replies`` reads their answers, ``lookups`` finds the ids a
 webhook does not carry (companies, the sending user), ``errors`` classifies failures,
-``auth`` keeps OAuth tokens, ``xmlrpc`` marshals the legacy protocol, ``throttle`` reads
-Keap's rate headers. docs/keap-api.md lists every call and its source.
+``auth`` keeps OAuth tokens, ``login`` is `relay keap login` (OAuth's authorization-code
+flow), ``xmlrpc`` marshals the legacy protocol, ``throttle`` reads Keap's rate headers.
+docs/keap-api.md lists every call and its source.
 """
 
 from app.keap.client import (

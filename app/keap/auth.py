@@ -5,7 +5,15 @@ Keap rotates the refresh token on every refresh and kills the old one, so:
   restart unless the operator put a different token in the environment (re-authorised);
 - a refresh is single-flight within the process (one lock);
 - the rotated pair is saved (compare-and-swap) before its access token is used, and a
-  replica that loses the swap, or hears ``invalid_grant``, adopts what the store now holds.
+  replica that loses the swap, or whose refresh Keap refuses, adopts what the store now
+  holds (another replica, or `relay keap login`, may have stored a newer token);
+- a refresh token unused for 45 days dies at Keap, so ``refresh_if_older_than`` rotates it
+  on a schedule even when no event needs a call.
+
+What cannot be closed: Keap kills the old refresh token when it answers a refresh, so a
+process that dies between that answer and the save loses the new token, and the stored
+one is then refused. The relay pauses delivery and says how to re-authorise
+(``errors.REAUTHORISE``); docs/operations.md, "When Infusionsoft refuses the credentials".
 """
 
 from __future__ import annotations
@@ -21,25 +29,96 @@ import httpx
 
 from app.keap.errors import (
     REDACTED,
+    TOKEN_OPERATION,
     KeapAuthError,
     KeapPermanentError,
     KeapTransientError,
-    classify_http_error,
+    classify_token_error,
     classify_unexpected_body,
 )
 from app.keap.exchange import Reply, traced
 from app.keap.models import KeapCall, StoredToken, TokenStore
 
-OPERATION = "oauth.refresh"
+OPERATION = TOKEN_OPERATION
 REFRESH_MARGIN_SECONDS = 300.0
 DEFAULT_ACCESS_LIFETIME_SECONDS = 86400.0
 # Rounds of adopt-or-refresh before giving up for now; each lost race is another replica's
 # success, so a handful only runs out under pathological contention.
 MAX_REFRESH_ROUNDS = 4
+# After a refusal, how long to keep looking for a token another replica is saving.
+REFUSAL_RECHECK_DELAYS = (0.1, 0.3, 0.6)
 
 
 def seed_hash(refresh_token: str) -> str:
     return hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
+
+
+async def request_tokens(
+    http: httpx.AsyncClient,
+    token_url: str,
+    form: dict[str, str],
+    *,
+    auth: tuple[str, str] | None,
+    secrets: Callable[[], list[str]],
+    report: Callable[[KeapCall], None],
+    seed_hash: str | None,
+    previous_refresh_token: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> StoredToken:
+    """One POST to Keap's token endpoint (any grant) and its answer as a token to store."""
+    try:
+        async with traced(OPERATION, "POST", token_url, secrets, report) as call:
+            reply = await call.send(
+                http,
+                "POST",
+                token_url,
+                headers={"Accept": "application/json"},
+                data=form,
+                auth=auth,
+            )
+            if not reply.ok:
+                safe = reply.scrubbed(secrets(), REDACTED.encode())
+                raise classify_token_error(OPERATION, safe.status, safe.headers, safe.body)
+            return _issued_token(reply, previous_refresh_token, seed_hash, clock())
+    except KeapTransientError as err:
+        # Whatever became of the refresh, no CRM call was sent: the step that needed a token
+        # is safe to retry, even one that must not run twice.
+        err.maybe_applied = False
+        raise
+
+
+def _issued_token(
+    reply: Reply, previous_refresh_token: str | None, seed: str | None, now: float
+) -> StoredToken:
+    try:
+        payload = json.loads(reply.body)
+    except ValueError:
+        # Never quote a token response: only a foreign page's text reaches the detail.
+        raise classify_unexpected_body(
+            OPERATION, reply.status, reply.body, expected="json", problem="not JSON"
+        ) from None
+    access = payload.get("access_token") if isinstance(payload, dict) else None
+    if not isinstance(access, str) or not access:
+        raise KeapPermanentError(
+            OPERATION, "the token response has no access_token", status_code=reply.status
+        )
+    refresh = payload.get("refresh_token")
+    if not isinstance(refresh, str) or not refresh:
+        if previous_refresh_token is None:
+            raise KeapPermanentError(
+                OPERATION, "the token response has no refresh_token", status_code=reply.status
+            )
+        refresh = previous_refresh_token  # no rotation offered: the old one still holds
+    lifetime = payload.get("expires_in")
+    if not isinstance(lifetime, int | float) or lifetime <= 0:
+        lifetime = DEFAULT_ACCESS_LIFETIME_SECONDS
+    return StoredToken(
+        refresh_token=refresh,
+        access_token=access,
+        access_expires_at=now + float(lifetime),
+        seed_hash=seed,
+        stored_at=now,
+    )
 
 
 @dataclass(frozen=True)
@@ -94,11 +173,37 @@ class OAuthSession:
         async with self._lock:
             return await self._settle(rejected=rejected)
 
-    async def _settle(self, rejected: str | None) -> str:
+    async def refresh_if_older_than(self, max_age_seconds: float) -> bool:
+        """Rotate the refresh token if it was stored ``max_age_seconds`` ago or more (another
+        replica's recent rotation counts); True when this call rotated or adopted one."""
+        async with self._lock:
+            await self._ready()
+            stored = await self._load()
+            held = self._token.refresh_token if self._token is not None else None
+            if stored is not None and stored.refresh_token != held:
+                self._token = stored  # rotated elsewhere: that is fresh enough
+                return True
+            age = self.token_age()
+            if age is not None and age < max_age_seconds:
+                return False
+            await self._refresh_round()
+            return True
+
+    def token_age(self) -> float | None:
+        """Seconds since the refresh token in use was stored; None before it is known."""
+        token = self._token
+        if token is None or token.stored_at is None:
+            return None
+        return max(0.0, self._clock() - token.stored_at)
+
+    async def _ready(self) -> None:
         if self._unsaved is not None:
             await self._save_unsaved_rotation()
         if self._token is None:
             self._token = await self._load_or_seed()
+
+    async def _settle(self, rejected: str | None) -> str:
+        await self._ready()
         rounds = 0
         while (access := self._usable_access(rejected)) is None:
             if rounds == MAX_REFRESH_ROUNDS:
@@ -126,7 +231,7 @@ class OAuthSession:
         env_hash = seed_hash(env_token)
         if stored is not None and stored.seed_hash == env_hash:
             return stored  # the database's (possibly rotated) token wins on restart
-        seeded = StoredToken(env_token, None, None, env_hash)
+        seeded = StoredToken(env_token, None, None, env_hash, self._clock())
         previous = stored.refresh_token if stored is not None else None
         if await self._save(seeded, previous):
             return seeded
@@ -142,13 +247,12 @@ class OAuthSession:
             return
         try:
             rotated = await self._request_rotation(current)
-        except KeapAuthError as err:
-            if err.oauth_error != "invalid_grant":
+        except KeapAuthError:
+            # Refused: perhaps because another replica (or `relay keap login`) rotated it.
+            newer = await self._newer_stored(current)
+            if newer is None:
                 raise
-            stored = await self._load()
-            if stored is None or stored.refresh_token == current.refresh_token:
-                raise
-            self._token = stored  # rotated by another process while we asked
+            self._token = newer  # rotated by another process while we asked
             return
         try:
             saved = await self._save(rotated, current.refresh_token)
@@ -158,6 +262,17 @@ class OAuthSession:
             raise
         self._token = rotated if saved else await self._load_required()
 
+    async def _newer_stored(self, current: StoredToken) -> StoredToken | None:
+        """The store's token if it differs from ``current``, looking a few times: a replica
+        whose refresh won gets Keap's answer around when we get our refusal, and saves it
+        only then."""
+        for delay in (0.0, *REFUSAL_RECHECK_DELAYS):
+            await asyncio.sleep(delay)
+            stored = await self._load()
+            if stored is not None and stored.refresh_token != current.refresh_token:
+                return stored
+        return None
+
     async def _save_unsaved_rotation(self) -> None:
         pending = self._unsaved
         assert pending is not None
@@ -166,44 +281,18 @@ class OAuthSession:
         self._token = pending.token if saved else await self._load_required()
 
     async def _request_rotation(self, current: StoredToken) -> StoredToken:
-        async with traced(OPERATION, "POST", self._token_url, self.secrets, self._report) as call:
-            reply = await call.send(
-                self._http,
-                "POST",
-                self._token_url,
-                headers={"Accept": "application/json"},
-                data={"grant_type": "refresh_token", "refresh_token": current.refresh_token},
-                auth=self._client,
-            )
-            return self._rotated_token(reply, current)
-
-    def _rotated_token(self, reply: Reply, current: StoredToken) -> StoredToken:
-        if not reply.ok:
-            safe = reply.scrubbed(self.secrets(), REDACTED.encode())
-            raise classify_http_error(OPERATION, safe.status, safe.headers, safe.body)
-        try:
-            payload = json.loads(reply.body)
-        except ValueError:
-            # Never quote a token response: only a foreign page's text reaches the detail.
-            raise classify_unexpected_body(
-                OPERATION, reply.status, reply.body, expected="json", problem="not JSON"
-            ) from None
-        access = payload.get("access_token") if isinstance(payload, dict) else None
-        if not isinstance(access, str) or not access:
-            raise KeapPermanentError(
-                OPERATION, "the token response has no access_token", status_code=reply.status
-            )
-        refresh = payload.get("refresh_token")
-        if not isinstance(refresh, str) or not refresh:
-            refresh = current.refresh_token  # no rotation offered: the old one still holds
-        lifetime = payload.get("expires_in")
-        if not isinstance(lifetime, int | float) or lifetime <= 0:
-            lifetime = DEFAULT_ACCESS_LIFETIME_SECONDS
-        return StoredToken(
-            refresh_token=refresh,
-            access_token=access,
-            access_expires_at=self._clock() + float(lifetime),
+        form = {"grant_type": "refresh_token", "refresh_token": current.refresh_token}
+        # Refreshes authenticate the client with HTTP Basic (infusionsoft-php, refreshAccessToken).
+        return await request_tokens(
+            self._http,
+            self._token_url,
+            form,
+            auth=self._client,
+            secrets=self.secrets,
+            report=self._report,
             seed_hash=current.seed_hash,
+            previous_refresh_token=current.refresh_token,
+            clock=self._clock,
         )
 
     async def _load(self) -> StoredToken | None:

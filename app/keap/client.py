@@ -21,6 +21,7 @@ from app.keap.contacts import rest_upsert_body
 from app.keap.errors import (
     REDACTED,
     KeapAuthError,
+    KeapForbiddenError,
     KeapPermanentError,
     KeapTransientError,
 )
@@ -62,6 +63,8 @@ ReplyReader = Callable[[str, Reply], T]
 
 XMLRPC_PATH = "/xmlrpc/v1"
 XMLRPC_KEY_PLACEHOLDER = "relay"  # Keap reads the credential from the request's headers
+PROBE_PATH = "/rest/v1/oauth/connect/userinfo"
+PROBE_FALLBACK_PATH = "/rest/v1/account/profile"
 MAX_ORDER_PAGES = 20  # 20 000 orders of one contact: more is not a checkout
 
 
@@ -319,8 +322,22 @@ class KeapClient:
         return keap_id("note.create", _get(payload, "id"), "note")
 
     async def probe_auth(self) -> None:
-        """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual)."""
-        await self._call("auth.probe", "GET", "/rest/v1/account/profile", expect_success)
+        """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual).
+
+        The OpenID Connect userinfo endpoint describes the credential's own user, so no
+        permission can withhold it from a PAT or an OAuth token — unlike a data read or the
+        account profile. A service account key may act for no user (unpublished), so when
+        userinfo answers 403 the account profile, which an admin credential reads, decides
+        (docs/keap-api.md, "Auth")."""
+        try:
+            await self._call("auth.probe", "GET", PROBE_PATH, expect_success)
+        except KeapForbiddenError:
+            await self._call("auth.probe", "GET", PROBE_FALLBACK_PATH, expect_success)
+
+    @property
+    def oauth(self) -> OAuthSession | None:
+        """The OAuth token keeper (None with an API key): proactive refresh, token age."""
+        return self._oauth
 
     async def _xmlrpc(
         self, operation: str, read: ReplyReader[T], method_name: str, *params: Any

@@ -41,6 +41,12 @@ _AUTH_FAULT_CODES = frozenset({2, 13, 14})
 _TRANSIENT_FAULT_KINDS = frozenset({"DatabaseError"})
 _TRANSIENT_FAULT_CODES = frozenset({4})
 _AUTH_OAUTH_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
+TOKEN_OPERATION = "oauth.refresh"
+# What the operator does when Keap refuses the stored refresh token (docs/operations.md).
+REAUTHORISE = (
+    "to re-authorise, run `relay keap login` (the running relay adopts the new token at "
+    "its next probe), or set a new RELAY_KEAP_REFRESH_TOKEN and restart"
+)
 # 5xx answers that say the request was not carried out: 501 (not implemented) and 503 (Keap's
 # gateway, Apigee, answers 503 only when it could not hand the request to Keap: no healthy
 # target, connect or TLS failure, Keap closing while the request was still being sent —
@@ -126,6 +132,16 @@ class KeapAuthError(KeapError):
         self.token_rejected = token_rejected
         self.oauth_error = oauth_error  # "invalid_grant", … from the token endpoint
 
+    @property
+    def remedy(self) -> str | None:
+        """What the operator must do, when the relay cannot recover by itself."""
+        return REAUTHORISE if self.operation == TOKEN_OPERATION else None
+
+
+class KeapForbiddenError(KeapAuthError):
+    """A 403: the credential's user may not touch this record or feature — or the whole
+    credential is barred. The worker probes at once to tell which."""
+
 
 def classify_http_error(
     operation: str, status: int, headers: Mapping[str, str], body: bytes
@@ -142,8 +158,10 @@ def classify_http_error(
     oauth_error = _oauth_error(text)
     if oauth_error in _AUTH_OAUTH_ERRORS:
         return KeapAuthError(operation, detail, status_code=status, oauth_error=oauth_error)
-    if status in (401, 403):
-        return KeapAuthError(operation, detail, status_code=status, token_rejected=status == 401)
+    if status == 403:
+        return KeapForbiddenError(operation, detail, status_code=status)
+    if status == 401:
+        return KeapAuthError(operation, detail, status_code=status, token_rejected=True)
     if status >= 500 or status == 408:
         return KeapTransientError(
             operation,
@@ -153,6 +171,30 @@ def classify_http_error(
             maybe_applied=status_maybe_applied(status),
         )
     return KeapPermanentError(operation, detail, status_code=status)
+
+
+def classify_token_error(
+    operation: str, status: int, headers: Mapping[str, str], body: bytes
+) -> KeapError:
+    """A non-2xx answer of the token endpoint. Keap has refused refresh tokens with
+    ``400 invalid_grant`` and ``400 invalid_request`` ("Invalid Refresh Token"), and a bad
+    client with ``401 invalid_client``: every 4xx but a throttle means "the credential is
+    refused" — never a reason to give up on an event (KEAP_API_NOTES, OAuth2)."""
+    if status == 429 or status == 408 or status >= 500:
+        return classify_http_error(operation, status, headers, body)
+    text = _decode(body)
+    payload = _json_object(text) or {}
+    error = payload.get("error")
+    described = payload.get("error_description")
+    if isinstance(described, str) and described.strip():
+        detail = f"HTTP {status}: {described.strip()}"
+        if isinstance(error, str) and error:
+            detail += f" ({error})"
+    else:
+        detail = _http_detail(status, text)
+    return KeapAuthError(
+        operation, detail, status_code=status, oauth_error=error if isinstance(error, str) else None
+    )
 
 
 def status_maybe_applied(status: int) -> bool:
@@ -286,7 +328,11 @@ def _summary(text: str) -> str:
 def _json_message(payload: dict[str, Any]) -> str | None:
     fault = payload.get("fault")
     if isinstance(fault, dict) and isinstance(fault.get("faultstring"), str):
-        return str(fault["faultstring"])
+        # Apigee: {"fault":{"faultstring":"Invalid Access Token","detail":{"errorcode":…}}}
+        detail = fault.get("detail")
+        code = detail.get("errorcode") if isinstance(detail, dict) else None
+        text = str(fault["faultstring"])
+        return f"{text} ({code})" if isinstance(code, str) and code else text
     parts = [
         str(payload[key])
         for key in ("message", "error", "error_description", "status")

@@ -71,6 +71,9 @@ class StoredToken:
     access_token: str | None = field(repr=False)
     access_expires_at: float | None  # epoch seconds
     seed_hash: str | None  # sha256 hex of the environment refresh token that seeded this row
+    # When this refresh token was stored (epoch seconds): Keap kills a refresh token left
+    # unused for 45 days, so its age says how close that is. Set by the store on load.
+    stored_at: float | None = None
 
 
 class TokenStore(Protocol):

@@ -5,6 +5,8 @@ docs/operations.md says what each one means to an operator.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -110,6 +112,22 @@ class Metrics:
             registry=self.registry,
         )
         self.keap_auth_ok.set(1)  # until a call is refused, nothing says otherwise
+        self.keap_refresh_token_age = Gauge(
+            "relay_keap_oauth_refresh_token_age_seconds",
+            "Seconds since the OAuth refresh token was last rotated (Keap expires it after "
+            "45 days unused); NaN without OAuth or before the token is read",
+            registry=self.registry,
+        )
+        self.keap_refresh_token_age.set(math.nan)
+
+    def watch_refresh_token_age(self, age: Callable[[], float | None]) -> None:
+        """Read the token's age at every scrape."""
+
+        def seconds() -> float:
+            value = age()
+            return math.nan if value is None else value
+
+        self.keap_refresh_token_age.set_function(seconds)
 
     def received(self, source: str, outcome: str) -> None:
         """Count one webhook request (label children cached: this runs on every request)."""

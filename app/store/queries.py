@@ -467,13 +467,17 @@ def forget_contact(conn: Conn, ph: str, email_key: str, contact_id: int) -> None
 # oauth -----------------------------------------------------------------------------
 def load_oauth_token(conn: Conn, ph: str) -> StoredToken | None:
     row = conn.execute(
-        "SELECT refresh_token, access_token, access_expires_at, seed_hash FROM oauth_tokens "
-        "WHERE id = 1"
+        "SELECT refresh_token, access_token, access_expires_at, seed_hash, updated_at "
+        "FROM oauth_tokens WHERE id = 1"
     ).fetchone()
     if row is None:
         return None
     return StoredToken(
-        row["refresh_token"], row["access_token"], row["access_expires_at"], row["seed_hash"]
+        row["refresh_token"],
+        row["access_token"],
+        row["access_expires_at"],
+        row["seed_hash"],
+        row["updated_at"],
     )
 
 
@@ -486,7 +490,7 @@ def save_oauth_token(
         token.access_token,
         token.access_expires_at,
         token.seed_hash,
-        now,
+        token.stored_at if token.stored_at is not None else now,  # the token's own clock
     )
     if previous is None:
         cursor = conn.execute(

@@ -10,7 +10,7 @@ import httpx
 
 from app.fake_keap import FakeKeapServer
 
-PROFILE = "/rest/v1/account/profile"
+PROFILE = "/rest/v1/oauth/connect/userinfo"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -90,7 +90,7 @@ def test_module_runs_as_a_subprocess_and_prints_its_urls() -> None:
     try:
         assert process.stdout is not None
         lines = dict(
-            process.stdout.readline().strip().split(" ")[1].split("=", 1) for _ in range(3)
+            process.stdout.readline().strip().split(" ")[1].split("=", 1) for _ in range(4)
         )
         response = httpx.get(lines["base_url"] + PROFILE, headers={"X-Keap-API-Key": "k"})
         assert response.status_code == 200
@@ -98,6 +98,8 @@ def test_module_runs_as_a_subprocess_and_prints_its_urls() -> None:
         behaviour = httpx.get(lines["control_url"] + "/state").json()["behaviour"]
         assert behaviour["per_second"] == 5
         assert lines["token_url"].endswith("/token")
+        assert lines["authorize_url"].endswith("/app/oauth/authorize")
+        assert lines["control_url"].endswith("/_fake")
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

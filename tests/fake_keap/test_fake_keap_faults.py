@@ -14,7 +14,7 @@ import pytest
 from app.fake_keap import FakeKeapServer
 from app.fake_keap.faults import THROTTLED_FAULT
 
-PROFILE = "/rest/v1/account/profile"
+PROFILE = "/rest/v1/oauth/connect/userinfo"
 
 
 def test_calls_over_the_per_second_ceiling_get_429_with_keap_headers(

@@ -207,7 +207,7 @@ def test_request_log_names_each_operation(
     contact_id = create_contact(keap)
     keap.post(f"/rest/v1/contacts/{contact_id}/tags", json={"tagIds": [1]})
     rpc("ContactService.runActionSequence", "key", contact_id, 42)
-    keap.get("/rest/v1/account/profile")
+    keap.get("/rest/v1/oauth/connect/userinfo")
 
     log = fake.state.requests
     assert [r.operation for r in log] == [

@@ -11,11 +11,14 @@ import pytest
 
 from app.keap.errors import (
     DETAIL_LIMIT,
+    REAUTHORISE,
     KeapAuthError,
+    KeapForbiddenError,
     KeapPermanentError,
     KeapThrottledError,
     KeapTransientError,
     classify_http_error,
+    classify_token_error,
     classify_transport_error,
     classify_unexpected_body,
     classify_xmlrpc_fault,
@@ -361,3 +364,67 @@ def test_redact_removes_secrets_from_detail_and_str() -> None:
     error.redact(["sekrit-123"])
     assert "sekrit-123" not in str(error) and "sekrit-123" not in repr(error)
     assert "[redacted]" in error.detail
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "oauth_error", "shown"),
+    [
+        (
+            400,
+            b'{"error":"invalid_grant","error_description":"Invalid refresh token"}',
+            "invalid_grant",
+            "Invalid refresh token (invalid_grant)",
+        ),
+        (
+            400,
+            b'{"error":"invalid_request","error_description":"Invalid Refresh Token"}',
+            "invalid_request",
+            "Invalid Refresh Token (invalid_request)",
+        ),
+        (401, b'{"error":"invalid_client"}', "invalid_client", "invalid_client"),
+        (400, b"", None, "HTTP 400"),
+        (401, b"", None, "HTTP 401"),
+        (404, b"<html>Not Found</html>", None, "Not Found"),
+    ],
+)
+def test_every_token_endpoint_4xx_is_a_refused_credential_with_keaps_words(
+    status: int, body: bytes, oauth_error: str | None, shown: str
+) -> None:
+    error = classify_token_error("oauth.refresh", status, {}, body)
+
+    assert type(error) is KeapAuthError  # pauses delivery, never kills an event
+    assert error.oauth_error == oauth_error
+    assert shown in error.detail
+    assert error.remedy == REAUTHORISE
+    assert "relay keap login" in REAUTHORISE and "RELAY_KEAP_REFRESH_TOKEN" in REAUTHORISE
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(429, KeapThrottledError), (500, KeapTransientError), (503, KeapTransientError)],
+)
+def test_token_endpoint_throttles_and_outages_stay_transient(
+    status: int, kind: type[Exception]
+) -> None:
+    assert isinstance(classify_token_error("oauth.refresh", status, {}, b""), kind)
+
+
+def test_apigees_invalid_access_token_fault_is_a_rejected_token_with_its_error_code() -> None:
+    body = (
+        b'{"fault":{"faultstring":"Invalid Access Token","detail":'
+        b'{"errorcode":"keymanagement.service.invalid_access_token"}}}'
+    )
+    error = classify_http_error("tags.add", 401, {}, body)
+
+    assert isinstance(error, KeapAuthError) and error.token_rejected
+    assert error.detail == (
+        "HTTP 401: Invalid Access Token (keymanagement.service.invalid_access_token)"
+    )
+    assert error.remedy is None  # a refresh fixes this one; no person is needed
+
+
+def test_a_403_is_forbidden_for_the_worker_to_judge() -> None:
+    error = classify_http_error(
+        "tags.add", 403, {}, b'{"code":403,"message":"User may not apply tag 666"}'
+    )
+    assert isinstance(error, KeapForbiddenError) and not error.token_rejected

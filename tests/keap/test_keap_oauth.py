@@ -285,6 +285,29 @@ async def test_invalid_grant_after_another_process_rotated_uses_its_token(
     assert harness.calls[0].operation == "oauth.refresh" and harness.calls[0].status_code == 400
 
 
+async def test_a_refusal_before_the_winning_replica_saved_still_adopts_its_token(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    """Two replicas refresh at once: ours is refused before theirs has saved what won."""
+    store = MemoryTokenStore(StoredToken("refresh-7", None, None, ENV_HASH))
+    theirs = StoredToken("refresh-theirs", "access-theirs", in_hours(24), ENV_HASH)
+
+    async def save_theirs_later() -> None:
+        await asyncio.sleep(0.3)
+        store.token = theirs
+
+    def token_endpoint(request: httpx.Request) -> httpx.Response:
+        asyncio.get_running_loop().create_task(save_theirs_later())
+        return httpx.Response(
+            400, json={"error": "invalid_request", "error_description": "Invalid Refresh Token"}
+        )
+
+    keap.post(TOKEN_URL).mock(side_effect=token_endpoint)
+    tags = keap.post(TAGS_URL).respond(200)
+    await harness.client(OAUTH_CREDENTIALS, store).add_tags(1, [2])
+    assert bearer_of(tags.calls.last.request) == "access-theirs"
+
+
 async def test_invalid_grant_with_nothing_newer_stored_is_an_auth_error(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
@@ -340,3 +363,17 @@ async def test_a_token_store_outage_is_transient(harness: Harness, keap: respx.M
 
     with pytest.raises(KeapTransientError, match="could not read"):
         await harness.client(OAUTH_CREDENTIALS, BrokenStore()).probe_auth()
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_a_token_endpoint_gateway_failure_never_makes_the_call_maybe_applied(
+    harness: Harness, keap: respx.MockRouter, status: int
+) -> None:
+    """The refresh failed before the CRM call was sent: even an action set may be retried."""
+    store = MemoryTokenStore(StoredToken("refresh-7", None, None, ENV_HASH))
+    keap.post(TOKEN_URL).respond(status, json={"message": "Bad Gateway"})
+    rpc = keap.post(XMLRPC_URL).respond(200)
+    with pytest.raises(KeapTransientError) as caught:
+        await harness.client(OAUTH_CREDENTIALS, store).run_action_set(1, 42)
+    assert caught.value.maybe_applied is False
+    assert rpc.call_count == 0

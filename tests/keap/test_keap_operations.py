@@ -343,15 +343,48 @@ async def test_a_goal_that_fires_nothing_is_a_permanent_failure(
 
 
 async def test_probe_auth_gets_the_profile(harness: Harness, keap: respx.MockRouter) -> None:
-    route = keap.get(f"{BASE_URL}/rest/v1/account/profile").respond(200, json={"name": "Shop"})
+    route = keap.get(f"{BASE_URL}/rest/v1/oauth/connect/userinfo").respond(
+        200, json={"name": "Shop"}
+    )
     await harness.client().probe_auth()
     assert route.calls.last.request.headers["X-Keap-API-Key"] == API_KEY
+
+
+async def test_a_probe_refused_403_by_userinfo_passes_on_the_account_profile(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    """A service account key may act for no user; it is an admin, so the profile answers."""
+    keap.get(f"{BASE_URL}/rest/v1/oauth/connect/userinfo").respond(
+        403, json={"message": "This credential is not associated with a user"}
+    )
+    profile = keap.get(f"{BASE_URL}/rest/v1/account/profile").respond(200, json={"name": "S"})
+    await harness.client().probe_auth()
+    assert profile.call_count == 1
+
+
+async def test_a_probe_refused_by_both_endpoints_is_an_auth_error(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    keap.get(f"{BASE_URL}/rest/v1/oauth/connect/userinfo").respond(403, json={"message": "No"})
+    keap.get(f"{BASE_URL}/rest/v1/account/profile").respond(403, json={"message": "No"})
+    with pytest.raises(KeapAuthError):
+        await harness.client().probe_auth()
+
+
+async def test_a_probe_refused_401_does_not_try_the_profile(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    keap.get(f"{BASE_URL}/rest/v1/oauth/connect/userinfo").respond(401, json={"message": "No"})
+    profile = keap.get(f"{BASE_URL}/rest/v1/account/profile").respond(200)
+    with pytest.raises(KeapAuthError):
+        await harness.client().probe_auth()
+    assert profile.call_count == 0
 
 
 async def test_probe_auth_raises_auth_error_when_the_key_is_rejected(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
-    keap.get(f"{BASE_URL}/rest/v1/account/profile").respond(
+    keap.get(f"{BASE_URL}/rest/v1/oauth/connect/userinfo").respond(
         401, json={"message": "Invalid API key"}
     )
     with pytest.raises(KeapAuthError):

@@ -108,7 +108,7 @@ async def test_a_bearer_echoed_by_a_401_is_redacted(
         StoredToken(REFRESH, ACCESS, time.time() + 7200, sha256_hex(ENV_REFRESH_TOKEN))
     )
     keap.post(TOKEN_URL).mock(return_value=token_answer(ACCESS, REFRESH))
-    keap.get(f"{BASE_URL}/rest/v1/account/profile").respond(
+    keap.get(f"{BASE_URL}/rest/v1/oauth/connect/userinfo").respond(
         401, json={"message": f"Invalid Access Token {ACCESS}"}
     )
     with pytest.raises(KeapError) as caught:
