@@ -90,11 +90,20 @@ def _parser() -> argparse.ArgumentParser:
     sign = commands.add_parser(
         "sign",
         help="print the headers a sender would attach to FILE",
-        description="Print the signature headers for posting FILE to /hooks/SOURCE, one "
-        "'Name: value' per line: each line is one curl -H argument (see the README).",
+        description="Print every header the sender would attach when posting FILE to "
+        "/hooks/SOURCE — the signature and, for senders that name the event in headers "
+        "(Shopify, WooCommerce), its topic, a fresh delivery id and the time — one "
+        "'Name: value' per line: each line is one curl -H argument (see the README). "
+        "On stderr: which routes would take the event, or why it would be ignored.",
     )
     sign.add_argument("source", help="a source name from relay.yaml")
     sign.add_argument("file", type=Path, help="the body to sign, byte for byte")
+    sign.add_argument(
+        "--event",
+        metavar="TYPE",
+        help="the event type, for a sender that sends it in a header (e.g. orders/paid); "
+        "default: the event of the source's first route",
+    )
     sign.set_defaults(run=_sign)
 
     replay = commands.add_parser(
@@ -220,34 +229,9 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _sign(settings: Settings, args: argparse.Namespace) -> int:
-    from app.ingest.signatures import sign_request
-    from app.main import load_relay_config
+    from app.ingest.cli import print_signed_headers
 
-    config, _ = load_relay_config(settings)
-    source = config.sources.get(args.source)
-    if source is None:
-        known = ", ".join(sorted(config.sources)) or "none"
-        print(f"no source named {args.source!r} (sources: {known})", file=sys.stderr)
-        return 2
-    try:
-        body = args.file.read_bytes()
-    except OSError as exc:
-        print(f"{args.file}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
-    headers = sign_request(source.verify, body)
-    scheme = source.verify.scheme
-    if scheme == "token" and source.verify.at is not None:
-        print(
-            f"# scheme token: put the shared secret at {source.verify.at.expression}",
-            file=sys.stderr,
-        )
-    elif scheme == "none":
-        print(
-            "# scheme none: nothing to sign; the sender's address must be allowed", file=sys.stderr
-        )
-    for name, value in headers.items():
-        print(f"{name}: {value}")
-    return 0
+    return print_signed_headers(settings, args)
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
