@@ -216,15 +216,30 @@ def _database_answers(settings: Settings) -> bool:
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
     from app.config.describe import describe_config
+    from app.config.placeholders import find_placeholders
     from app.main import load_relay_config
 
     path = Path(settings.config)
     if not path.exists():
         print(f"no config file at {path}: every hook would answer 404.")
-        print("Copy relay.example.yaml to relay.yaml (or set RELAY_CONFIG) and run relay check.")
+        print(
+            "Write one from the sender recipes with `relay init SENDER...` (see `relay "
+            "recipes`), or copy relay.example.yaml to relay.yaml; then run relay check."
+        )
         return 2
     config, _ = load_relay_config(settings)
     print(describe_config(config, settings))
+    placeholders = find_placeholders(config, path.read_text(encoding="utf-8"))
+    if placeholders:
+        print(
+            f"{path} still holds {len(placeholders)} placeholder id"
+            f"{'s' if len(placeholders) != 1 else ''} from the recipes; replace each with "
+            "your own Infusionsoft id:",
+            file=sys.stderr,
+        )
+        for placeholder in placeholders:
+            print(f"  {placeholder.describe(str(path))}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -71,7 +71,7 @@ def test_check_without_a_config_file_says_how_to_add_one(
     monkeypatch.setenv("RELAY_CONFIG", str(workdir / "missing.yaml"))
     result = cli("check")
     assert result.code == 2
-    assert "no config file at" in result.out and "relay.example.yaml" in result.out
+    assert "no config file at" in result.out and "relay init SENDER" in result.out
 
 
 def test_check_names_the_file_path_and_reason_of_a_bad_config(
