@@ -149,9 +149,10 @@ def _parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser(
         "init",
-        help="write a relay.yaml from recipes",
-        description="Write relay.yaml (never over an existing file) from the named senders' "
-        "recipes, and print the .env lines for their secrets.",
+        help="write a relay.yaml from recipes, or add senders to yours",
+        description="Write relay.yaml from the named senders' recipes or, when it exists, "
+        "add their sources and routes to it (its lines and comments are kept; a sender "
+        "already there is left out), and print the .env lines for their secrets.",
     )
     init.add_argument("senders", nargs="+", metavar="SENDER", help="e.g. thrivecart shopify")
     init.add_argument("--output", type=Path, help="where to write (default RELAY_CONFIG)")

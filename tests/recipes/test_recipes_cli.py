@@ -147,17 +147,6 @@ def test_init_secrets_from_dotenv_pass_check(
     assert main(["check"]) == 0
 
 
-def test_init_never_overwrites(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    existing = tmp_path / "relay.yaml"
-    existing.write_text("sources: {}\n")
-    assert main(["init", "thrivecart", "--output", str(existing)]) == 2
-    assert "already exists" in capsys.readouterr().err
-    assert existing.read_text() == "sources: {}\n"
-
-
 def test_init_unknown_sender_lists_the_known_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
