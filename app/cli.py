@@ -58,17 +58,22 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the HTTP API (and, by default, the delivery worker)",
-        description="Run the webhook API on RELAY_HOST:RELAY_PORT. With --workers 0 only the "
-        "API runs (scale delivery apart with `relay worker`).",
+        description="Run the webhook API on RELAY_HOST:RELAY_PORT, with the delivery worker "
+        "in the same process. With --api-only the worker does not run (scale delivery "
+        "apart with `relay worker`).",
     )
     serve.add_argument("--host", help="listen address (default RELAY_HOST)")
     serve.add_argument("--port", type=int, help="listen port (default RELAY_PORT)")
     serve.add_argument(
+        "--api-only",
+        action="store_true",
+        help="serve the API without the delivery worker (run `relay worker` elsewhere)",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
-        default=1,
         choices=[0, 1],
-        help="1: deliver in this process (default); 0: API only",
+        help="deprecated: --workers 0 is --api-only; --workers 1 is the default",
     )
     serve.set_defaults(run=_serve)
 
@@ -163,13 +168,27 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.main import create_app
+    from app.config.startup import log_startup
+    from app.main import create_app, log
     from app.observability.logging import configure_logging
 
+    if args.workers is not None:
+        replacement = "--api-only" if args.workers == 0 else "nothing (the default)"
+        print(
+            f"relay serve: --workers {args.workers} is deprecated; use {replacement}",
+            file=sys.stderr,
+        )
+    run_worker = not args.api_only and args.workers != 0
     configure_logging(settings.log_format, pii=settings.log_pii)
-    app = create_app(settings, run_worker=args.workers > 0)
+    app = create_app(settings, run_worker=run_worker)
     if not _database_answers(settings):
         return 2
+    worker = (
+        "runs in this process"
+        if run_worker
+        else "off (--api-only): events are stored, and delivered by `relay worker`"
+    )
+    log_startup(log, settings, app.state.config, app.state.config_detail, worker=worker)
     config = uvicorn.Config(
         app,
         host=args.host or settings.host,
@@ -185,14 +204,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from app.config.startup import log_startup
     from app.delivery.runner import run_worker_forever
-    from app.main import load_relay_config
+    from app.main import load_relay_config, log
     from app.observability.logging import configure_logging
 
     configure_logging(settings.log_format, pii=settings.log_pii)
-    config, _ = load_relay_config(settings)
+    config, detail = load_relay_config(settings)
     if not _database_answers(settings):
         return 2
+    log_startup(log, settings, config, detail, worker="this process delivers only (no API)")
     asyncio.run(run_worker_forever(settings, config))
     return 0
 
