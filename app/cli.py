@@ -17,6 +17,8 @@ from app.errors import ConfigError
 from app.interpreter import tune_for_serving
 from app.settings import Settings
 
+SANDBOX_DATABASE_HELP = "sqlite:///./data/sandbox.db"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -76,6 +78,24 @@ def _parser() -> argparse.ArgumentParser:
         help="deprecated: --workers 0 is --api-only; --workers 1 is the default",
     )
     serve.set_defaults(run=_serve)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the relay against a bundled fake Infusionsoft, to try relay.yaml safely",
+        description="Run the relay with your relay.yaml and its worker, delivering to the "
+        "bundled fake Infusionsoft on this machine (its own database: ./data/sandbox.db). "
+        "Prints the URLs to post to, the dashboard login and how to make calls fail. "
+        "See docs/sandbox.md.",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, help="the relay's port (default RELAY_PORT)")
+    sandbox.add_argument(
+        "--fake-port", type=int, default=9000, help="the fake Infusionsoft's port (default 9000)"
+    )
+    sandbox.add_argument(
+        "--database", help=f"where the sandbox keeps events (default {SANDBOX_DATABASE_HELP})"
+    )
+    sandbox.set_defaults(run=_sandbox)
 
     worker = commands.add_parser(
         "worker",
@@ -201,6 +221,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     tune_for_serving()  # GIL switch interval and garbage collector (app/interpreter.py)
     uvicorn.Server(config).run()
     return 0
+
+
+def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from app.sandbox import run_sandbox
+
+    return run_sandbox(settings, args)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:

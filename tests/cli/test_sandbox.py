@@ -1,0 +1,23 @@
+"""`relay sandbox`: the README and docs/sandbox.md walk-through, in this environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from tests.support.walkthrough import walk_through
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_sandbox_walk_through(tmp_path: Path) -> None:
+    """init → check (placeholders) → sandbox → a signed Shopify order delivered to the fake
+    → a failure on purpose → a dead ThriveCart order → both on the dashboard."""
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
+    shutil.copytree(REPO / "docs" / "examples", tmp_path / "docs" / "examples")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    relay = shutil.which("relay", path=str(Path(sys.executable).parent))
+    assert relay, "relay is not installed in this environment (pip install -e .)"
+    walk_through([relay], tmp_path, env)
