@@ -17,6 +17,7 @@ def test_the_sandbox_walk_through(tmp_path: Path) -> None:
     → a failure on purpose → a dead ThriveCart order → both on the dashboard."""
     shutil.copy(REPO / "README.md", tmp_path / "README.md")
     shutil.copytree(REPO / "docs" / "examples", tmp_path / "docs" / "examples")
+    shutil.copy(REPO / "docs" / "sandbox.md", tmp_path / "docs" / "sandbox.md")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     relay = shutil.which("relay", path=str(Path(sys.executable).parent))
     assert relay, "relay is not installed in this environment (pip install -e .)"
