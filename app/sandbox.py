@@ -72,13 +72,12 @@ def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
         # After the fake's uvicorn.Config: building one resets the logging configuration.
         configure_logging(settings.log_format, pii=settings.log_pii)
         sandbox = sandbox_settings(settings, args, fake.base_url)
-        Path("data").mkdir(exist_ok=True)
         app = create_app(sandbox, config=config, run_worker=True)
         path = Path(settings.config)
         placeholders = (
             find_placeholders(config, path.read_text(encoding="utf-8")) if path.exists() else []
         )
-        _print_banner(sandbox, settings, config.sources, fake.control_url, len(placeholders))
+        _print_banner(sandbox, settings, list(config.sources), fake.control_url, len(placeholders))
         log_startup(log, sandbox, config, detail, worker="runs in this process (sandbox)")
         server = uvicorn.Server(
             uvicorn.Config(
@@ -86,6 +85,7 @@ def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
                 host=sandbox.host,
                 port=sandbox.port,
                 log_config=None,
+                proxy_headers=False,
                 server_header=False,
                 lifespan="on",
             )
@@ -97,7 +97,7 @@ def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
 def _print_banner(
     sandbox: Settings,
     user: Settings,
-    sources: object,
+    sources: list[str],
     control_url: str,
     placeholder_count: int,
 ) -> None:
@@ -107,10 +107,9 @@ def _print_banner(
     say(f"  {sandbox.keap_base_url} (nothing leaves this machine; events are kept in")
     say(f"  {sandbox.database_url}, not in your RELAY_DATABASE_URL).")
     say("")
-    names = list(sources) if isinstance(sources, dict) else []
-    if names:
+    if sources:
         say("Post webhooks to (`relay sign SOURCE FILE` prints the headers to send):")
-        for name in names:
+        for name in sources:
             say(f"  {relay}/hooks/{name}")
     else:
         say("No sources yet: write relay.yaml with `relay init SENDER...`, then start again.")
