@@ -79,7 +79,8 @@ def _short_secrets(
             continue
         named = " and ".join(variables[path])
         problems.append(
-            f"{format_path(path)}: {named} is {len(secret)} characters long: too short for "
+            f"{format_path(path)}: {named} is {len(secret)} character"
+            f"{'s' if len(secret) != 1 else ''} long: too short for "
             f"a secret (at least {MIN_SECRET_LENGTH}; is the whole value there?)"
         )
     return problems
