@@ -15,9 +15,8 @@ from pydantic_settings import SettingsError
 
 from app.errors import ConfigError
 from app.interpreter import tune_for_serving
+from app.sandbox import SANDBOX_DATABASE
 from app.settings import Settings
-
-SANDBOX_DATABASE_HELP = "sqlite:///./data/sandbox.db"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         "--fake-port", type=int, default=9000, help="the fake Infusionsoft's port (default 9000)"
     )
     sandbox.add_argument(
-        "--database", help=f"where the sandbox keeps events (default {SANDBOX_DATABASE_HELP})"
+        "--database", help=f"where the sandbox keeps events (default {SANDBOX_DATABASE})"
     )
     sandbox.set_defaults(run=_sandbox)
 

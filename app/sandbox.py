@@ -66,9 +66,18 @@ def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from app.observability.logging import configure_logging
 
     config, detail = load_relay_config(settings)  # a bad file stops here, with its problems
-    with FakeKeapServer(
-        host="127.0.0.1", port=args.fake_port, valid_keys=frozenset([SANDBOX_KEY])
-    ) as fake:
+    try:
+        fake_server = FakeKeapServer(
+            host="127.0.0.1", port=args.fake_port, valid_keys=frozenset([SANDBOX_KEY])
+        )
+    except OSError as exc:
+        print(
+            f"relay sandbox: the fake Infusionsoft cannot listen on 127.0.0.1:{args.fake_port} "
+            f"({exc.strerror or exc}): choose another port with --fake-port (0: any free one)",
+            file=sys.stderr,
+        )
+        return 2
+    with fake_server as fake:
         # After the fake's uvicorn.Config: building one resets the logging configuration.
         configure_logging(settings.log_format, pii=settings.log_pii)
         sandbox = sandbox_settings(settings, args, fake.base_url)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
+from tests.cli.conftest import Cli
 from tests.support.walkthrough import walk_through
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,3 +24,13 @@ def test_the_sandbox_walk_through(tmp_path: Path) -> None:
     relay = shutil.which("relay", path=str(Path(sys.executable).parent))
     assert relay, "relay is not installed in this environment (pip install -e .)"
     walk_through([relay], tmp_path, env)
+
+
+def test_a_busy_fake_port_is_named_with_the_way_out(cli: Cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("sandbox", "--fake-port", str(port))
+    assert result.code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.err and "--fake-port" in result.err
