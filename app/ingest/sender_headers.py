@@ -29,12 +29,14 @@ def sender_headers(source: Source, event_type: str | None, now: float) -> dict[s
         headers["X-Shopify-Topic"] = event_type or ""
         headers["X-Shopify-Webhook-Id"] = delivery_id
         headers["X-Shopify-Triggered-At"] = datetime.fromtimestamp(now, UTC).isoformat()
-    elif source.verify.scheme == "woocommerce":  # WC_Webhook::deliver: topic = resource.event
+    elif source.verify.scheme == "woocommerce":
+        # WC_Webhook::deliver (class-wc-webhook.php): topic = resource.event; the delivery
+        # id is get_new_delivery_id(), a wp_hash (32 hex digits).
         resource, _, action = (event_type or "").partition(".")
         headers["X-WC-Webhook-Topic"] = event_type or ""
         headers["X-WC-Webhook-Resource"] = resource
         headers["X-WC-Webhook-Event"] = action
-        headers["X-WC-Webhook-Delivery-ID"] = str(uuid.UUID(delivery_id).int % 10**9)
+        headers["X-WC-Webhook-Delivery-ID"] = uuid.UUID(delivery_id).hex
     present = {name.lower() for name in headers}
     for name in header_names(source.event_type_selector.expression):
         if name not in present and event_type is not None:
