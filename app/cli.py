@@ -225,6 +225,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from app.sandbox import run_sandbox
 
+    database = args.database or SANDBOX_DATABASE
+    if not _database_answers(settings.model_copy(update={"database_url": database}), "--database"):
+        return 2
     return run_sandbox(settings, args)
 
 
@@ -243,7 +246,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _database_answers(settings: Settings) -> bool:
+def _database_answers(settings: Settings, named: str = "RELAY_DATABASE_URL") -> bool:
     """Open (and migrate) the database once before serving: a clear line, not a traceback."""
     from app.store.base import StoreUnavailable
     from app.store.factory import open_store
@@ -256,7 +259,7 @@ def _database_answers(settings: Settings) -> bool:
     try:
         asyncio.run(probe())
     except (StoreUnavailable, OSError, ValueError) as exc:
-        print(f"cannot open the database (RELAY_DATABASE_URL): {exc}", file=sys.stderr)
+        print(f"cannot open the database ({named}): {exc}", file=sys.stderr)
         return False
     return True
 
