@@ -4,6 +4,7 @@ ceilings, worker — and `--api-only` (or the deprecated `--workers 0`) runs no 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,22 @@ def test_serve_without_a_config_names_relay_init(tmp_path: Path, sqlite_url: str
 )
 def test_the_database_is_shown_without_credentials(url: str, shown: str) -> None:
     assert database_shown(url) == shown
+
+
+def test_worker_says_what_it_is_doing_too(tmp_path: Path, sqlite_url: str) -> None:
+    env = relay_env(tmp_path, sqlite_url, CONFIG_YAML, dict(SECRETS))
+    process = start_relay(["worker"], env, tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while '"message":"worker started"' not in (tmp_path / "relay.log").read_text():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        stop(process)
+    lines = [
+        json.loads(x) for x in (tmp_path / "relay.log").read_text().splitlines() if x[:1] == "{"
+    ]
+    logged = by_message(lines)
+    assert logged["worker"]["worker"] == "this process delivers only (no API)"
+    assert logged["database opened"]["database"] == sqlite_url
+    assert len(logged["config loaded"]["routes"]) == 8
