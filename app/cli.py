@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -136,14 +135,29 @@ def _parser() -> argparse.ArgumentParser:
         description="Re-queue matching events for delivery; each runs only its unfinished steps.",
     )
     replay.add_argument(
-        "--status", default="dead", choices=["dead", "pending", "delivered"], help="default: dead"
+        "--status",
+        choices=["dead", "pending", "delivered"],
+        help="default: dead (with --dry-run-steps: any status)",
     )
     replay.add_argument("--source", help="only events from this source")
     replay.add_argument("--since", help="only events received at or after this ISO-8601 time")
-    replay.add_argument(
+    how = replay.add_mutually_exclusive_group()
+    how.add_argument(
         "--from-start",
         action="store_true",
         help="run every step again, not only the unfinished ones",
+    )
+    replay.add_argument(
+        "--replan",
+        action="store_true",
+        help="first plan each event again with the current relay.yaml (e.g. after replacing "
+        "an action set); steps that already succeeded and are still planned are not repeated",
+    )
+    how.add_argument(
+        "--dry-run-steps",
+        action="store_true",
+        help="send for real the steps that were only recorded in dry-run (after setting a "
+        "key), never a step that already ran for real",
     )
     replay.set_defaults(run=_replay)
 
@@ -267,6 +281,7 @@ def _database_answers(settings: Settings, named: str = "RELAY_DATABASE_URL") -> 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
     from app.config.describe import describe_config
     from app.config.placeholders import find_placeholders
+    from app.config.sunset import sunset_warnings
     from app.main import load_relay_config
 
     path = Path(settings.config)
@@ -279,6 +294,10 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     config, _ = load_relay_config(settings)
     print(describe_config(config, settings))
+    warnings = sunset_warnings(config, settings.keap_xmlrpc_sunset)
+    if warnings:  # a warning, not an error: action sets run until Keap switches XML-RPC off
+        print("")
+        print("\n".join(warnings))
     placeholders = find_placeholders(config, path.read_text(encoding="utf-8"))
     if placeholders:
         print(
@@ -300,7 +319,9 @@ def _sign(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
-    from app.store.base import EventFilter
+    from app.admin.cli import missing_database
+    from app.admin.service import ReplayOptions, replay_matching
+    from app.main import load_relay_config
     from app.store.factory import open_store
 
     since = None
@@ -310,19 +331,27 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         except ValueError:
             print(f"--since: {args.since!r} is not an ISO-8601 time", file=sys.stderr)
             return 2
-
-    from app.admin.cli import missing_database
-
     if (problem := missing_database(settings.database_url)) is not None:
         print(problem, file=sys.stderr)
         return 2
+    status = args.status or (None if args.dry_run_steps else "dead")
+    options = ReplayOptions(
+        from_start=args.from_start,
+        dry_run_steps=args.dry_run_steps,
+        replan=load_relay_config(settings)[0] if args.replan else None,
+    )
+    if args.dry_run_steps and settings.is_dry_run:
+        print(
+            "warning: the relay is still in dry-run (no credentials, or RELAY_DRY_RUN=true): "
+            "these steps will only be recorded again",
+            file=sys.stderr,
+        )
 
     async def run() -> int:
         store = open_store(settings.database_url)
         await store.open()
         try:
-            flt = EventFilter(status=args.status, source=args.source, since=since)
-            return await store.requeue_matching(flt, time.time(), from_start=args.from_start)
+            return await replay_matching(store, status, args.source, since, options)
         finally:
             await store.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -34,9 +35,13 @@ class Settings(BaseSettings):
     keap_refresh_token: SecretStr | None = None
     keap_base_url: str = "https://api.infusionsoft.com/crm"
     keap_token_url: str = "https://api.infusionsoft.com/token"
+    # The Keap user email templates are sent on behalf of; unset: the credential's own user.
+    keap_user_id: int | None = Field(default=None, gt=0)
     keap_rate_per_second: int | None = Field(default=None, gt=0)
     keap_rate_per_minute: int | None = Field(default=None, gt=0)
     keap_rate_per_day: int | None = Field(default=None, gt=0)
+    # Keap retires XML-RPC on this day; after it, a non-XML-RPC answer means "retired".
+    keap_xmlrpc_sunset: date = date(2026, 12, 31)
 
     claim_lease_seconds: float = Field(default=30, gt=0)
     dry_run: bool | None = None

@@ -29,6 +29,7 @@ from app.admin.auth import (
 )
 from app.admin.pages import render
 from app.admin.schemas import event_detail, event_out
+from app.config.sunset import sunset_summary
 from app.errors import BadRequest, RelayError
 
 _MAX_FORM_BYTES = 16_384
@@ -150,6 +151,9 @@ async def index(request: Request, operator: OperatorDep) -> Response:
         "filters": filters,
         "sources": sorted(request.app.state.config.sources),
         "flash": flash_message(query),
+        "sunset_warning": sunset_summary(
+            request.app.state.config, request.app.state.settings.keap_xmlrpc_sunset
+        ),
         "events": [],
         "next_page": None,
         "first_page": None,
@@ -188,7 +192,9 @@ async def replay_event(request: Request, event_id: str, operator: OperatorDep) -
     form = await read_form(request)
     verify_csrf(operator, form.get("csrf"))
     from_start = form.get("from_start") == "true"
-    await service.replay_event(request.app.state.store, event_id, from_start=from_start)
+    await service.replay_event(
+        request.app.state.store, event_id, service.ReplayOptions(from_start=from_start)
+    )
     service.wake_worker(request.app.state.runtime)
     flash = "requeued-from-start" if from_start else "requeued"
     return _redirect(request, f"/admin/events/{quote(event_id, safe='')}/view?flash={flash}")
@@ -200,7 +206,9 @@ async def replay_matching(request: Request, operator: OperatorDep) -> Response:
     form = await read_form(request)
     verify_csrf(operator, form.get("csrf"))
     source = form.get("source") or None
-    count = await service.replay_matching(request.app.state.store, "dead", source, None)
+    count = await service.replay_matching(
+        request.app.state.store, "dead", source, None, service.ReplayOptions()
+    )
     if count:
         service.wake_worker(request.app.state.runtime)
     back = {

@@ -84,7 +84,12 @@ async def get_event(event_id: str, store: StoreDep) -> EventDetail:
     "/events/{event_id}/replay",
     status_code=202,
     summary="Re-queue one event",
-    responses={409: _problem("The event was ignored: nothing to deliver")},
+    responses={
+        409: _problem(
+            "The event was ignored, is being delivered right now, or (replan) the current "
+            "relay.yaml does not deliver it"
+        )
+    },
 )
 async def replay_event(
     event_id: str,
@@ -93,8 +98,18 @@ async def replay_event(
     from_start: Annotated[
         bool, Query(description="run every step again, not only the unfinished ones")
     ] = False,
+    replan: Annotated[
+        bool,
+        Query(
+            description="first plan the event again with the current relay.yaml; steps that "
+            "already succeeded and are still in the plan are not repeated"
+        ),
+    ] = False,
 ) -> ReplayAccepted:
-    await service.replay_event(store, event_id, from_start=from_start)
+    options = service.ReplayOptions(
+        from_start=from_start, replan=request.app.state.config if replan else None
+    )
+    await service.replay_event(store, event_id, options)
     service.wake_worker(request.app.state.runtime)
     return ReplayAccepted(event_id=event_id)
 
@@ -114,9 +129,12 @@ async def replay_event(
 async def replay_matching(request: Request, store: StoreDep) -> BulkReplayAccepted:
     ask = _bulk_request(await request.body())
     since = ask.since.timestamp() if ask.since is not None else None
-    count = await service.replay_matching(
-        store, ask.status, ask.source, since, from_start=ask.from_start
+    options = service.ReplayOptions(
+        from_start=ask.from_start,
+        dry_run_steps=ask.dry_run_steps,
+        replan=request.app.state.config if ask.replan else None,
     )
+    count = await service.replay_matching(store, ask.status, ask.source, since, options)
     if count:
         service.wake_worker(request.app.state.runtime)
     return BulkReplayAccepted(requeued=count)

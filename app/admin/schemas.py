@@ -8,9 +8,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.store.base import AttemptRecord, EventRecord, EventStatus, StepRecord, StepStatus
+from app.store.base import (
+    AttemptRecord,
+    EventRecord,
+    EventStatus,
+    StepRecord,
+    StepStatus,
+    is_dry_run_step,
+)
 
 ReplayableStatus = Literal["pending", "delivered", "dead"]
 
@@ -32,6 +39,10 @@ class StepOut(BaseModel):
     attempts: int
     last_error: str | None
     params: dict[str, Any]
+    dry_run: bool = Field(
+        description="done in dry-run only: recorded, never sent (replay with dry_run_steps "
+        "to send it)"
+    )
 
 
 class AttemptOut(BaseModel):
@@ -41,7 +52,9 @@ class AttemptOut(BaseModel):
     operation: str
     request: str = Field(description="a summary of the request, without credentials")
     status_code: int | None = Field(description="the HTTP status Infusionsoft answered")
-    outcome: str = Field(description="ok, transient, throttled, permanent, auth, replay, dry_run")
+    outcome: str = Field(
+        description="ok, transient, throttled, permanent, retired, auth, replay, dry_run"
+    )
     error: str | None
     started_at: datetime
     duration_ms: float
@@ -84,7 +97,10 @@ class ReplayAccepted(BaseModel):
 class BulkReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: ReplayableStatus = Field(description="re-queue the events in this status")
+    status: ReplayableStatus | None = Field(
+        default=None,
+        description="re-queue the events in this status (required unless dry_run_steps)",
+    )
     source: str | None = Field(default=None, description="only events from this source")
     since: datetime | None = Field(
         default=None,
@@ -93,9 +109,31 @@ class BulkReplayRequest(BaseModel):
     )
     from_start: bool = Field(
         default=False,
-        description="run every step again, not only the unfinished ones (e.g. events "
-        "delivered in dry-run, once a key is set)",
+        description="run every step again, not only the unfinished ones (to send events "
+        "recorded in dry-run for real, use dry_run_steps: it never repeats a real call)",
     )
+    replan: bool = Field(
+        default=False,
+        description="first plan each event again with the current relay.yaml; steps that "
+        "already succeeded and are still in the new plan are not repeated",
+    )
+    dry_run_steps: bool = Field(
+        default=False,
+        description="send for real the steps that were only recorded in dry-run (and the "
+        "unfinished ones), never a step that already ran for real; without status, events "
+        "in any status are considered",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BulkReplayRequest:
+        if self.status is None and not self.dry_run_steps:
+            raise ValueError("status is required (dead, pending or delivered)")
+        if self.from_start and self.dry_run_steps:
+            raise ValueError(
+                "from_start and dry_run_steps exclude each other: from_start would re-send "
+                "steps that already ran for real"
+            )
+        return self
 
     @field_validator("since")
     @classmethod
@@ -122,6 +160,7 @@ def step_out(step: StepRecord) -> StepOut:
         attempts=step.attempts,
         last_error=step.last_error,
         params=step.params,
+        dry_run=is_dry_run_step(step.status, step.result),
     )
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from app.config.models import RelayConfig
 from app.errors import BadRequest, NotFound, RelayError
-from app.store.base import EVENT_STATUSES, EventFilter, EventRecord, Store
+from app.plan.planner import plan_event
+from app.plan.replan import replan_event
+from app.store.base import EVENT_STATUSES, EventFilter, EventRecord, Replanner, Store
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -85,28 +89,66 @@ async def load_event(store: Store, event_id: str) -> EventRecord:
     return record
 
 
-async def replay_event(store: Store, event_id: str, *, from_start: bool) -> None:
-    """Re-queue one event: its unfinished steps, or every step when ``from_start``."""
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How to replay: every step (``from_start``), also the steps only recorded in dry-run
+    (``dry_run_steps``), and first re-plan with this config (``replan``)."""
+
+    from_start: bool = False
+    dry_run_steps: bool = False
+    replan: RelayConfig | None = None
+
+    @property
+    def replanner(self) -> Replanner | None:
+        return None if self.replan is None else functools.partial(replan_event, self.replan)
+
+
+async def replay_event(store: Store, event_id: str, options: ReplayOptions) -> None:
+    """Re-queue one event: its unfinished steps, and more as ``options`` say."""
     record = await load_event(store, event_id)
     if record.status == "ignored":
         raise ReplayConflict(
             f"event {_shown_id(event_id)} was ignored (no route matched it): "
             "it has nothing to deliver"
         )
-    if not await store.requeue(event_id, from_start=from_start, now=time.time()):
-        raise NotFound(f"no event has the id {_shown_id(event_id)}")  # purged meanwhile
+    if await store.requeue(
+        event_id,
+        from_start=options.from_start,
+        now=time.time(),
+        dry_run_steps=options.dry_run_steps,
+        replan=options.replanner,
+    ):
+        return
+    record = await load_event(store, event_id)  # NotFound if purged meanwhile
+    if options.replan is not None:
+        document = {"headers": record.headers, "body": record.payload, "query": {}}
+        plan = plan_event(options.replan, record.source, record.event_type, document)
+        if plan.status != "pending":
+            raise ReplayConflict(
+                f"the current relay.yaml does not deliver event {_shown_id(event_id)}: "
+                f"{plan.error}; it was left as it was"
+            )
+    raise ReplayConflict(
+        f"event {_shown_id(event_id)} is being delivered right now: try again in a moment"
+    )
 
 
 async def replay_matching(
     store: Store,
-    status: str,
+    status: str | None,
     source: str | None,
     since: float | None,
-    *,
-    from_start: bool = False,
+    options: ReplayOptions,
 ) -> int:
+    """Re-queue the matching events; ``status`` None (any) only with ``dry_run_steps``."""
     flt = EventFilter(status=status, source=source or None, since=since)
-    return await store.requeue_matching(flt, time.time(), from_start=from_start)
+    return await store.requeue_matching(
+        flt,
+        time.time(),
+        from_start=options.from_start,
+        dry_run_steps=options.dry_run_steps,
+        replan=options.replanner,
+    )
 
 
 def wake_worker(runtime: Any) -> None:

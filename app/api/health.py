@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
+from app.config.sunset import sunset_summary
+
 router = APIRouter()
 
 
@@ -25,7 +27,7 @@ async def readyz(request: Request) -> JSONResponse:
     state = request.app.state
     checks: dict[str, Any] = {
         "database": await _database_check(state.store),
-        "config": check("ok", state.config_detail),
+        "config": _config_check(state),
         "worker": state.runtime.worker_check(),
         "keap_auth": state.runtime.keap_auth_check(),
     }
@@ -34,6 +36,13 @@ async def readyz(request: Request) -> JSONResponse:
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+def _config_check(state: Any) -> dict[str, str]:
+    detail: str = state.config_detail
+    if warning := sunset_summary(state.config, state.settings.keap_xmlrpc_sunset):
+        detail += f"; warning: {warning}"  # still ok: the relay runs, the routes need work
+    return check("ok", detail)
 
 
 async def _database_check(store: Any) -> dict[str, str]:

@@ -30,7 +30,8 @@ def describe_action(action: Action) -> str:
 def describe_route(route: Route) -> list[str]:
     when = f" when {route.when.expression}" if route.when else ""
     fields = [f"email ← {route.contact.email.expression}"]
-    for name in ("given_name", "family_name", "full_name", "phone", "company", "opt_in_reason"):
+    names = ("given_name", "family_name", "full_name", "phone", "company", "company_id")
+    for name in (*names, "opt_in_reason"):
         selector = getattr(route.contact, name)
         if selector is not None:
             fields.append(f"{name} ← {selector.expression}")

@@ -131,7 +131,8 @@ class ContactMapping(_Strict):
     family_name: SelectorField | None = None
     full_name: SelectorField | None = None
     phone: SelectorField | None = None
-    company: SelectorField | None = None
+    company: SelectorField | None = None  # a name: resolved to (or created as) a Keap company
+    company_id: SelectorField | None = None  # a Keap company id, used as it is
     opt_in_reason: SelectorField | None = None
     custom_fields: dict[int, SelectorField] = Field(default_factory=dict)
 
@@ -139,7 +140,7 @@ class ContactMapping(_Strict):
     @cached_property
     def field_selectors(self) -> tuple[tuple[str, Selector], ...]:
         """The optional name fields this mapping sets (not email, full_name or custom)."""
-        names = ("given_name", "family_name", "phone", "company", "opt_in_reason")
+        names = ("given_name", "family_name", "phone", "company", "company_id", "opt_in_reason")
         return tuple(
             (name, selector) for name in names if (selector := getattr(self, name)) is not None
         )

@@ -31,12 +31,11 @@ class DryRunKeapClient:
         )
 
     async def upsert_contact(self, fields: ContactFields) -> int:
+        if fields.company and fields.company_id is None:
+            self._report("company.find", "GET", "/rest/v2/companies")
         self._report("contact.upsert", "PUT", "/rest/v1/contacts")
         # A stable stand-in id per email, so a dry run's history reads like a real one.
         return int(hashlib.sha256(fields.email.lower().encode()).hexdigest()[:7], 16)
-
-    async def upsert_contact_xmlrpc(self, fields: ContactFields) -> int:
-        return await self.upsert_contact(fields)
 
     async def run_action_set(self, contact_id: int, action_set_id: int) -> None:
         self._report("action_set.run", "POST", "/xmlrpc/v1 ContactService.runActionSequence")
@@ -64,7 +63,7 @@ class DryRunKeapClient:
         )
 
     async def send_email_template(self, contact_id: int, template_id: int) -> None:
-        self._report("email_template.send", "POST", "/xmlrpc/v1 APIEmailService.sendEmail")
+        self._report("email_template.send", "POST", "/rest/v2/emails/templates:send")
 
     async def achieve_goal(
         self, contact_id: int, integration: str, call_name: str

@@ -8,8 +8,8 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 
+from app.keap.throttle import ThrottleState, read_throttle, spent_pause_seconds
 from app.observability.metrics import Metrics
 from app.store.base import Store
 
@@ -98,14 +98,20 @@ class StoreCallGate:
         """Slow down for everyone when Keap says its throttle or quota is spent."""
         pause_until = throttle_pause_until(headers, status, time.time())
         if self.metrics is not None:
-            for window in ("throttle", "quota"):
-                value = headers.get(f"x-keap-product-{window}-available")
-                if value is not None and value.lstrip("-").isdigit():
-                    self.metrics.keap_quota_available.labels(window).set(int(value))
+            self._export(read_throttle(headers))
         if pause_until is not None:
             task = asyncio.get_running_loop().create_task(self.store.set_not_before(pause_until))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _export(self, state: ThrottleState) -> None:
+        assert self.metrics is not None
+        windows = [("throttle", state.throttle), ("quota", state.quota)]
+        # The Keap app's own windows, shared with every other client of the app.
+        windows += [(f"tenant_{'day' if w.daily else 'minute'}", w) for w in state.tenant]
+        for label, window in windows:
+            if window is not None and window.available is not None:
+                self.metrics.keap_quota_available.labels(label).set(window.available)
 
     async def drain(self) -> None:
         if self._background:
@@ -115,36 +121,17 @@ class StoreCallGate:
 def throttle_pause_until(headers: Mapping[str, str], status: int, now: float) -> float | None:
     """When Keap's headers say no call should be made before some time, that time.
 
-    A spent daily quota pauses until it resets. A spent throttle window, or a 429, pauses
-    every worker for a second: the sliding windows of the gate, which mirror Keap's
-    ceilings, then decide when the next call goes — a longer blanket pause only idles
-    quota that Keap would grant.
+    A spent daily quota (the key's, or the tenant's day window) pauses until it resets. A
+    spent minute window (the key's or the tenant's), or a 429, pauses every worker for a
+    second: the sliding windows of the gate, which mirror Keap's ceilings, then decide
+    when the next call goes — a longer blanket pause only idles quota Keap would grant.
     """
-    quota = _int(headers.get("x-keap-product-quota-available"))
-    if quota is not None and quota <= 0:
-        expiry = _timestamp(headers.get("x-keap-product-quota-expiry-time"))
-        return expiry if expiry and expiry > now else now + 60.0
-    throttle = _int(headers.get("x-keap-product-throttle-available"))
-    if status == 429 or (throttle is not None and throttle <= 0):
+    state = read_throttle(headers)
+    daily = [w for w in (state.quota, *state.tenant) if w is not None and w.daily and w.spent]
+    if daily:
+        wait = spent_pause_seconds(state, now)
+        return now + wait if wait else now + 60.0
+    minute = [w for w in (state.throttle, *state.tenant) if w is not None and w.spent]
+    if status == 429 or minute:
         return now + 1.0
     return None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _timestamp(value: str | None) -> float | None:
-    """Keap's quota expiry: epoch milliseconds (what it sends), epoch seconds or ISO-8601."""
-    if not value:
-        return None
-    number = _int(value.strip())
-    if number is not None:
-        return number / 1000 if number > 10**11 else float(number)
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None

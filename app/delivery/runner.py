@@ -14,7 +14,7 @@ from app.delivery.dry_run import DryRunKeapClient
 from app.delivery.gate import StoreCallGate, ceilings_for
 from app.delivery.steps import KeapActions
 from app.delivery.worker import Worker, WorkerOptions, record_call
-from app.keap.client import KeapCall, KeapClient, KeapCredentials
+from app.keap.client import XMLRPC_PATH, KeapCall, KeapClient, KeapCredentials
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
 from app.observability.secrets import secret_values
@@ -53,6 +53,8 @@ def build_worker(
             code = "none" if call.status_code is None else str(call.status_code)
             metrics.keap_requests.labels(call.operation, code).inc()
             metrics.keap_duration.labels(call.operation).observe(call.duration)
+            if call.path.endswith(XMLRPC_PATH):
+                metrics.keap_xmlrpc_calls.labels(call.operation, code).inc()
         outcome = "dry_run" if settings.is_dry_run else "ok" if call.error is None else "failed"
         log.info(
             "keap call",
@@ -89,6 +91,8 @@ def build_worker(
             token_store=store,
             gate=StoreCallGate(store, ceilings_for(*settings.rate_ceilings), metrics),
             observer=observe,
+            user_id=settings.keap_user_id,
+            xmlrpc_sunset=settings.keap_xmlrpc_sunset,
         )
         client, probe = keap, keap.probe_auth
     return Worker(store, client, options, metrics, probe_auth=probe)

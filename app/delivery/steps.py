@@ -13,7 +13,6 @@ from app.store.base import StepRecord
 
 class KeapActions(Protocol):
     async def upsert_contact(self, fields: ContactFields) -> int: ...
-    async def upsert_contact_xmlrpc(self, fields: ContactFields) -> int: ...
     async def run_action_set(self, contact_id: int, action_set_id: int) -> None: ...
     async def add_tags(self, contact_id: int, tag_ids: list[int]) -> None: ...
     async def remove_tag(self, contact_id: int, tag_id: int) -> None: ...
@@ -37,6 +36,7 @@ def contact_fields(params: dict[str, Any]) -> ContactFields:
         family_name=params.get("family_name"),
         phone=params.get("phone"),
         company=params.get("company"),
+        company_id=_company_id(params.get("company_id")),
         opt_in_reason=params.get("opt_in_reason"),
         custom_fields=custom,
     )
@@ -46,15 +46,7 @@ async def run_step(client: KeapActions, step: StepRecord, contact_id: int | None
     """Make the step's calls; return what to store as its result."""
     p = step.params
     if step.action == CONTACT_UPSERT:
-        fields = contact_fields(p)
-        try:
-            new_id = await client.upsert_contact(fields)
-        except KeapPermanentError as exc:
-            if exc.status_code not in (404, 405, 501):
-                raise
-            # The REST upsert is not there (a proxy or an old app): XML-RPC's dup check is.
-            new_id = await client.upsert_contact_xmlrpc(fields)
-        return {"contact_id": new_id}
+        return {"contact_id": await client.upsert_contact(contact_fields(p))}
     if contact_id is None:
         raise KeapPermanentError(step.action, "no contact id: the upsert step has no result")
     match step.action:
@@ -77,3 +69,15 @@ async def run_step(client: KeapActions, step: StepRecord, contact_id: int | None
         case _:
             raise KeapPermanentError(step.action, f"unknown action {step.action!r}")
     return {"contact_id": contact_id}
+
+
+def _company_id(value: Any) -> int | None:
+    """A ``company_id`` mapped from the webhook: a Keap company id, or the step fails."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise KeapPermanentError(
+            CONTACT_UPSERT, f"contact.company_id must be a Keap company id, got {text[:40]!r}"
+        )
+    return int(text)

@@ -30,6 +30,7 @@ from app.keap.errors import (
     KeapAuthError,
     KeapError,
     KeapPermanentError,
+    KeapRetiredError,
     KeapThrottledError,
     KeapTransientError,
 )
@@ -271,8 +272,11 @@ class Worker:
             for s in event.steps
             if s.action == CONTACT_UPSERT and s.status == "done" and isinstance(s.result, dict)
         }
+        # A step given up for good (XML-RPC retired) does not hold back the others: the
+        # event runs them all, then ends dead with that step's reason.
+        given_up = [s.last_error or s.action for s in event.steps if s.status == "failed"]
         for step in event.steps:
-            if step.status == "done":
+            if step.status in ("done", "failed"):
                 continue
             # Every line logged for this step (its Keap calls included) names it.
             bind_log_context(route=step.route, action=step.action)
@@ -305,6 +309,17 @@ class Worker:
             except ClaimLost:
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
+            except KeapRetiredError as error:
+                await self._record(event, step.idx, calls, started, error)
+                reason = f"{step.action}: {error.detail}"
+                if not await self.store.give_up_step(event.id, step.idx, self.worker_id, reason):
+                    return
+                given_up.append(reason)
+                log.error(
+                    "step given up: Keap retired its API; the event's other steps go on",
+                    extra={"event_id": event.id, "action": step.action, "error": error.detail},
+                )
+                continue
             except KeapError as error:
                 await self._record(event, step.idx, calls, started, error)
                 recorded = True
@@ -326,6 +341,8 @@ class Worker:
                 _calls.reset(token)
             if not recorded:
                 await self._record(event, step.idx, calls, started, None)
+            if self.options.dry_run:
+                result = {**result, "dry_run": True}  # so a replay can send it for real
             if self._auth_state == "not_started":  # a call went through: the key works
                 self._auth_state, self._auth_detail = "ok", "credentials accepted"
             new_contact = result.get("contact_id") if step.action == CONTACT_UPSERT else None
@@ -337,11 +354,15 @@ class Worker:
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
         bind_log_context(route=None, action=None)
-        if await self.store.finish_event(event.id, self.worker_id, time.time()):
+        dead_reason = "; ".join(given_up) or None
+        if await self.store.finish_event(
+            event.id, self.worker_id, time.time(), dead_reason=dead_reason
+        ):
             if self.metrics:
-                self.metrics.events_finished.labels("delivered").inc()
-            log.info(
-                "event delivered",
+                self.metrics.events_finished.labels("dead" if dead_reason else "delivered").inc()
+            log.log(
+                logging.ERROR if dead_reason else logging.INFO,
+                "event dead" if dead_reason else "event delivered",
                 extra={
                     "event_id": event.id,
                     "source": event.source,
@@ -442,6 +463,7 @@ def _outcome(call: KeapCall | None, error: KeapError | None) -> str:
     if error is None:
         return "error"
     for kind, name in (
+        (KeapRetiredError, "retired"),
         (KeapAuthError, "auth"),
         (KeapThrottledError, "throttled"),
         (KeapTransientError, "transient"),

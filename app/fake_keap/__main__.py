@@ -37,6 +37,7 @@ Control API (JSON), at <control_url> = http://HOST:PORT/_fake:
                                                 after_handling: apply it, lose the answer
     {"outage": {"status": 503, "seconds": 60}}  every call fails (false clears it)
     {"xmlrpc_brownout": true}                   XML-RPC answers as in a brownout
+    {"xmlrpc_retired": true}                    XML-RPC is gone, as after Keap's sunset
     {"reject_all_credentials": true}            every credential answers 401
     {"faults": {"method": "ContactService.runActionSequence", "code": 2,
                 "string": "[RecordNotFound]"}}  an XML-RPC fault (clear_faults: true)
@@ -78,6 +79,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=86400.0,
         help="seconds an OAuth access token lives",
     )
+    parser.add_argument(
+        "--xmlrpc-retired",
+        action="store_true",
+        help="answer every XML-RPC call as the retired endpoint (404, Apigee JSON fault), "
+        'as after Keap\'s sunset; POST /_fake/config {"xmlrpc_retired": false} undoes it',
+    )
     return parser.parse_args(argv)
 
 
@@ -100,6 +107,8 @@ def build_state(args: argparse.Namespace) -> FakeKeapState:
         if not all(oauth):
             sys.exit("--client-id, --client-secret and --refresh-token go together")
         state.set_oauth(args.client_id, args.client_secret, args.refresh_token)
+    if args.xmlrpc_retired:
+        state.retire_xmlrpc()
     return state
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.fake_keap.faults import ForcedFailure, InjectedFault
+from app.fake_keap.faults import ForcedFailure, InjectedFault, RetiredXmlRpc
 from app.fake_keap.records import AuthKind, FailureStatus
 
 
@@ -31,6 +31,14 @@ class Refused:
 
 
 @dataclass(frozen=True)
+class Retired:
+    """XML-RPC is switched off: answer as the retired endpoint, before any other check."""
+
+    credential_id: str
+    retired: RetiredXmlRpc
+
+
+@dataclass(frozen=True)
 class Unauthenticated:
     credential_id: str
     kind: AuthKind
@@ -43,4 +51,4 @@ class Accepted:
     xmlrpc_fault: InjectedFault | None = None
 
 
-Admission = Refused | Unauthenticated | Accepted
+Admission = Refused | Retired | Unauthenticated | Accepted

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from app.fake_keap.connections import ConnectionRegistry, DroppedConnection
+from app.fake_keap.faults import RetiredXmlRpc
 from app.fake_keap.limits import retry_after_header
 from app.fake_keap.records import FailureStatus
 
@@ -26,6 +27,28 @@ def failure_response(
     if retry_after is not None:
         response.headers["Retry-After"] = retry_after_header(retry_after)
     return response
+
+
+def retired_xmlrpc_response(retired: RetiredXmlRpc, path: str) -> Response:
+    """What a retired /xmlrpc/v1 plausibly answers (Keap has published nothing): Keap's
+    gateway is Apigee, whose answer for a path no proxy serves any more is a 404
+    ``{"fault": {"faultstring": "Unable to identify proxy for host: … and url: …",
+    "detail": {"errorcode": "messaging.adaptors.http.flow.ApplicationNotFound"}}}``
+    (https://docs.apigee.com/api-platform/troubleshoot/runtime/404-unable-identify-proxy-host);
+    or a plain HTML error page, as a web server or load balancer in front gives."""
+    if retired.format == "html":
+        reason = _reason(retired.status)
+        page = (
+            f"<html><head><title>{retired.status} {reason}</title></head>"
+            f"<body><h1>{reason}</h1><p>The requested URL {path} is no longer available."
+            "</p></body></html>"
+        )
+        return HTMLResponse(page, status_code=retired.status)
+    fault = {
+        "faultstring": f"Unable to identify proxy for host: default and url: {path}",
+        "detail": {"errorcode": "messaging.adaptors.http.flow.ApplicationNotFound"},
+    }
+    return JSONResponse({"fault": fault}, status_code=retired.status)
 
 
 def _reason(status: int) -> str:

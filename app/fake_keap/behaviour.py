@@ -26,6 +26,10 @@ class FakeBehaviour(BaseModel):
 
     latency_ms: float = Field(default=0.0, ge=0)
 
+    # The Keap user the credential acts for (REST v2 userinfo "sub"); None: a credential
+    # of no user (a service account key), whose userinfo is refused.
+    credential_user_id: PositiveInt | None = 1
+
     # None accepts any positive id; a set makes the fake strict about which ids exist.
     known_tag_ids: frozenset[int] | None = None
     known_action_set_ids: frozenset[int] | None = None
@@ -33,6 +37,8 @@ class FakeBehaviour(BaseModel):
     known_custom_field_ids: frozenset[int] | None = None
     known_sequences: frozenset[tuple[int, int]] | None = None
     known_goals: frozenset[tuple[str, str]] | None = None
+    # Action sets that run but report a failed action in their results (IsError true).
+    action_sets_reporting_errors: frozenset[int] = frozenset()
 
     def with_changes(self, **changes: object) -> FakeBehaviour:
         """A validated copy; unknown names or bad values raise ``pydantic.ValidationError``."""

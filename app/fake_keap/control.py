@@ -40,6 +40,11 @@ class FaultRequest(_Strict):
     count: int | None = None
 
 
+class RetireRequest(_Strict):
+    status: int = Field(default=404, ge=400, le=599)
+    format: Literal["json", "html"] = "json"
+
+
 class OAuthRequest(_Strict):
     client_id: str
     client_secret: str
@@ -58,6 +63,9 @@ class ControlRequest(_Strict):
     fail_next: list[FailNext] = Field(default_factory=list)
     outage: OutageRequest | Literal[False] | None = None  # false clears it
     xmlrpc_brownout: bool | None = None
+    # true: retire XML-RPC (a 404 with Apigee's JSON fault); an object picks status and
+    # body format; false switches it back on.
+    xmlrpc_retired: RetireRequest | bool | None = None
     reject_all_credentials: bool | None = None
     faults: list[FaultRequest] = Field(default_factory=list)
     clear_faults: bool = False
@@ -94,6 +102,12 @@ def apply_control(state: FakeKeapState, request: ControlRequest) -> None:
         state.set_outage(request.outage.status, request.outage.seconds)
     if request.xmlrpc_brownout is not None:
         state.set_xmlrpc_brownout(request.xmlrpc_brownout)
+    if request.xmlrpc_retired is not None:
+        retire = request.xmlrpc_retired
+        if isinstance(retire, RetireRequest):
+            state.retire_xmlrpc(True, retire.status, retire.format)
+        else:
+            state.retire_xmlrpc(retire)
     if request.reject_all_credentials is not None:
         state.set_reject_all_credentials(request.reject_all_credentials)
     for fault in request.faults:

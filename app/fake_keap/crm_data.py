@@ -49,6 +49,7 @@ class ContactFields:
     family_name: str | None = None
     phone: str | None = None
     company: str | None = None
+    company_id: int | None = None
     opt_in_reason: str | None = None
     custom_fields: dict[int, object] | None = None
 
@@ -66,6 +67,7 @@ class CrmData:
         self.emails_sent: list[EmailSent] = []
         self.goals_achieved: list[GoalAchieved] = []
         self.action_set_runs: list[ActionSetRun] = []
+        self.companies: dict[int, str] = {}
         self._ids_by_email: dict[str, list[int]] = {}
         self._next_id = 1
 
@@ -85,6 +87,10 @@ class CrmData:
         email = fields.email.strip()
         if "@" not in email:
             raise InvalidParameter(f"Invalid email address: {email!r}")
+        if fields.company_id is not None:
+            if fields.company_id not in self.companies:
+                raise InvalidParameter(f"Company {fields.company_id} does not exist")
+            fields = replace(fields, company=self.companies[fields.company_id])
         known_fields = behaviour.known_custom_field_ids
         for field_id in fields.custom_fields or {}:
             if known_fields is not None and field_id not in known_fields:
@@ -105,6 +111,24 @@ class CrmData:
         for tag_id in tag_ids:
             _require_known("tag", tag_id, behaviour.known_tag_ids)
         self.tags.setdefault(contact_id, set()).update(tag_ids)
+
+    def apply_tags(
+        self, contact_id: int, tag_ids: Sequence[int], behaviour: FakeBehaviour
+    ) -> dict[int, bool]:
+        """REST's tag add: the tags that exist are applied, the others reported, per tag."""
+        self.contact(contact_id)
+        known = behaviour.known_tag_ids
+        applied = {tag_id: tag_id > 0 and (known is None or tag_id in known) for tag_id in tag_ids}
+        self.tags.setdefault(contact_id, set()).update(t for t, ok in applied.items() if ok)
+        return applied
+
+    def find_companies(self, name: str) -> list[tuple[int, str]]:
+        return [(i, n) for i, n in sorted(self.companies.items()) if n == name]
+
+    def create_company(self, name: str) -> int:
+        company_id = 1000 + len(self.companies)
+        self.companies[company_id] = name
+        return company_id
 
     def remove_tags(
         self, contact_id: int, tag_ids: Iterable[int], behaviour: FakeBehaviour
@@ -134,12 +158,17 @@ class CrmData:
             members.discard(pair)
 
     def send_email(
-        self, contact_ids: Sequence[int], template_id: int, behaviour: FakeBehaviour, now: float
+        self,
+        contact_ids: Sequence[int],
+        template_id: int,
+        behaviour: FakeBehaviour,
+        now: float,
+        user_id: int | None = None,
     ) -> None:
         _require_known("template", template_id, behaviour.known_template_ids)
         for contact_id in contact_ids:
             self.contact(contact_id)
-        self.emails_sent.extend(EmailSent(c, template_id, now) for c in contact_ids)
+        self.emails_sent.extend(EmailSent(c, template_id, now, user_id) for c in contact_ids)
 
     def achieve_goal(
         self,
@@ -159,10 +188,12 @@ class CrmData:
 
     def run_action_set(
         self, contact_id: int, action_set_id: int, behaviour: FakeBehaviour, now: float
-    ) -> None:
+    ) -> bool:
+        """False when the action set ran but one of its actions failed."""
         self.contact(contact_id)
         _require_known("action set", action_set_id, behaviour.known_action_set_ids)
         self.action_set_runs.append(ActionSetRun(contact_id, action_set_id, now))
+        return action_set_id not in behaviour.action_sets_reporting_errors
 
 
 def _same(contact: Contact, fields: ContactFields, match: DuplicateOption) -> bool:
@@ -182,7 +213,7 @@ def _same(contact: Contact, fields: ContactFields, match: DuplicateOption) -> bo
 def _apply(contact: Contact, fields: ContactFields) -> Contact:
     changes: dict[str, object] = {
         name: value
-        for name in ("given_name", "family_name", "phone", "company", "opt_in_reason")
+        for name in ("given_name", "family_name", "phone", "company", "company_id", "opt_in_reason")
         if (value := getattr(fields, name)) is not None
     }
     if fields.custom_fields:

@@ -16,9 +16,10 @@ from app.fake_keap.admission import (
     CallInfo,
     PresentedCredential,
     Refused,
+    Retired,
     Unauthenticated,
 )
-from app.fake_keap.answers import failure_response, response_status
+from app.fake_keap.answers import failure_response, response_status, retired_xmlrpc_response
 from app.fake_keap.connections import ConnectionRegistry, DroppedConnection
 from app.fake_keap.rest import handle_rest
 from app.fake_keap.routing import XMLRPC_PATH, RestRoute, match_rest_route
@@ -33,15 +34,19 @@ from app.fake_keap.xmlrpc import (
 )
 
 
-def presented_credential(headers: Headers, call: XmlRpcCall | None) -> PresentedCredential:
+def presented_credential(headers: Headers) -> PresentedCredential:
+    """The credential a /crm request carries: only headers count, for XML-RPC too.
+
+    A PAT/SAK goes in ``X-Keap-API-Key`` (https://developer.infusionsoft.com/pat-and-sak/;
+    Keap staff, https://integration.keap.com/t/api-authentication/91017), an OAuth token
+    as a bearer; XML-RPC's key parameter is then a placeholder, never read (the legacy
+    encrypted keys it used to carry were revoked in 2025).
+    """
     if key := headers.get("x-keap-api-key"):
         return PresentedCredential("key", key)
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         return PresentedCredential("bearer", token.strip())
-    # Without a header, XML-RPC's first parameter is the key ("oauth" is only a placeholder).
-    if call is not None and call.key and call.key != "oauth":
-        return PresentedCredential("key", call.key)
     return PresentedCredential("none")
 
 
@@ -55,7 +60,7 @@ async def crm_endpoint(request: Request) -> Response:
     call = parse_call(body) if is_xmlrpc else None
     route = None if is_xmlrpc else match_rest_route(request.method, path)
     operation = route.operation if route else (call.operation if call else UNPARSABLE)
-    credential = presented_credential(request.headers, call)
+    credential = presented_credential(request.headers)
 
     latency_ms = state.behaviour.latency_ms
     if latency_ms:
@@ -88,6 +93,8 @@ def _answer(
 ) -> Response:
     if isinstance(admission, Refused):
         return failure_response(admission.status, admission.retry_after, registry)
+    if isinstance(admission, Retired):
+        return retired_xmlrpc_response(admission.retired, request.url.path)
     if isinstance(admission, Unauthenticated):
         if route is None:
             return fault_response(INVALID_KEY)

@@ -6,7 +6,7 @@ Not thread-safe on its own: ``FakeKeapState`` holds its lock around every call.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from app.fake_keap.records import FailureStatus
 
@@ -48,6 +48,19 @@ class Outage:
     until: float | None  # monotonic deadline; None lasts until cleared
 
 
+RetiredFormat = Literal["json", "html"]
+
+
+@dataclass(frozen=True)
+class RetiredXmlRpc:
+    """XML-RPC switched off, as after Keap's sunset: every call to /xmlrpc/v1 gets ``status``
+    with a JSON (Apigee's "no proxy for this path") or an HTML error page. Keap has not
+    published what its retired endpoint will answer; these are the plausible shapes."""
+
+    status: int = 404
+    format: RetiredFormat = "json"
+
+
 @dataclass
 class InjectedFault:
     code: int
@@ -60,6 +73,7 @@ class FaultPlan:
         self.forced: list[ForcedFailure] = []
         self.outage: Outage | None = None
         self.xmlrpc_brownout = False
+        self.xmlrpc_retired: RetiredXmlRpc | None = None
         self.reject_all_credentials = False
         self.xmlrpc_faults: dict[str, InjectedFault] = {}
 
@@ -93,6 +107,7 @@ class FaultPlan:
             "forced": [asdict(failure) for failure in self.forced],
             "outage": asdict(self.outage) if self.outage else None,
             "xmlrpc_brownout": self.xmlrpc_brownout,
+            "xmlrpc_retired": asdict(self.xmlrpc_retired) if self.xmlrpc_retired else None,
             "reject_all_credentials": self.reject_all_credentials,
             "xmlrpc_faults": {method: asdict(f) for method, f in self.xmlrpc_faults.items()},
         }

@@ -16,6 +16,9 @@ MINUTE = 60.0
 DAY = 86400.0
 # What the headers report for a window that has no ceiling configured.
 UNLIMITED = 1_000_000
+# The tenant-wide limits of a Keap app, all clients together (second-hand, from June 2026).
+TENANT_PER_MINUTE = 10_000
+TENANT_PER_DAY = 250_000
 
 
 @dataclass(frozen=True)
@@ -92,26 +95,42 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-def next_utc_midnight(now: datetime) -> str:
+def next_utc_midnight_ms(now: datetime) -> str:
+    """Keap's ``expiry-time``: an integer time code, epoch milliseconds of the daily reset."""
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(int(midnight.timestamp() * 1000))
 
 
 def throttle_headers(usage: Usage, ceilings: Ceilings) -> dict[str, str]:
-    """The ``x-keap-product-*`` headers Keap puts on every response."""
+    """The rate headers Keap puts on every REST and XML-RPC response, as it sends them.
+
+    Source: https://developer.infusionsoft.com/api-token-quota-and-usage-measurements
+    (lower-case names since 2022, "minute"/"day" units, an integer expiry time code) and
+    the live values community clients log (epoch milliseconds; the tenant headers since
+    June 2026, pipe-delimited minute|day). The spike arrest sends no header. The fake has
+    one tenant, so its tenant windows count every credential's calls — here, the same
+    ones as the credential's (a fake serves one relay's key at a time).
+    """
     minute_limit = ceilings.per_minute or UNLIMITED
     day_limit = ceilings.per_day or UNLIMITED
+    tenant_minute, tenant_day = TENANT_PER_MINUTE, TENANT_PER_DAY
     return {
         "x-keap-product-throttle-limit": str(minute_limit),
-        "x-keap-product-throttle-time-unit": "MINUTE",
+        "x-keap-product-throttle-time-unit": "minute",
         "x-keap-product-throttle-interval": "1",
         "x-keap-product-throttle-available": str(max(0, minute_limit - usage.minute)),
         "x-keap-product-throttle-used": str(usage.minute),
         "x-keap-product-quota-limit": str(day_limit),
-        "x-keap-product-quota-time-unit": "DAY",
+        "x-keap-product-quota-time-unit": "day",
         "x-keap-product-quota-interval": "1",
         "x-keap-product-quota-available": str(max(0, day_limit - usage.day)),
         "x-keap-product-quota-used": str(usage.day),
-        "x-keap-product-quota-expiry-time": next_utc_midnight(datetime.now(UTC)),
-        "x-keap-product-spike-limit": str(ceilings.per_second or UNLIMITED),
+        "x-keap-product-quota-expiry-time": next_utc_midnight_ms(datetime.now(UTC)),
+        "x-keap-tenant-throttle-limit": f"{tenant_minute}|{tenant_day}",
+        "x-keap-tenant-throttle-time-unit": "minute|day",
+        "x-keap-tenant-throttle-interval": "1|1",
+        "x-keap-tenant-throttle-available": (
+            f"{max(0, tenant_minute - usage.minute)}|{max(0, tenant_day - usage.day)}"
+        ),
+        "x-keap-tenant-throttle-used": f"{usage.minute}|{usage.day}",
     }

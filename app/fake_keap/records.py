@@ -20,7 +20,7 @@ XMLRPC_OPERATIONS: dict[str, str] = {
     "ContactService.addToCampaign": "sequence.add_xmlrpc",
     "ContactService.removeFromCampaign": "sequence.remove_xmlrpc",
     "ContactService.runActionSequence": "action_set.run",
-    "APIEmailService.sendEmail": "email_template.send",
+    "APIEmailService.sendEmail": "email_template.send_xmlrpc",
     "FunnelService.achieveGoal": "goal.achieve_xmlrpc",
 }
 TOKEN_OPERATION = "oauth.refresh"
@@ -33,7 +33,8 @@ class Contact:
     given_name: str | None = None
     family_name: str | None = None
     phone: str | None = None
-    company: str | None = None
+    company: str | None = None  # the company's name (XML-RPC's Company field)
+    company_id: int | None = None  # the company record it refers to (REST's company.id)
     opt_in_reason: str | None = None
     # Replaced, never mutated, on update: safe to share across threads.
     custom_fields: dict[int, object] = field(default_factory=dict)
@@ -44,6 +45,7 @@ class EmailSent:
     contact_id: int
     template_id: int
     at: float
+    user_id: int | None = None  # on whose behalf (REST v2); XML-RPC names none
 
 
 @dataclass(frozen=True)

@@ -72,9 +72,7 @@ def _contact_fields(body: dict[str, Any]) -> ContactFields:
     phones = body.get("phone_numbers") or []
     if not isinstance(phones, list) or not all(isinstance(p, dict) for p in phones):
         raise BadRequest("phone_numbers must be a list of objects")
-    company = body.get("company")
-    if company is not None and not isinstance(company, dict):
-        raise BadRequest("company must be an object")
+    company_id = _company_reference(body.get("company"))
     custom = body.get("custom_fields")
     if custom is not None and (
         not isinstance(custom, list) or not all(isinstance(f, dict) for f in custom)
@@ -85,7 +83,7 @@ def _contact_fields(body: dict[str, Any]) -> ContactFields:
         given_name=_optional_str(body, "given_name"),
         family_name=_optional_str(body, "family_name"),
         phone=phones[0].get("number") if phones else None,
-        company=company.get("company_name") if company else None,
+        company_id=company_id,
         opt_in_reason=_optional_str(body, "opt_in_reason"),
         custom_fields=(
             {_int(f.get("id"), "custom_fields[].id"): f.get("content") for f in custom}
@@ -93,6 +91,24 @@ def _contact_fields(body: dict[str, Any]) -> ContactFields:
             else None
         ),
     )
+
+
+def _company_reference(company: object) -> int | None:
+    """The upsert's ``company``: a reference by id only (a name alone is refused).
+
+    Source: the audited notes (../shared/KEAP_API_NOTES.md, "company in the request is a
+    reference by id only"); the v2 OpenAPI file's BasicCompany has the same ``id``.
+    """
+    if company is None:
+        return None
+    if not isinstance(company, dict):
+        raise BadRequest("company must be an object")
+    company_id = company.get("id")
+    if company_id is None:
+        raise BadRequest("company.id is required: a company is referenced by its id")
+    if isinstance(company_id, str) and company_id.isdigit():
+        company_id = int(company_id)
+    return _int(company_id, "company.id")
 
 
 def contact_json(contact: Contact) -> dict[str, Any]:
@@ -105,7 +121,11 @@ def contact_json(contact: Contact) -> dict[str, Any]:
         "phone_numbers": (
             [{"number": contact.phone, "field": "PHONE1"}] if contact.phone is not None else []
         ),
-        "company": {"company_name": contact.company} if contact.company is not None else None,
+        "company": (
+            {"id": contact.company_id, "company_name": contact.company}
+            if contact.company_id is not None
+            else None
+        ),
         "opt_in_reason": contact.opt_in_reason,
         "custom_fields": [{"id": k, "content": v} for k, v in contact.custom_fields.items()],
     }
@@ -129,8 +149,14 @@ def _add_tags(state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, 
         raise BadRequest("tagIds must be a non-empty list")
     tags = [_int(tag, "tagIds[]") for tag in tag_ids]
     with state.editing_crm() as crm:
-        crm.add_tags(int(route.params["contact_id"]), tags, state.behaviour)
-    return JSONResponse({str(tag): "SUCCESS" for tag in tags})
+        applied = crm.apply_tags(int(route.params["contact_id"]), tags, state.behaviour)
+    # 200 with a status per tag, even when one failed. The v1 reference types the answer
+    # as a list of Entry<long,string> (infusionsoft/infusionsoft-sdk-java,
+    # docs/ContactApi.md), which Jackson writes as one-key objects; its statuses are
+    # SUCCESS, DUPLICATE, CONTACT_NOT_FOUND, TAG_ID_NOT_FOUND and FAILURE
+    # (KeapArchive/infusionsoft-sdk-nodejs, docs/Entrylongstring.md).
+    statuses = {tag: "SUCCESS" if ok else "TAG_ID_NOT_FOUND" for tag, ok in applied.items()}
+    return JSONResponse([{str(tag): status} for tag, status in statuses.items()])
 
 
 def _remove_tags(
@@ -175,16 +201,80 @@ def _achieve_goal(
         achieved = crm.achieve_goal(
             integration, call_name, contact_id, state.behaviour, time.time()
         )
-    return JSONResponse([goal_result(integration, call_name, achieved)])
+    return JSONResponse(goal_results(achieved))
 
 
-def goal_result(integration: str, call_name: str, achieved: bool) -> dict[str, Any]:
-    return {
-        "success": achieved,
-        "message": "Goal achieved" if achieved else f"No goal {integration}/{call_name}",
-        "automation_id": 1 if achieved else None,
-        "goal_id": 1 if achieved else None,
-    }
+def goal_results(achieved: bool) -> list[dict[str, Any]]:
+    """v1's answer: one ``{campaign_id, goal_id, message, success}`` per campaign that has
+    this goal (KEAP_API_NOTES, REST v1); no campaign listening: an empty list."""
+    if not achieved:
+        return []
+    return [{"campaign_id": 1, "goal_id": 1, "message": "Goal achieved", "success": True}]
+
+
+def _list_companies(
+    state: FakeKeapState, route: RestRoute, body: bytes, query: dict[str, str]
+) -> Response:
+    """v2 ``GET /companies?filter=company_name==…`` (keap-sdk sdks/v2/swagger.yml)."""
+    field, _, name = query.get("filter", "").partition("==")
+    if field != "company_name":
+        raise BadRequest("this fake filters companies by company_name only")
+    with state.editing_crm() as crm:
+        found = crm.find_companies(name)
+    return JSONResponse(
+        {"companies": [{"id": str(i), "company_name": n} for i, n in found], "next_page_token": ""}
+    )
+
+
+def _create_company(
+    state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
+) -> Response:
+    """v2 ``POST /companies`` answers 201 with the Company, ``id`` a string."""
+    name = _optional_str(_json_object(body), "company_name")
+    if not name:
+        raise BadRequest("company_name is required")
+    with state.editing_crm() as crm:
+        company_id = crm.create_company(name)
+    return JSONResponse({"id": str(company_id), "company_name": name}, status_code=201)
+
+
+def _send_email_template(
+    state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
+) -> Response:
+    """v2 ``POST /emails/templates:send``: ``template_id``, ``contact_ids`` (strings) and
+    ``user_id`` are all required (EmailSendTemplateRequest); 202 Accepted, no body."""
+    payload = _json_object(body)
+    contact_ids = payload.get("contact_ids")
+    if not isinstance(contact_ids, list) or not contact_ids:
+        raise BadRequest("contact_ids is required")
+    template_id = _string_id(payload.get("template_id"), "template_id")
+    user_id = _string_id(payload.get("user_id"), "user_id")
+    contacts = [_string_id(c, "contact_ids[]") for c in contact_ids]
+    with state.editing_crm() as crm:
+        crm.send_email(contacts, template_id, state.behaviour, time.time(), user_id)
+    return Response(status_code=202)
+
+
+def _user_info(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str]) -> Response:
+    """v2 ``GET /oauth/connect/userinfo`` (GetUserInfoResponse). What Keap answers for a
+    service account key, which acts for no user, is not published: the fake answers 403
+    when ``credential_user_id`` is None."""
+    user_id = state.behaviour.credential_user_id
+    if user_id is None:
+        return message(403, "This credential is not associated with a user")
+    return JSONResponse(
+        {"sub": str(user_id), "id": str(100000 + user_id), "email": "owner@fake-keap.test"}
+    )
+
+
+def _string_id(value: object, name: str) -> int:
+    """An id the v2 schema types as a string; a bare number is accepted as Keap's JSON
+    binding does."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
+        return int(value)
+    raise BadRequest(f"{name} is required" if value is None else f"{name} must be an id")
 
 
 def _profile(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str]) -> Response:
@@ -199,4 +289,8 @@ _HANDLERS: dict[str, RestHandler] = {
     "sequence.remove": _change_sequence(add=False),
     "goal.achieve": _achieve_goal,
     "auth.probe": _profile,
+    "company.find": _list_companies,
+    "company.create": _create_company,
+    "email_template.send": _send_email_template,
+    "user.discover": _user_info,
 }

@@ -32,6 +32,10 @@ _REST_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
             "goal.achieve",
         ),
         ("GET", r"rest/v1/account/profile", "auth.probe"),
+        ("GET", r"rest/v2/companies", "company.find"),
+        ("POST", r"rest/v2/companies", "company.create"),
+        ("POST", r"rest/v2/emails/templates:send", "email_template.send"),
+        ("GET", r"rest/v2/oauth/connect/userinfo", "user.discover"),
     ]
 ]
 

@@ -15,10 +15,24 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from app.fake_keap.admission import Accepted, Admission, CallInfo, Refused, Unauthenticated
+from app.fake_keap.admission import (
+    Accepted,
+    Admission,
+    CallInfo,
+    Refused,
+    Retired,
+    Unauthenticated,
+)
 from app.fake_keap.behaviour import FakeBehaviour
 from app.fake_keap.crm_data import CrmData
-from app.fake_keap.faults import FaultPlan, ForcedFailure, InjectedFault, Outage
+from app.fake_keap.faults import (
+    FaultPlan,
+    ForcedFailure,
+    InjectedFault,
+    Outage,
+    RetiredFormat,
+    RetiredXmlRpc,
+)
 from app.fake_keap.limits import Ceilings, SlidingWindows, throttle_headers
 from app.fake_keap.records import (
     ActionSetRun,
@@ -150,6 +164,14 @@ class FakeKeapState:
         with self._lock:
             self._faults.xmlrpc_brownout = on
 
+    def retire_xmlrpc(
+        self, on: bool = True, status: int = 404, body_format: RetiredFormat = "json"
+    ) -> None:
+        """Answer every XML-RPC call as Keap's retired endpoint might (``RetiredXmlRpc``)."""
+        retired = RetiredXmlRpc(status, body_format) if on else None
+        with self._lock:
+            self._faults.xmlrpc_retired = retired
+
     def set_fault(self, method: str, code: int, string: str, count: int | None = None) -> None:
         """Answer XML-RPC ``method`` with this fault, ``count`` times (None: always)."""
         with self._lock:
@@ -169,7 +191,8 @@ class FakeKeapState:
     def admit(self, call: CallInfo) -> Admission:
         """Decide, atomically, whether a /crm call fails, is refused, throttled or handled.
 
-        Checked in the order a gateway would: outage, XML-RPC brownout, credential, rate
+        Checked in the order a gateway would: outage, XML-RPC retired (no route to it, so
+        no credential check either), XML-RPC brownout, credential, rate
         ceiling (so forced failures count against it, like real 5xx), forced failure.
         """
         now = time.monotonic()
@@ -179,6 +202,8 @@ class FakeKeapState:
             outage = self._faults.active_outage(now)
             if outage is not None:
                 return Refused(credential_id, outage.status)
+            if call.xmlrpc_method is not None and self._faults.xmlrpc_retired is not None:
+                return Retired(credential_id, self._faults.xmlrpc_retired)
             if call.xmlrpc_method is not None and self._faults.xmlrpc_brownout:
                 return Refused(credential_id, 503)
             if credential_id == "" or self._faults.reject_all_credentials:
@@ -272,6 +297,12 @@ class FakeKeapState:
             return list(self._crm.action_set_runs)
 
     @property
+    def companies(self) -> dict[int, str]:
+        """Company records by id: their names."""
+        with self._lock:
+            return dict(self._crm.companies)
+
+    @property
     def requests(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._requests)
@@ -291,6 +322,7 @@ class FakeKeapState:
                 "emails_sent": [asdict(e) for e in self._crm.emails_sent],
                 "goals_achieved": [asdict(g) for g in self._crm.goals_achieved],
                 "action_set_runs": [asdict(r) for r in self._crm.action_set_runs],
+                "companies": {str(i): n for i, n in self._crm.companies.items()},
                 "requests": [{**asdict(r), "dropped": r.dropped} for r in log],
                 "counters": {
                     "requests": len(self._requests),

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from app.fake_keap.crm_data import ContactFields, CrmData, CrmError, InvalidParameter
 from app.fake_keap.records import XMLRPC_OPERATIONS
-from app.fake_keap.rest import goal_result
+from app.fake_keap.rest import goal_results
 from app.fake_keap.state import FakeKeapState
 
 INVALID_KEY = xmlrpc.client.Fault(2, "[InvalidKey]Invalid Key")
@@ -39,10 +39,6 @@ class XmlRpcCall:
     @property
     def operation(self) -> str:
         return XMLRPC_OPERATIONS.get(self.method, UNKNOWN_METHOD)
-
-    @property
-    def key(self) -> str | None:
-        return self.params[0] if self.params and isinstance(self.params[0], str) else None
 
 
 def parse_call(body: bytes) -> XmlRpcCall | None:
@@ -147,8 +143,13 @@ def _run_action_sequence(
     crm: CrmData, state: FakeKeapState, params: tuple[Any, ...]
 ) -> list[dict[str, Any]]:
     contact_id, action_set_id = _id(params[0]), _id(params[1])
-    crm.run_action_set(contact_id, action_set_id, state.behaviour, time.time())
-    return [{"Action": f"Action set {action_set_id}", "Message": "Success", "isError": False}]
+    ran = crm.run_action_set(contact_id, action_set_id, state.behaviour, time.time())
+    # The result key is "IsError" (capitalised like Action and Message, as the XML-RPC
+    # reference's runActionSequence sample writes it; some clients read "isError").
+    results = [{"Action": "Apply tag", "Message": "Success", "IsError": False}]
+    if not ran:
+        results.append({"Action": "Send email", "Message": "Template not found", "IsError": True})
+    return results
 
 
 def _send_email(crm: CrmData, state: FakeKeapState, params: tuple[Any, ...]) -> bool:
@@ -164,8 +165,7 @@ def _achieve_goal(
 ) -> list[dict[str, Any]]:
     integration, call_name, contact_id = str(params[0]), str(params[1]), _id(params[2])
     achieved = crm.achieve_goal(integration, call_name, contact_id, state.behaviour, time.time())
-    result = goal_result(integration, call_name, achieved)
-    return [{key: value for key, value in result.items() if value is not None}]
+    return goal_results(achieved)
 
 
 _HANDLERS: dict[str, XmlRpcHandler] = {

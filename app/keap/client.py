@@ -7,21 +7,24 @@ retried once after a refresh.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from app.keap.auth import OAuthSession
-from app.keap.contacts import rest_upsert_body, xmlrpc_contact_struct
+from app.keap.contacts import rest_upsert_body
 from app.keap.errors import (
     REDACTED,
     KeapAuthError,
     KeapPermanentError,
 )
 from app.keap.exchange import Reply, traced
+from app.keap.lookups import KeapLookups
 from app.keap.models import (
     CallGate,
     ContactFields,
@@ -30,7 +33,14 @@ from app.keap.models import (
     StoredToken,
     TokenStore,
 )
-from app.keap.replies import expect_success, read_json, read_xmlrpc
+from app.keap.replies import (
+    expect_success,
+    goal_results_reader,
+    read_action_set_results,
+    read_after_sunset,
+    read_json,
+    read_tag_results,
+)
 from app.keap.xmlrpc import encode_call
 
 __all__ = [
@@ -49,7 +59,11 @@ T = TypeVar("T")
 ReplyReader = Callable[[str, Reply], T]
 
 XMLRPC_PATH = "/xmlrpc/v1"
-XMLRPC_OAUTH_KEY = "oauth"  # with a bearer token, the key parameter is a placeholder
+XMLRPC_KEY_PLACEHOLDER = "relay"  # Keap reads the credential from the request's headers
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
 
 
 class KeapClient:
@@ -63,8 +77,17 @@ class KeapClient:
         token_store: TokenStore | None = None,
         gate: CallGate | None = None,
         observer: Callable[[KeapCall], None] | None = None,
+        user_id: int | None = None,
+        xmlrpc_sunset: date | None = None,
+        today: Callable[[], date] = utc_today,
     ) -> None:
+        """``user_id``: the Keap user emails are sent on behalf of (RELAY_KEAP_USER_ID);
+        None: the credential's own user, asked of Keap once. ``xmlrpc_sunset``: the day
+        Keap retires XML-RPC (RELAY_KEAP_XMLRPC_SUNSET); once ``today()`` is past it, a
+        non-XML-RPC answer to an XML-RPC call is permanent."""
         self._http = http
+        self._xmlrpc_sunset = xmlrpc_sunset
+        self._today = today
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._gate = gate
@@ -83,51 +106,45 @@ class KeapClient:
                 store=token_store,
                 report=self._report,
             )
+        self._lookups = KeapLookups(self._call, user_id=user_id)
 
     async def upsert_contact(self, fields: ContactFields) -> int:
-        """Create or update the contact by email (REST); its Keap id."""
+        """Create or update the contact by email (REST); its Keap id.
+
+        Keap takes a contact's company by id only: a company name is first resolved to
+        its company, which is created when missing.
+        """
+        company_id = fields.company_id
+        if company_id is None and fields.company:
+            company_id = await self._lookups.company_id(fields.company)
         payload = await self._call(
             "contact.upsert",
             "PUT",
             "/rest/v1/contacts",
             read_json,
-            json_body=rest_upsert_body(fields),
+            json_body=rest_upsert_body(fields, company_id),
         )
         contact_id = payload.get("id") if isinstance(payload, dict) else None
         return _contact_id("contact.upsert", contact_id)
 
-    async def upsert_contact_xmlrpc(self, fields: ContactFields) -> int:
-        """The XML-RPC fallback of upsert_contact (no custom fields or opt-in reason)."""
-        value = await self._xmlrpc(
-            "contact.upsert_xmlrpc",
-            "ContactService.addWithDupCheck",
-            xmlrpc_contact_struct(fields),
-            "Email",
-        )
-        return _contact_id("contact.upsert_xmlrpc", value)
-
     async def run_action_set(self, contact_id: int, action_set_id: int) -> None:
-        operation = "action_set.run"
-        results = await self._xmlrpc(
-            operation, "ContactService.runActionSequence", int(contact_id), int(action_set_id)
+        await self._xmlrpc(
+            "action_set.run",
+            read_action_set_results,
+            "ContactService.runActionSequence",
+            int(contact_id),
+            int(action_set_id),
         )
-        if not isinstance(results, list):
-            raise KeapPermanentError(operation, f"expected a list of results, got {_kind(results)}")
-        failed = [r for r in results if isinstance(r, dict) and _is_true(r.get("isError"))]
-        if failed:
-            reasons = "; ".join(f"{r.get('Action')}: {r.get('Message')}" for r in failed)
-            raise KeapPermanentError(
-                operation, f"action set {action_set_id} reported errors: {reasons}"
-            )
 
     async def add_tags(self, contact_id: int, tag_ids: Sequence[int]) -> None:
+        """One v1 call for all the tags; a 200 can still refuse one (``read_tag_results``)."""
         if not tag_ids:
             return
         await self._call(
             "tags.add",
             "POST",
             f"/rest/v1/contacts/{int(contact_id)}/tags",
-            expect_success,
+            read_tag_results,
             json_body={"tagIds": [int(tag_id) for tag_id in tag_ids]},
         )
 
@@ -146,36 +163,49 @@ class KeapClient:
         await self._call("sequence.remove", "DELETE", path, expect_success)
 
     async def send_email_template(self, contact_id: int, template_id: int) -> None:
-        operation = "email_template.send"
-        sent = await self._xmlrpc(
-            operation, "APIEmailService.sendEmail", [int(contact_id)], int(template_id)
+        """REST v2 ``templates:send`` (it answers 202), on behalf of the sending user."""
+        # Discovering the user id (once per process) is this step's first call; for a
+        # step that must not run twice it is then the one marked as sending: a crash
+        # during it leaves the email unsent and flagged, never sent twice.
+        user_id = await self._lookups.sender_user_id()
+        await self._call(
+            "email_template.send",
+            "POST",
+            "/rest/v2/emails/templates:send",
+            expect_success,
+            json_body={
+                "template_id": str(int(template_id)),
+                "contact_ids": [str(int(contact_id))],
+                "user_id": str(user_id),
+            },
         )
-        if sent is not True:
-            raise KeapPermanentError(
-                operation, f"Keap did not send template {template_id} (answered {sent!r:.40})"
-            )
 
     async def achieve_goal(
         self, contact_id: int, integration: str, call_name: str
     ) -> list[dict[str, Any]]:
-        """Each goal's result; ``success`` false in one is Keap's answer, not an error here."""
-        operation = "goal.achieve"
+        """Each campaign's result; a goal that started no campaign is a permanent failure."""
         path = f"/rest/v1/campaigns/goals/{quote(integration, safe='')}/{quote(call_name, safe='')}"
-        results = await self._call(
-            operation, "POST", path, read_json, json_body={"contact_id": int(contact_id)}
+        return await self._call(
+            "goal.achieve",
+            "POST",
+            path,
+            goal_results_reader(integration, call_name),
+            json_body={"contact_id": int(contact_id)},
         )
-        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-            raise KeapPermanentError(operation, f"expected a list of results, got {_kind(results)}")
-        return results
 
     async def probe_auth(self) -> None:
         """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual)."""
         await self._call("auth.probe", "GET", "/rest/v1/account/profile", expect_success)
 
-    async def _xmlrpc(self, operation: str, method_name: str, *params: Any) -> Any:
-        key = self._credentials.api_key if self._credentials.mode == "key" else XMLRPC_OAUTH_KEY
-        body = encode_call(method_name, (key, *params))
-        return await self._call(operation, "POST", XMLRPC_PATH, read_xmlrpc, content=body)
+    async def _xmlrpc(
+        self, operation: str, read: ReplyReader[T], method_name: str, *params: Any
+    ) -> T:
+        # The credential travels in a header (X-Keap-API-Key or the bearer); the key
+        # parameter is a placeholder, so the secret never sits in a request body.
+        body = encode_call(method_name, (XMLRPC_KEY_PLACEHOLDER, *params))
+        if self._xmlrpc_sunset is not None and self._today() > self._xmlrpc_sunset:
+            read = functools.partial(read_after_sunset, read=read, sunset=self._xmlrpc_sunset)
+        return await self._call(operation, "POST", XMLRPC_PATH, read, content=body)
 
     async def _call(
         self,
@@ -264,10 +294,6 @@ def _contact_id(operation: str, value: Any) -> int:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     raise KeapPermanentError(operation, f"expected a contact id, got {_kind(value)}")
-
-
-def _is_true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1"))
 
 
 def _kind(value: Any) -> str:

@@ -1,6 +1,5 @@
-"""A contact's fields in the two shapes Keap takes them: the REST v1 upsert body and the
-XML-RPC ``addWithDupCheck`` struct. Fields with no value are left out, so an upsert never
-blanks what Keap already holds."""
+"""A contact's fields as the REST v1 upsert body. Fields with no value are left out, so an
+upsert never blanks what Keap already holds."""
 
 from __future__ import annotations
 
@@ -9,7 +8,8 @@ from typing import Any
 from app.keap.models import ContactFields
 
 
-def rest_upsert_body(fields: ContactFields) -> dict[str, Any]:
+def rest_upsert_body(fields: ContactFields, company_id: int | None = None) -> dict[str, Any]:
+    """``company_id``: the contact's company, which Keap takes by reference only."""
     body: dict[str, Any] = {
         "duplicate_option": "Email",
         "email_addresses": [{"email": fields.email, "field": "EMAIL1"}],
@@ -20,8 +20,8 @@ def rest_upsert_body(fields: ContactFields) -> dict[str, Any]:
         body["family_name"] = fields.family_name
     if fields.phone:
         body["phone_numbers"] = [{"number": fields.phone, "field": "PHONE1"}]
-    if fields.company:
-        body["company"] = {"company_name": fields.company}
+    if company_id is not None:
+        body["company"] = {"id": int(company_id)}
     if fields.opt_in_reason:
         body["opt_in_reason"] = fields.opt_in_reason
     custom = [
@@ -32,16 +32,3 @@ def rest_upsert_body(fields: ContactFields) -> dict[str, Any]:
     if custom:
         body["custom_fields"] = custom
     return body
-
-
-def xmlrpc_contact_struct(fields: ContactFields) -> dict[str, str]:
-    """The fallback's struct. XML-RPC names custom fields ("_Name"), not ids, and opts in
-    through another call, so custom fields and the opt-in reason are REST-only."""
-    named = {
-        "Email": fields.email,
-        "FirstName": fields.given_name,
-        "LastName": fields.family_name,
-        "Phone1": fields.phone,
-        "Company": fields.company,
-    }
-    return {name: value for name, value in named.items() if value}

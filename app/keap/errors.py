@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any, Literal
 
 import httpx
@@ -18,6 +19,11 @@ import httpx
 from app.keap.throttle import retry_after_seconds, throttled_retry_after
 
 DETAIL_LIMIT = 300
+ACTION_SET_MIGRATION_DOC = "docs/action-sets.md"
+# After the sunset, the gateway's own answers about the credential and the rate still
+# mean what they meant (they come before any routing to the retired service).
+_GATEWAY_STATUSES = frozenset({401, 403, 429})
+_RETIRED_STATUSES = frozenset({404, 410, 503})
 _SCAN_LIMIT = 64 * 1024
 REDACTED = "[redacted]"
 
@@ -86,6 +92,11 @@ class KeapPermanentError(KeapError):
     """Retrying the same call cannot succeed: bad ids, bad input, unusable answers."""
 
 
+class KeapRetiredError(KeapPermanentError):
+    """Keap's XML-RPC API answered as a retired API after its sunset date: no retry and no
+    replay can run the call again (an action set has no REST form)."""
+
+
 class KeapAuthError(KeapError):
     """The credential was rejected, or the app is inactive: pause delivery and probe."""
 
@@ -145,6 +156,31 @@ def classify_xmlrpc_fault(operation: str, code: int, message: str) -> KeapError:
     # Everything else, "Failed to parse XML-RPC request: Premature end of file" (code 0)
     # included, is about the request: resending the same bytes gets the same fault.
     return KeapPermanentError(operation, detail)
+
+
+def classify_retired_xmlrpc(
+    operation: str, status: int, body: bytes, sunset: date
+) -> KeapRetiredError | None:
+    """After the XML-RPC sunset date: an answer that is not XML-RPC (a 404, 410 or 503; an
+    HTML or JSON page in any status) means the API is gone, not browned out. Keap has not
+    published what a retired endpoint answers, so anything but a methodResponse counts —
+    except the gateway's credential and rate answers (401, 403, 429, Developer Inactive),
+    which are classified as always. None: classify the answer as usual."""
+    if status in _GATEWAY_STATUSES:
+        return None
+    text = _decode(body)
+    if _says_developer_inactive(text):
+        return None
+    if status not in _RETIRED_STATUSES and not _is_foreign(text, "xmlrpc"):
+        return None
+    answered = _excerpt_to(_http_detail(status, text), 90)
+    return KeapRetiredError(
+        operation,
+        f"Keap retired XML-RPC ({sunset.isoformat()}, RELAY_KEAP_XMLRPC_SUNSET), the only "
+        "way to run an action set: rebuild it as an API goal or as tag, sequence and email "
+        f"actions ({ACTION_SET_MIGRATION_DOC}). Keap answered {answered}",
+        status_code=status,
+    )
 
 
 def classify_transport_error(operation: str, exc: httpx.HTTPError) -> KeapTransientError:
@@ -246,4 +282,8 @@ def _decode(body: bytes) -> str:
 
 
 def _excerpt(text: str) -> str:
-    return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
+    return _excerpt_to(text, DETAIL_LIMIT)
+
+
+def _excerpt_to(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -40,7 +40,8 @@ class ContactFields:
     given_name: str | None = None
     family_name: str | None = None
     phone: str | None = None
-    company: str | None = None
+    company: str | None = None  # a name: resolved to the company's id before the upsert
+    company_id: int | None = None  # a Keap company id, used as it is (wins over the name)
     opt_in_reason: str | None = None
     custom_fields: Mapping[int, Any] = field(default_factory=dict)
 

@@ -1,19 +1,64 @@
-"""How long Keap asks us to wait: ``Retry-After`` first, else what its throttle headers imply."""
+"""Keap's rate headers, read once: how long Keap asks us to wait, and what is left.
+
+The one parser of the ``x-keap-*`` headers; the error classifier (``errors``) and the
+shared rate gate (``app.delivery.gate``) both read them through ``read_throttle``.
+
+What Keap sends (https://developer.infusionsoft.com/api-token-quota-and-usage-measurements,
+and community clients that log the live headers; see docs/keap-api.md):
+
+- ``x-keap-product-throttle-{limit,time-unit,interval,available,used}``: the credential's
+  per-minute window; the unit a lower-case word (``minute``).
+- ``x-keap-product-quota-{…,expiry-time}``: the credential's daily quota; ``expiry-time``
+  an integer time code, epoch milliseconds in practice.
+- ``x-keap-tenant-throttle-{limit,time-unit,interval,available,used}``: the limits of the
+  whole Keap app (all its clients together, since June 2026). Each value may carry
+  several windows, pipe-delimited and positionally aligned: ``10000|250000``,
+  ``minute|day``.
+- The spike arrest (per second) sends no header at all.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 KEAP_HEADER_PREFIX = "x-keap-"
 
 _UNIT_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
-# Epoch values above this are milliseconds (Keap's live headers send the quota expiry so,
-# the wire contract sends ISO-8601): 1e11 seconds is the year 5138.
+# Epoch values above this are milliseconds (what Keap sends): 1e11 seconds is the year 5138.
 _EPOCH_MILLIS_THRESHOLD = 1e11
+
+
+@dataclass(frozen=True)
+class ThrottleWindow:
+    """One window of Keap's limits, as its headers describe it."""
+
+    family: str  # "product-throttle", "product-quota" or "tenant-throttle"
+    seconds: float  # the window's length: time unit x interval
+    limit: int | None
+    available: int | None
+
+    @property
+    def spent(self) -> bool:
+        return self.available is not None and self.available <= 0
+
+    @property
+    def daily(self) -> bool:
+        return self.seconds >= 86400.0
+
+
+@dataclass(frozen=True)
+class ThrottleState:
+    """Everything a response's rate headers say; absent headers leave their part None."""
+
+    throttle: ThrottleWindow | None  # the credential's per-minute window
+    quota: ThrottleWindow | None  # the credential's daily quota
+    quota_resets_at: float | None  # epoch seconds, from x-keap-product-quota-expiry-time
+    tenant: tuple[ThrottleWindow, ...]  # the Keap app's windows, all clients together
 
 
 def keap_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -23,6 +68,33 @@ def keap_headers(headers: Mapping[str, str]) -> dict[str, str]:
         for name, value in headers.items()
         if name.lower().startswith(KEAP_HEADER_PREFIX)
     }
+
+
+def read_throttle(headers: Mapping[str, str]) -> ThrottleState:
+    found = keap_headers(headers)
+    expiry = found.get("x-keap-product-quota-expiry-time")
+    return ThrottleState(
+        throttle=_first(_windows(found, "product-throttle", "minute")),
+        quota=_first(_windows(found, "product-quota", "day")),
+        quota_resets_at=None if expiry is None else _parse_instant(expiry),
+        tenant=_windows(found, "tenant-throttle", "minute"),
+    )
+
+
+def spent_pause_seconds(state: ThrottleState, now: float) -> float | None:
+    """How long no call can succeed, by the headers alone; None when nothing is spent.
+
+    A spent daily window waits for its reset (the quota's expiry time; the tenant's day at
+    00:00 UTC, Keap's documented reset); a spent minute window waits for the window.
+    """
+    waits: list[float] = []
+    if state.quota is not None and state.quota.spent and state.quota_resets_at is not None:
+        waits.append(max(0.0, state.quota_resets_at - now))
+    for window in (state.throttle, *state.tenant):
+        if window is None or not window.spent:
+            continue
+        waits.append(_until_utc_midnight(now) if window.daily else window.seconds)
+    return max(waits) if waits else None
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -45,50 +117,70 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 
 
 def throttled_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """For a 429: Retry-After wins; else the throttle window when the per-minute budget is
-    spent, or the time to the quota reset when the daily quota is (the longer of the two)."""
+    """For a 429: Retry-After wins; else the longest wait a spent window implies."""
     explicit = retry_after_seconds(headers, now)
     if explicit is not None:
         return explicit
     now = time.time() if now is None else now
-    hints = [
-        hint
-        for hint in (_throttle_window_hint(headers), _quota_reset_hint(headers, now))
-        if hint is not None
-    ]
-    return max(hints) if hints else None
+    return spent_pause_seconds(read_throttle(headers), now)
 
 
-def _throttle_window_hint(headers: Mapping[str, str]) -> float | None:
-    if not _is_zero(_header(headers, "x-keap-product-throttle-available")):
-        return None
-    unit = (_header(headers, "x-keap-product-throttle-time-unit") or "minute").lower()
-    interval = _number(_header(headers, "x-keap-product-throttle-interval")) or 1.0
-    return _UNIT_SECONDS.get(unit, 60.0) * interval
+def _windows(
+    found: Mapping[str, str], family: str, default_unit: str
+) -> tuple[ThrottleWindow, ...]:
+    prefix = f"x-keap-{family}-"
+    columns = {
+        part: _split(found.get(prefix + part))
+        for part in ("limit", "time-unit", "interval", "available")
+    }
+    count = max((len(values) for values in columns.values()), default=0)
+    windows = []
+    for i in range(count):
+        unit = (_at(columns["time-unit"], i) or default_unit).lower()
+        interval = _number(_at(columns["interval"], i)) or 1.0
+        windows.append(
+            ThrottleWindow(
+                family=family,
+                seconds=_UNIT_SECONDS.get(unit, _UNIT_SECONDS[default_unit]) * interval,
+                limit=_integer(_at(columns["limit"], i)),
+                available=_integer(_at(columns["available"], i)),
+            )
+        )
+    return tuple(windows)
 
 
-def _quota_reset_hint(headers: Mapping[str, str], now: float) -> float | None:
-    if not _is_zero(_header(headers, "x-keap-product-quota-available")):
-        return None
-    expiry = _header(headers, "x-keap-product-quota-expiry-time")
-    if expiry is None:
-        return None
-    moment = _parse_instant(expiry)
-    return None if moment is None else max(0.0, moment - now)
+def _split(value: str | None) -> list[str]:
+    # An unauthenticated answer carries every name with a blank value: no window then.
+    if value is None or not value.strip():
+        return []
+    return [part.strip() for part in value.split("|")]
+
+
+def _at(values: list[str], index: int) -> str | None:
+    return values[index] if index < len(values) and values[index] else None
+
+
+def _first(windows: tuple[ThrottleWindow, ...]) -> ThrottleWindow | None:
+    return windows[0] if windows else None
 
 
 def _parse_instant(value: str) -> float | None:
-    """ISO-8601 (the wire contract) or epoch seconds/milliseconds (Keap's live headers)."""
+    """Epoch milliseconds (Keap's time code) or seconds; ISO-8601 is tolerated too."""
     number = _number(value)
     if number is not None:
         return number / 1000.0 if number > _EPOCH_MILLIS_THRESHOLD else number
     try:
-        moment = datetime.fromisoformat(value.strip())
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _until_utc_midnight(now: float) -> float:
+    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (today + timedelta(days=1)).timestamp() - now
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -107,6 +199,6 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def _is_zero(value: str | None) -> bool:
+def _integer(value: str | None) -> int | None:
     number = _number(value)
-    return number is not None and number <= 0
+    return None if number is None else int(number)

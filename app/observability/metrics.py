@@ -46,6 +46,13 @@ class Metrics:
             ["operation", "code"],
             registry=self.registry,
         )
+        self.keap_xmlrpc_calls = Counter(
+            "relay_keap_xmlrpc_calls",
+            "Calls sent to Keap's XML-RPC API (retired on RELAY_KEAP_XMLRPC_SUNSET), by "
+            "operation and HTTP status",
+            ["operation", "code"],
+            registry=self.registry,
+        )
         self.keap_duration = Histogram(
             "relay_keap_request_duration_seconds",
             "Duration of calls to Infusionsoft",

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.config.models import ContactMapping, RelayConfig, Route
-from app.store.base import EventStatus, PlannedStep
+from app.store.base import CONTACT_UPSERT, EventStatus, PlannedStep
 
-CONTACT_UPSERT = "contact.upsert"
+__all__ = ["CONTACT_UPSERT", "EventPlan", "matching_routes", "plan_event", "resolve_contact"]
 
 
 @dataclass(slots=True)  # not frozen: made on every webhook (see PlannedStep)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -11,6 +12,7 @@ EventStatus = Literal["pending", "delivered", "dead", "ignored"]
 # "sending": a call that must not run twice was sent and its answer not yet recorded.
 StepStatus = Literal["pending", "sending", "done", "failed"]
 EVENT_STATUSES: tuple[EventStatus, ...] = ("pending", "delivered", "dead", "ignored")
+CONTACT_UPSERT = "contact.upsert"  # the action of the step that finds or makes the contact
 
 
 # The records made for every webhook (PlannedStep, NewEvent, Inserted) are plain slotted
@@ -95,6 +97,26 @@ class EventRecord:
     history: list[AttemptRecord] = field(default_factory=list)
 
 
+def is_dry_run_step(status: str, result: Any) -> bool:
+    """A step that was only recorded in dry-run: done, but nothing was sent."""
+    return status == "done" and isinstance(result, dict) and result.get("dry_run") is True
+
+
+@dataclass
+class Replanned:
+    """An event's plan under the current relay.yaml, with the steps that keep their state
+    (done or in flight under the old plan) already carried over."""
+
+    routes: list[str]
+    contact_email: str | None
+    steps: list[StepRecord]
+
+
+# Plans a stored event again (payload and steps loaded); None when the current relay.yaml
+# no longer delivers it (no route matches, or no email is found).
+Replanner = Callable[[EventRecord], Replanned | None]
+
+
 @dataclass(frozen=True)
 class EventFilter:
     status: str | None = None
@@ -139,7 +161,10 @@ class Store(Protocol):
         next_attempt_at: float | None,
         now: float,
     ) -> bool: ...
-    async def finish_event(self, event_id: str, worker_id: str, now: float) -> bool: ...
+    async def give_up_step(self, event_id: str, idx: int, worker_id: str, error: str) -> bool: ...
+    async def finish_event(
+        self, event_id: str, worker_id: str, now: float, *, dead_reason: str | None = None
+    ) -> bool: ...
     async def release_claim(
         self, event_id: str, worker_id: str, next_attempt_at: float
     ) -> None: ...
@@ -160,9 +185,23 @@ class Store(Protocol):
         self, flt: EventFilter, limit: int, before_seq: int | None
     ) -> list[EventRecord]: ...
     async def get_event(self, event_id: str) -> EventRecord | None: ...
-    async def requeue(self, event_id: str, *, from_start: bool, now: float) -> bool: ...
+    async def requeue(
+        self,
+        event_id: str,
+        *,
+        from_start: bool,
+        now: float,
+        dry_run_steps: bool = False,
+        replan: Replanner | None = None,
+    ) -> bool: ...
     async def requeue_matching(
-        self, flt: EventFilter, now: float, *, from_start: bool = False
+        self,
+        flt: EventFilter,
+        now: float,
+        *,
+        from_start: bool = False,
+        dry_run_steps: bool = False,
+        replan: Replanner | None = None,
     ) -> int: ...
     async def count_by_status(self) -> dict[str, int]: ...
     async def purge_finished(self, before: float, batch: int) -> int: ...

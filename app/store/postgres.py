@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from app.store.base import (
     EventRecord,
     Inserted,
     NewEvent,
+    Replanner,
     StoredToken,
     StoreUnavailable,
 )
@@ -264,8 +266,17 @@ class PostgresStore:
             )
         )
 
-    async def finish_event(self, event_id: str, worker_id: str, now: float) -> bool:
-        return await self._transact(lambda c: queries.finish_event(c, PH, event_id, worker_id, now))
+    async def give_up_step(self, event_id: str, idx: int, worker_id: str, error: str) -> bool:
+        return await self._transact(
+            lambda c: queries.give_up_step(c, PH, event_id, idx, worker_id, error)
+        )
+
+    async def finish_event(
+        self, event_id: str, worker_id: str, now: float, *, dead_reason: str | None = None
+    ) -> bool:
+        return await self._transact(
+            lambda c: queries.finish_event(c, PH, event_id, worker_id, now, dead_reason)
+        )
 
     async def release_claim(self, event_id: str, worker_id: str, next_attempt_at: float) -> None:
         await self._transact(
@@ -303,13 +314,44 @@ class PostgresStore:
     async def get_event(self, event_id: str) -> EventRecord | None:
         return await self._transact(lambda c: queries.get_event(c, PH, event_id))
 
-    async def requeue(self, event_id: str, *, from_start: bool, now: float) -> bool:
-        return await self._transact(lambda c: queries.requeue(c, PH, event_id, from_start, now))
+    async def requeue(
+        self,
+        event_id: str,
+        *,
+        from_start: bool,
+        now: float,
+        dry_run_steps: bool = False,
+        replan: Replanner | None = None,
+    ) -> bool:
+        return await self._transact(
+            lambda c: queries.requeue(
+                c, PH, event_id, from_start, now, dry_run_steps=dry_run_steps, replan=replan
+            )
+        )
 
     async def requeue_matching(
-        self, flt: EventFilter, now: float, *, from_start: bool = False
+        self,
+        flt: EventFilter,
+        now: float,
+        *,
+        from_start: bool = False,
+        dry_run_steps: bool = False,
+        replan: Replanner | None = None,
     ) -> int:
-        return await self._transact(lambda c: queries.requeue_matching(c, PH, flt, now, from_start))
+        ids = await self._transact(lambda c: queries.requeue_candidates(c, PH, flt, dry_run_steps))
+        count = 0
+        for start in range(0, len(ids), queries.REQUEUE_BATCH):
+            requeue_batch = functools.partial(
+                queries.requeue_many,
+                ph=PH,
+                event_ids=ids[start : start + queries.REQUEUE_BATCH],
+                now=now,
+                from_start=from_start,
+                dry_run_steps=dry_run_steps,
+                replan=replan,
+            )
+            count += await self._transact(requeue_batch)
+        return count
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._transact(lambda c: queries.count_by_status(c, PH))

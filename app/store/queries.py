@@ -13,14 +13,17 @@ from typing import Any
 import orjson
 
 from app.store.base import (
+    CONTACT_UPSERT,
     AttemptRecord,
     EventFilter,
     EventRecord,
     Inserted,
     NewEvent,
     PlannedStep,
+    Replanner,
     StepRecord,
     StoredToken,
+    is_dry_run_step,
 )
 
 Conn = Any  # sqlite3.Connection or psycopg.Connection: both have .execute(sql, params)
@@ -276,15 +279,33 @@ def fail_step(
     return True
 
 
-def finish_event(conn: Conn, ph: str, event_id: str, worker_id: str, now: float) -> bool:
+def give_up_step(conn: Conn, ph: str, event_id: str, idx: int, worker_id: str, error: str) -> bool:
+    """Record a step as failed for good while the event goes on with its other steps (it
+    ends ``dead`` with this reason: see ``finish_event``)."""
+    if not _holds_claim(conn, ph, event_id, worker_id):
+        return False
+    steps = _load_steps(conn, ph, event_id)
+    steps[idx].update(status="failed", attempts=steps[idx]["attempts"] + 1, last_error=error)
+    conn.execute(
+        sql("UPDATE events SET steps = ?, last_error = ? WHERE id = ?", ph),
+        (_dumps(steps), error, event_id),
+    )
+    return True
+
+
+def finish_event(
+    conn: Conn, ph: str, event_id: str, worker_id: str, now: float, dead_reason: str | None
+) -> bool:
+    """Every step has run: ``delivered``, or ``dead`` with ``dead_reason`` when a step was
+    given up on the way."""
     cursor = conn.execute(
         sql(
-            "UPDATE events SET status = 'delivered', attempts = attempts + 1, last_error = NULL, "
+            "UPDATE events SET status = ?, attempts = attempts + 1, last_error = ?, "
             "next_attempt_at = NULL, claimed_by = NULL, claim_expires_at = NULL, updated_at = ? "
             "WHERE id = ? AND claimed_by = ? AND status = 'pending'",
             ph,
         ),
-        (now, event_id, worker_id),
+        ("dead" if dead_reason else "delivered", dead_reason, now, event_id, worker_id),
     )
     return bool(cursor.rowcount == 1)
 
@@ -516,54 +537,131 @@ def _event_from_row(row: Any, with_payload: bool) -> EventRecord:
     )
 
 
-def requeue(conn: Conn, ph: str, event_id: str, from_start: bool, now: float) -> bool:
-    cursor = conn.execute(
+def requeue(
+    conn: Conn,
+    ph: str,
+    event_id: str,
+    from_start: bool,
+    now: float,
+    dry_run_steps: bool = False,
+    replan: Replanner | None = None,
+) -> bool:
+    """Make the event pending again with its unfinished steps to run: also every step
+    (``from_start``), or the steps only recorded in dry-run (``dry_run_steps``); with
+    ``replan``, under the plan it returns, keeping the state of the steps it carries over.
+
+    False when the event is missing or ignored, when ``replan`` finds nothing to deliver,
+    or — for a replan or dry-run replay, which rewrite steps — while a worker holds it.
+    """
+    lock = " FOR UPDATE" if ph == POSTGRES else ""
+    row = conn.execute(
+        sql("SELECT status, claimed_by, claim_expires_at FROM events WHERE id = ?" + lock, ph),
+        (event_id,),
+    ).fetchone()
+    if row is None or row["status"] == "ignored":
+        return False
+    rewrites = dry_run_steps or replan is not None
+    if rewrites and row["claimed_by"] is not None and (row["claim_expires_at"] or 0) >= now:
+        return False  # being delivered right now: its steps are the worker's
+    record = _load_events(conn, ph, [event_id], with_payload=replan is not None)[0]
+    for step in record.steps:
+        if dry_run_steps and is_dry_run_step(step.status, step.result):
+            step.status, step.result = "pending", None
+        elif from_start or step.status == "failed":
+            step.status = "pending"
+    routes, email = record.routes, record.contact_email
+    if replan is not None:
+        replanned = replan(record)
+        if replanned is None:
+            return False
+        routes, email, record.steps = replanned.routes, replanned.contact_email, replanned.steps
+    conn.execute(
         sql(
             "UPDATE events SET status = 'pending', next_attempt_at = ?, first_failure_at = NULL, "
-            "claimed_by = NULL, claim_expires_at = NULL, updated_at = ? "
-            "WHERE id = ? AND status <> 'ignored'",
+            "claimed_by = NULL, claim_expires_at = NULL, updated_at = ?, steps = ?, routes = ?, "
+            "contact_email = ?, contact_key = ?, contact_id = ? WHERE id = ?",
             ph,
         ),
-        (now, now, event_id),
+        (
+            now,
+            now,
+            _dumps([_step_json(step) for step in record.steps]),
+            _dumps(routes),
+            email,
+            email.lower() if email else None,
+            _known_contact_id(record.steps),
+            event_id,
+        ),
     )
-    if cursor.rowcount != 1:
-        return False
-    steps = _load_steps(conn, ph, event_id)
-    for step in steps:
-        if from_start or step["status"] == "failed":
-            step["status"] = "pending"
-    conn.execute(sql("UPDATE events SET steps = ? WHERE id = ?", ph), (_dumps(steps), event_id))
+    how = "from start" if from_start else "unfinished steps"
+    if dry_run_steps:
+        how += " and steps recorded in dry-run"
+    if replan is not None:
+        how += ", re-planned with the current relay.yaml"
     record_attempts(
-        conn,
-        ph,
-        [
-            AttemptRecord(
-                event_id,
-                None,
-                now,
-                0.0,
-                "replay",
-                "from start" if from_start else "unfinished steps",
-                None,
-                "replay",
-                None,
-            )
-        ],
+        conn, ph, [AttemptRecord(event_id, None, now, 0.0, "replay", how, None, "replay", None)]
     )
     return True
 
 
-def requeue_matching(
-    conn: Conn, ph: str, flt: EventFilter, now: float, from_start: bool = False
-) -> int:
+def _step_json(step: StepRecord) -> dict[str, Any]:
+    return {
+        "route": step.route,
+        "action": step.action,
+        "params": step.params,
+        "status": step.status,
+        "attempts": step.attempts,
+        "last_error": step.last_error,
+        "result": step.result,
+    }
+
+
+def _known_contact_id(steps: list[StepRecord]) -> int | None:
+    """The contact id a done upsert found; None until one has run (for real, after a
+    dry-run replay: the dry-run stand-in id must not stay on the event)."""
+    for step in steps:
+        if step.action == CONTACT_UPSERT and step.status == "done":
+            contact_id = step.result.get("contact_id") if isinstance(step.result, dict) else None
+            if isinstance(contact_id, int):
+                return contact_id
+    return None
+
+
+# A bulk replay is written this many events per transaction, so that on SQLite the writer
+# (which every webhook waits on) is never held for a whole replay of thousands of events.
+REQUEUE_BATCH = 64
+
+
+def requeue_candidates(conn: Conn, ph: str, flt: EventFilter, dry_run_steps: bool) -> list[str]:
+    """The ids a bulk replay considers (with ``dry_run_steps``, only events that have a
+    step recorded in dry-run), oldest first."""
     where, params = _filter_clause(flt)
     rows = conn.execute(
-        sql(f"SELECT id FROM events WHERE {where} AND status <> 'ignored'", ph), params
+        sql(f"SELECT id, steps FROM events WHERE {where} AND status <> 'ignored' ORDER BY seq", ph),
+        params,
     ).fetchall()
-    count = 0
-    for row in rows:
-        count += requeue(conn, ph, row["id"], from_start, now)
-    return count
+    return [
+        row["id"]
+        for row in rows
+        if not dry_run_steps
+        or any(is_dry_run_step(s["status"], s["result"]) for s in json.loads(row["steps"]))
+    ]
+
+
+def requeue_many(
+    conn: Conn,
+    ph: str,
+    event_ids: list[str],
+    now: float,
+    from_start: bool = False,
+    dry_run_steps: bool = False,
+    replan: Replanner | None = None,
+) -> int:
+    """``requeue`` each event; the number made pending."""
+    return sum(
+        requeue(conn, ph, event_id, from_start, now, dry_run_steps, replan)
+        for event_id in event_ids
+    )
 
 
 def count_by_status(conn: Conn, ph: str) -> dict[str, int]:

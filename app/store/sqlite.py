@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import sqlite3
 import threading
@@ -27,6 +28,7 @@ from app.store.base import (
     EventRecord,
     Inserted,
     NewEvent,
+    Replanner,
     StoredToken,
     StoreUnavailable,
 )
@@ -307,8 +309,17 @@ class SQLiteStore:
             )
         )
 
-    async def finish_event(self, event_id: str, worker_id: str, now: float) -> bool:
-        return await self._write(lambda c: queries.finish_event(c, "?", event_id, worker_id, now))
+    async def give_up_step(self, event_id: str, idx: int, worker_id: str, error: str) -> bool:
+        return await self._write(
+            lambda c: queries.give_up_step(c, "?", event_id, idx, worker_id, error)
+        )
+
+    async def finish_event(
+        self, event_id: str, worker_id: str, now: float, *, dead_reason: str | None = None
+    ) -> bool:
+        return await self._write(
+            lambda c: queries.finish_event(c, "?", event_id, worker_id, now, dead_reason)
+        )
 
     async def release_claim(self, event_id: str, worker_id: str, next_attempt_at: float) -> None:
         await self._write(
@@ -346,13 +357,44 @@ class SQLiteStore:
     async def get_event(self, event_id: str) -> EventRecord | None:
         return await self._read(lambda c: queries.get_event(c, "?", event_id))
 
-    async def requeue(self, event_id: str, *, from_start: bool, now: float) -> bool:
-        return await self._write(lambda c: queries.requeue(c, "?", event_id, from_start, now))
+    async def requeue(
+        self,
+        event_id: str,
+        *,
+        from_start: bool,
+        now: float,
+        dry_run_steps: bool = False,
+        replan: Replanner | None = None,
+    ) -> bool:
+        return await self._write(
+            lambda c: queries.requeue(
+                c, "?", event_id, from_start, now, dry_run_steps=dry_run_steps, replan=replan
+            )
+        )
 
     async def requeue_matching(
-        self, flt: EventFilter, now: float, *, from_start: bool = False
+        self,
+        flt: EventFilter,
+        now: float,
+        *,
+        from_start: bool = False,
+        dry_run_steps: bool = False,
+        replan: Replanner | None = None,
     ) -> int:
-        return await self._write(lambda c: queries.requeue_matching(c, "?", flt, now, from_start))
+        ids = await self._read(lambda c: queries.requeue_candidates(c, "?", flt, dry_run_steps))
+        count = 0
+        for start in range(0, len(ids), queries.REQUEUE_BATCH):
+            requeue_batch = functools.partial(
+                queries.requeue_many,
+                ph="?",
+                event_ids=ids[start : start + queries.REQUEUE_BATCH],
+                now=now,
+                from_start=from_start,
+                dry_run_steps=dry_run_steps,
+                replan=replan,
+            )
+            count += await self._write(requeue_batch)
+        return count
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._read(lambda c: queries.count_by_status(c, "?"))

@@ -155,6 +155,7 @@ async def test_event_json_in_the_list(admin: httpx.AsyncClient, store: Store) ->
         "attempts": 0,
         "last_error": None,
         "params": {"contact_step": 0, "ids": [100]},
+        "dry_run": False,
     }
 
 

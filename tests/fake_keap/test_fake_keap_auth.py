@@ -47,19 +47,30 @@ def test_xmlrpc_rejects_a_bad_key_with_an_invalid_key_fault(
     assert fake.state.contacts == []
 
 
-def test_xmlrpc_accepts_the_key_as_first_parameter_without_a_header(
+def test_xmlrpc_reads_the_key_from_the_header_only(
     fake: FakeKeapServer, rpc: Callable[..., Any]
 ) -> None:
+    """A PAT/SAK authenticates XML-RPC by its header; the key parameter is a placeholder."""
     with httpx.Client(base_url=fake.base_url) as bare:
-        contact_id = rpc(
+        refused = rpc(
             "ContactService.addWithDupCheck",
             "key-good",
             {"Email": "a@x.test"},
             "Email",
             client=bare,
         )
+    with httpx.Client(base_url=fake.base_url, headers={"X-Keap-API-Key": "key-good"}) as keyed:
+        contact_id = rpc(
+            "ContactService.addWithDupCheck",
+            "placeholder",
+            {"Email": "a@x.test"},
+            "Email",
+            client=keyed,
+        )
 
+    assert isinstance(refused, xmlrpc.client.Fault) and refused.faultCode == 2
     assert fake.state.contact(contact_id) is not None
+    assert [r.auth for r in fake.state.requests] == ["none", "key"]
 
 
 def test_valid_keys_can_change_while_running(fake: FakeKeapServer, keap: httpx.Client) -> None:

@@ -32,11 +32,14 @@ def test_calls_over_the_per_second_ceiling_get_429_with_keap_headers(
         "status": "Request Throttled",
     }
     assert throttled.headers["Retry-After"] == "1"
-    assert throttled.headers["x-keap-product-spike-limit"] == "3"
+    assert "x-keap-product-spike-limit" not in throttled.headers  # the spike arrest is silent
+    assert throttled.headers["x-keap-product-throttle-time-unit"] == "minute"
     assert throttled.headers["x-keap-product-throttle-limit"] == "100"
     assert throttled.headers["x-keap-product-throttle-used"] == "3"
     assert throttled.headers["x-keap-product-throttle-available"] == "97"
-    assert throttled.headers["x-keap-product-quota-expiry-time"].endswith("T00:00:00Z")
+    expiry_ms = int(throttled.headers["x-keap-product-quota-expiry-time"])  # epoch ms
+    assert expiry_ms % 86_400_000 == 0 and 0 < expiry_ms / 1000 - time.time() <= 86400
+    assert throttled.headers["x-keap-tenant-throttle-time-unit"] == "minute|day"
     assert statuses[0].headers["x-keap-product-throttle-available"] == "99"
     assert [r.throttled for r in fake.state.requests] == [False, False, False, True]
 

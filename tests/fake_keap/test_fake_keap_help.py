@@ -41,7 +41,7 @@ def test_every_one_line_control_example_is_accepted(fake: FakeKeapServer) -> Non
     text = help_text()
     section = text[text.index("POST /_fake/config") : text.index("Example:")]
     examples = [json.loads(example) for example in json_objects(section)]
-    assert len(examples) == 8
+    assert len(examples) == 9
     examples += [body for _, body in FAILURES]
     for body in examples:
         answer = httpx.post(f"{fake.control_url}/config", json=body)

@@ -37,9 +37,11 @@ def test_upsert_creates_then_updates_the_same_contact(
             custom_fields=[{"id": 7, "content": "gold"}],
         ),
     )
+    company = keap.post("/rest/v2/companies", json={"company_name": "Acme"})
+    assert company.status_code == 201
     updated = keap.put(
         "/rest/v1/contacts",
-        json=upsert_body("ANN@x.test", family_name="Lee", company={"company_name": "Acme"}),
+        json=upsert_body("ANN@x.test", family_name="Lee", company={"id": company.json()["id"]}),
     )
 
     assert (created.status_code, updated.status_code) == (201, 200)
@@ -53,7 +55,54 @@ def test_upsert_creates_then_updates_the_same_contact(
         "Acme",
     )
     assert contact.custom_fields == {7: "gold"}
+    assert updated.json()["company"] == {"id": contact.company_id, "company_name": "Acme"}
     assert len(fake.state.contacts) == 1
+
+
+def test_a_company_is_referenced_by_id_only(fake: FakeKeapServer, keap: httpx.Client) -> None:
+    by_name = keap.put(
+        "/rest/v1/contacts", json=upsert_body("ann@x.test", company={"company_name": "Acme"})
+    )
+    unknown = keap.put("/rest/v1/contacts", json=upsert_body("ann@x.test", company={"id": 4242}))
+
+    assert by_name.status_code == 400 and "company.id" in by_name.json()["message"]
+    assert unknown.status_code == 400
+    assert fake.state.contacts == []
+
+
+def test_companies_are_found_by_exact_name_and_created(
+    fake: FakeKeapServer, keap: httpx.Client
+) -> None:
+    created = keap.post("/rest/v2/companies", json={"company_name": "Acme Ltd"})
+    found = keap.get("/rest/v2/companies", params={"filter": "company_name==Acme Ltd"})
+    other = keap.get("/rest/v2/companies", params={"filter": "company_name==Acme"})
+
+    assert created.status_code == 201
+    assert found.json()["companies"] == [{"id": created.json()["id"], "company_name": "Acme Ltd"}]
+    assert other.json()["companies"] == []
+    assert fake.state.companies == {int(created.json()["id"]): "Acme Ltd"}
+
+
+def test_email_templates_go_through_rest_v2_with_a_user_id(
+    fake: FakeKeapServer, keap: httpx.Client
+) -> None:
+    contact_id = create_contact(keap)
+    body = {"template_id": "55", "contact_ids": [str(contact_id)]}
+
+    without_user = keap.post("/rest/v2/emails/templates:send", json=body)
+    sent = keap.post("/rest/v2/emails/templates:send", json={**body, "user_id": "1"})
+
+    assert without_user.status_code == 400 and "user_id" in without_user.json()["message"]
+    assert (sent.status_code, sent.content) == (202, b"")
+    assert [(e.contact_id, e.template_id) for e in fake.state.emails_sent] == [(contact_id, 55)]
+
+
+def test_userinfo_names_the_credentials_user_or_refuses_a_userless_key(
+    fake: FakeKeapServer, keap: httpx.Client
+) -> None:
+    assert keap.get("/rest/v2/oauth/connect/userinfo").json()["sub"] == "1"
+    fake.state.configure(credential_user_id=None)
+    assert keap.get("/rest/v2/oauth/connect/userinfo").status_code == 403
 
 
 def test_xmlrpc_upsert_and_find_share_the_rest_contacts(
@@ -106,9 +155,11 @@ def test_email_goal_and_action_set_are_recorded(
     assert [(r.contact_id, r.action_set_id) for r in fake.state.action_set_runs] == [
         (contact_id, 42)
     ]
-    assert actions[0]["isError"] is False
+    assert actions[0]["IsError"] is False
     assert goal.status_code == 200
-    assert goal.json()[0]["success"] is True
+    assert goal.json() == [
+        {"campaign_id": 1, "goal_id": 1, "message": "Goal achieved", "success": True}
+    ]
     assert [(g.integration, g.call_name, g.contact_id) for g in fake.state.goals_achieved] == [
         ("shop", "purchase", contact_id)
     ]
@@ -124,13 +175,15 @@ def test_strict_ids_refuse_unknown_tags_action_sets_and_templates(
     unknown_set = rpc("ContactService.runActionSequence", "key", contact_id, 43)
     unknown_template = rpc("APIEmailService.sendEmail", "key", [contact_id], 56)
 
-    assert unknown_tag.status_code == 404
-    assert fake.state.tags_of(contact_id) == set()
+    # Keap answers 200 for the call and a status per tag: the known one is applied.
+    assert unknown_tag.status_code == 200
+    assert unknown_tag.json() == [{"101": "SUCCESS"}, {"999": "TAG_ID_NOT_FOUND"}]
+    assert fake.state.tags_of(contact_id) == {101}
     for fault in (unknown_set, unknown_template):
         assert isinstance(fault, xmlrpc.client.Fault)
         assert fault.faultCode == 5
         assert fault.faultString.startswith("[RecordNotFound]")
-    assert rpc("ContactService.runActionSequence", "key", contact_id, 42)[0]["isError"] is False
+    assert rpc("ContactService.runActionSequence", "key", contact_id, 42)[0]["IsError"] is False
 
 
 def test_unknown_contacts_and_malformed_bodies_are_refused(

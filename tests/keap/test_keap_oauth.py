@@ -201,8 +201,9 @@ async def test_concurrent_401s_share_one_refresh(harness: Harness, keap: respx.M
     store = MemoryTokenStore(StoredToken("refresh-7", "revoked", in_hours(20), ENV_HASH))
 
     def tags_endpoint(request: httpx.Request) -> httpx.Response:
-        ok = bearer_of(request) != "revoked"
-        return httpx.Response(200 if ok else 401, json={"message": "Invalid Access Token"})
+        if bearer_of(request) == "revoked":
+            return httpx.Response(401, json={"message": "Invalid Access Token"})
+        return httpx.Response(200, json=[{"2": "SUCCESS"}])
 
     refresh = keap.post(TOKEN_URL).mock(return_value=token_answer("access-8", "refresh-8"))
     keap.route(method="POST", url__regex=rf"{BASE_URL}/rest/v1/contacts/\d+/tags").mock(
@@ -221,11 +222,11 @@ async def test_an_invalid_key_fault_with_oauth_refreshes_and_retries(
     def xmlrpc_endpoint(request: httpx.Request) -> httpx.Response:
         if bearer_of(request) == "revoked":
             return xmlrpc_fault(2, "[InvalidKey]Invalid Key")
-        return xmlrpc_answer(True)
+        return xmlrpc_answer([])
 
     keap.post(TOKEN_URL).mock(return_value=token_answer("access-8", "refresh-8"))
     route = keap.post(XMLRPC_URL).mock(side_effect=xmlrpc_endpoint)
-    await harness.client(OAUTH_CREDENTIALS, store).send_email_template(1, 2)
+    await harness.client(OAUTH_CREDENTIALS, store).run_action_set(1, 2)
     assert route.call_count == 2
 
 

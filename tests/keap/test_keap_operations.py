@@ -38,7 +38,7 @@ FULL_CONTACT = ContactFields(
     given_name="Ada",
     family_name="Lovelace",
     phone="+44 20 7946 0000",
-    company="Analytical Engines",
+    company_id=31,
     opt_in_reason="Bought from the shop",
     custom_fields={17: "gold", 23: 4},
 )
@@ -61,7 +61,7 @@ async def test_upsert_contact_sends_the_rest_upsert(
         "given_name": "Ada",
         "family_name": "Lovelace",
         "phone_numbers": [{"number": "+44 20 7946 0000", "field": "PHONE1"}],
-        "company": {"company_name": "Analytical Engines"},
+        "company": {"id": 31},
         "opt_in_reason": "Bought from the shop",
         "custom_fields": [{"id": 17, "content": "gold"}, {"id": 23, "content": 4}],
     }
@@ -86,60 +86,131 @@ async def test_upsert_contact_without_an_id_is_permanent(
         await harness.client().upsert_contact(FULL_CONTACT)
 
 
-async def test_upsert_contact_xmlrpc_sends_add_with_dup_check(
+COMPANIES = f"{BASE_URL}/rest/v2/companies"
+
+
+async def test_a_company_name_is_sent_as_the_found_companys_id(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
-    route = keap.post(XMLRPC_URL).mock(return_value=xmlrpc_answer(48872))
-    assert await harness.client().upsert_contact_xmlrpc(FULL_CONTACT) == 48872
-    request = route.calls.last.request
-    assert request.headers["Content-Type"] == "text/xml"
-    params, method = xmlrpc_request(request)
-    assert method == "ContactService.addWithDupCheck"
-    assert params == (
-        API_KEY,
-        {
-            "Email": "ada@example.com",
-            "FirstName": "Ada",
-            "LastName": "Lovelace",
-            "Phone1": "+44 20 7946 0000",
-            "Company": "Analytical Engines",
-        },
-        "Email",
+    found = keap.get(COMPANIES).respond(
+        200, json={"companies": [{"id": "77", "company_name": "Analytical  Engines"}]}
     )
+    created = keap.post(COMPANIES).respond(201, json={"id": "78"})
+    upsert = keap.put(f"{BASE_URL}/rest/v1/contacts").respond(200, json={"id": 5})
+    client = harness.client()
+    named = ContactFields(email="ada@example.com", company="Analytical Engines")
+    await client.upsert_contact(named)
+    await client.upsert_contact(named)  # the id is kept: no second lookup
+    assert found.call_count == 1 and created.call_count == 0
+    query = found.calls.last.request.url.params
+    assert query["filter"] == "company_name==Analytical Engines"
+    assert json.loads(upsert.calls.last.request.content)["company"] == {"id": 77}
+    assert [c.operation for c in harness.calls] == [
+        "company.find",
+        "contact.upsert",
+        "contact.upsert",
+    ]
+
+
+async def test_a_missing_company_is_created_once_even_when_the_answer_is_lost(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    companies: list[dict[str, str]] = []
+
+    def create(request: httpx.Request) -> httpx.Response:
+        companies.append({"id": "90", **json.loads(request.content)})
+        raise httpx.ReadTimeout("the answer never came")
+
+    keap.get(COMPANIES).mock(
+        side_effect=lambda _: httpx.Response(200, json={"companies": companies})
+    )
+    keap.post(COMPANIES).mock(side_effect=create)
+    upsert = keap.put(f"{BASE_URL}/rest/v1/contacts").respond(200, json={"id": 5})
+    client = harness.client()
+    named = ContactFields(email="ada@example.com", company="Difference Engines")
+    with pytest.raises(KeapTransientError):
+        await client.upsert_contact(named)
+    await client.upsert_contact(named)  # the retry finds what the lost create made
+    assert companies == [{"id": "90", "company_name": "Difference Engines"}]
+    assert json.loads(upsert.calls.last.request.content)["company"] == {"id": 90}
+
+
+async def test_a_company_id_is_sent_without_a_lookup(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    upsert = keap.put(f"{BASE_URL}/rest/v1/contacts").respond(200, json={"id": 5})
+    fields = ContactFields(email="ada@example.com", company="ignored", company_id=12)
+    await harness.client().upsert_contact(fields)
+    assert json.loads(upsert.calls.last.request.content)["company"] == {"id": 12}
+    assert [c.operation for c in harness.calls] == ["contact.upsert"]
 
 
 async def test_run_action_set_sends_run_action_sequence(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
     route = keap.post(XMLRPC_URL).mock(
-        return_value=xmlrpc_answer([{"Action": "Apply tag", "Message": "ok", "isError": False}])
+        return_value=xmlrpc_answer([{"Action": "Apply tag", "Message": "ok", "IsError": False}])
     )
     await harness.client().run_action_set(48872, 42)
-    params, method = xmlrpc_request(route.calls.last.request)
+    request = route.calls.last.request
+    params, method = xmlrpc_request(request)
     assert method == "ContactService.runActionSequence"
-    assert params == (API_KEY, 48872, 42)
+    # The key authenticates in the header; the body carries a placeholder, never the key.
+    assert request.headers["X-Keap-API-Key"] == API_KEY
+    assert params[1:] == (48872, 42) and API_KEY.encode() not in request.content
     assert b"<int>48872</int>" in route.calls.last.request.content
 
 
+@pytest.mark.parametrize("flag", ["IsError", "isError", "ISERROR"])
 async def test_an_action_set_result_with_an_error_is_permanent(
-    harness: Harness, keap: respx.MockRouter
+    harness: Harness, keap: respx.MockRouter, flag: str
 ) -> None:
     keap.post(XMLRPC_URL).mock(
         return_value=xmlrpc_answer(
             [
-                {"Action": "Apply tag", "Message": "ok", "isError": False},
-                {"Action": "Send email", "Message": "template missing", "isError": True},
+                {"Action": "Apply tag", "Message": "ok", flag: False},
+                {"Action": "Send email", "Message": "template missing", flag: True},
             ]
         )
     )
-    with pytest.raises(KeapPermanentError, match="Send email: template missing"):
+    with pytest.raises(KeapPermanentError, match="Send email: template missing") as caught:
         await harness.client().run_action_set(48872, 42)
+    assert harness.calls[-1].error == caught.value.detail  # the call itself shows the failure
 
 
-async def test_add_tags_posts_tag_ids(harness: Harness, keap: respx.MockRouter) -> None:
-    route = keap.post(f"{BASE_URL}/rest/v1/contacts/48872/tags").respond(200, json=[])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [{"101": "SUCCESS"}, {"102": "SUCCESS"}],  # v1: entries of tag id → status
+        {"101": "SUCCESS", "102": "DUPLICATE"},  # the same as one object; already applied
+        {"results": {"101": "SUCCESS", "102": "SUCCESS"}},  # v2 :applyTags
+        [],
+    ],
+)
+async def test_add_tags_posts_tag_ids(
+    harness: Harness, keap: respx.MockRouter, answer: object
+) -> None:
+    route = keap.post(f"{BASE_URL}/rest/v1/contacts/48872/tags").respond(200, json=answer)
     await harness.client().add_tags(48872, [101, 102])
     assert json.loads(route.calls.last.request.content) == {"tagIds": [101, 102]}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [{"101": "SUCCESS"}, {"102": "TAG_ID_NOT_FOUND"}],
+        [{"101": "DUPLICATE"}, {"102": "FAILURE"}],
+        {"101": "SUCCESS", "102": "CONTACT_NOT_FOUND"},
+    ],
+)
+async def test_a_tag_refused_inside_a_200_is_permanent(
+    harness: Harness, keap: respx.MockRouter, answer: object
+) -> None:
+    keap.post(f"{BASE_URL}/rest/v1/contacts/48872/tags").respond(200, json=answer)
+    with pytest.raises(KeapPermanentError, match="tag 102") as caught:
+        await harness.client().add_tags(48872, [101, 102])
+    assert caught.value.status_code == 200
+    assert harness.calls[-1].error == caught.value.detail
 
 
 async def test_add_no_tags_makes_no_call(harness: Harness, keap: respx.MockRouter) -> None:
@@ -164,32 +235,111 @@ async def test_sequences_are_added_and_removed(harness: Harness, keap: respx.Moc
     assert added.calls.last.request.content == b""
 
 
-async def test_send_email_template_sends_send_email(
-    harness: Harness, keap: respx.MockRouter
-) -> None:
-    route = keap.post(XMLRPC_URL).mock(return_value=xmlrpc_answer(True))
-    await harness.client().send_email_template(48872, 55)
-    params, method = xmlrpc_request(route.calls.last.request)
-    assert method == "APIEmailService.sendEmail"
-    assert params == (API_KEY, [48872], 55)
+TEMPLATES_SEND = f"{BASE_URL}/rest/v2/emails/templates:send"
+USERINFO = f"{BASE_URL}/rest/v2/oauth/connect/userinfo"
 
 
-async def test_an_email_keap_declines_to_send_is_permanent(
+async def test_send_email_template_goes_through_rest_v2_with_the_configured_user(
+    http: httpx.AsyncClient, keap: respx.MockRouter
+) -> None:
+    route = keap.post(TEMPLATES_SEND).respond(202)
+    userinfo = keap.get(USERINFO).respond(200, json={"sub": "3"})
+    xmlrpc = keap.post(XMLRPC_URL).respond(500)
+    client = KeapClient(
+        http, base_url=BASE_URL, token_url=TOKEN_URL, credentials=KEY_CREDENTIALS, user_id=9
+    )
+    await client.send_email_template(48872, 55)
+    assert json.loads(route.calls.last.request.content) == {
+        "template_id": "55",
+        "contact_ids": ["48872"],
+        "user_id": "9",
+    }
+    assert userinfo.call_count == 0 and xmlrpc.call_count == 0
+
+
+async def test_without_a_configured_user_the_credentials_user_is_asked_once(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
-    keap.post(XMLRPC_URL).mock(return_value=xmlrpc_answer(False))
-    with pytest.raises(KeapPermanentError, match="template 55"):
+    route = keap.post(TEMPLATES_SEND).respond(202)
+    userinfo = keap.get(USERINFO).respond(200, json={"sub": "12345", "id": "99999"})
+    client = harness.client()
+    await client.send_email_template(1, 55)
+    await client.send_email_template(2, 55)
+    assert userinfo.call_count == 1
+    assert json.loads(route.calls.last.request.content)["user_id"] == "12345"
+    assert [c.operation for c in harness.calls] == [
+        "user.discover",
+        "email_template.send",
+        "email_template.send",
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(403, json={"message": "Forbidden"}),
+        httpx.Response(404, json={"message": "Not Found"}),
+        httpx.Response(200, json={}),
+    ],
+)
+async def test_a_user_keap_will_not_name_fails_permanently_naming_the_setting(
+    harness: Harness, keap: respx.MockRouter, answer: httpx.Response
+) -> None:
+    keap.get(USERINFO).mock(return_value=answer)
+    send = keap.post(TEMPLATES_SEND).respond(202)
+    with pytest.raises(KeapPermanentError, match="RELAY_KEAP_USER_ID"):
+        await harness.client().send_email_template(1, 55)
+    assert send.call_count == 0
+
+
+async def test_a_lost_userinfo_answer_is_retried_not_taken_for_a_sent_email(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    keap.get(USERINFO).mock(side_effect=httpx.ReadTimeout("no answer"))
+    send = keap.post(TEMPLATES_SEND).respond(202)
+    with pytest.raises(KeapTransientError) as caught:
+        await harness.client().send_email_template(1, 55)
+    assert caught.value.maybe_applied is False and send.call_count == 0
+
+
+async def test_a_template_keap_refuses_is_permanent(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    keap.get(USERINFO).respond(200, json={"sub": "1"})
+    keap.post(TEMPLATES_SEND).respond(404, json={"code": 404, "message": "Template not found"})
+    with pytest.raises(KeapPermanentError, match="Template not found"):
         await harness.client().send_email_template(48872, 55)
 
 
 async def test_achieve_goal_posts_the_contact(harness: Harness, keap: respx.MockRouter) -> None:
-    results = [{"success": True, "message": "", "automation_id": 9, "goal_id": 4}]
+    results = [
+        {"campaign_id": 9, "goal_id": 4, "message": "", "success": True},
+        {"campaign_id": 10, "goal_id": 2, "message": "not in sequence", "success": False},
+    ]
     route = keap.post(f"{BASE_URL}/rest/v1/campaigns/goals/my%20shop/purchase%2Fpaid").respond(
         200, json=results
     )
     answer = await harness.client().achieve_goal(48872, "my shop", "purchase/paid")
     assert answer == results
     assert json.loads(route.calls.last.request.content) == {"contact_id": 48872}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [],  # v1: no campaign has this goal
+        [{"campaign_id": 9, "goal_id": 4, "message": "Goal not found", "success": False}],
+        {"results": []},  # v2
+    ],
+)
+async def test_a_goal_that_fires_nothing_is_a_permanent_failure(
+    harness: Harness, keap: respx.MockRouter, answer: object
+) -> None:
+    keap.post(f"{BASE_URL}/rest/v1/campaigns/goals/shop/purchase").respond(200, json=answer)
+    with pytest.raises(KeapPermanentError, match="goal shop/purchase fired no campaign") as caught:
+        await harness.client().achieve_goal(48872, "shop", "purchase")
+    assert "campaign builder" in caught.value.detail
+    assert harness.calls[-1].error == caught.value.detail
 
 
 async def test_probe_auth_gets_the_profile(harness: Harness, keap: respx.MockRouter) -> None:
@@ -222,10 +372,10 @@ async def test_oauth_xmlrpc_sends_the_placeholder_key_and_a_bearer(
 ) -> None:
     store = MemoryTokenStore(StoredToken("refresh-1", "access-1", 4_000_000_000.0, None))
     credentials = KeapCredentials(client_id="id", client_secret="client-secret-x")
-    route = keap.post(XMLRPC_URL).mock(return_value=xmlrpc_answer(True))
-    await harness.client(credentials, store).send_email_template(5, 6)
+    route = keap.post(XMLRPC_URL).mock(return_value=xmlrpc_answer([]))
+    await harness.client(credentials, store).run_action_set(5, 6)
     params, _ = xmlrpc_request(route.calls.last.request)
-    assert params[0] == "oauth"
+    assert params[0] == "relay"
     assert route.calls.last.request.headers["Authorization"] == "Bearer access-1"
     assert "X-Keap-API-Key" not in route.calls.last.request.headers
 
@@ -319,7 +469,9 @@ async def test_every_call_passes_the_gate_and_is_reported(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
     keap.put(f"{BASE_URL}/rest/v1/contacts").respond(200, json={"id": 3}, headers=KEAP_HEADERS)
-    keap.post(f"{BASE_URL}/rest/v1/contacts/3/tags").respond(200, headers=KEAP_HEADERS)
+    keap.post(f"{BASE_URL}/rest/v1/contacts/3/tags").respond(
+        200, json=[{"9": "SUCCESS"}], headers=KEAP_HEADERS
+    )
     client = harness.client()
     await client.upsert_contact(FULL_CONTACT)
     await client.add_tags(3, [9])
@@ -372,4 +524,4 @@ async def test_entity_bombs_in_xmlrpc_answers_are_not_expanded(
     )
     keap.post(XMLRPC_URL).respond(200, content=bomb, headers={"Content-Type": "text/xml"})
     with pytest.raises(KeapPermanentError, match="forbidden XML"):
-        await harness.client().upsert_contact_xmlrpc(FULL_CONTACT)
+        await harness.client().run_action_set(48872, 42)

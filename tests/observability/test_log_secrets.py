@@ -42,7 +42,7 @@ routes:
     event: mm_member_add
     contact: {email: body.email}
     actions:
-      - email_template: 55
+      - action_set: 55
 """
 
 
@@ -51,7 +51,7 @@ def fake() -> Iterator[FakeKeapServer]:
     with FakeKeapServer(valid_keys={API_KEY}) as server:
         # Keap's fault text echoes the contact's email: the log must still not show it.
         server.state.set_fault(
-            "APIEmailService.sendEmail", 5, f"[InvalidParameter] {MEMBER} has opted out"
+            "ContactService.runActionSequence", 5, f"[InvalidParameter] {MEMBER} has opted out"
         )
         yield server
 
@@ -142,7 +142,7 @@ def test_a_served_relay_logs_no_secret_and_no_whole_email(
         (order_id, "paid-order", "contact.upsert", "ok"),
         (order_id, "paid-order", "tags", "ok"),
         (member_id, "mm-member", "contact.upsert", "ok"),
-        (member_id, "mm-member", "email_template", "failed"),
+        (member_id, "mm-member", "action_set", "failed"),
     }
     (delivered,) = [line for line in lines if line["message"] == "event delivered"]
     assert (delivered["event_id"], delivered["contact"]) == (order_id, "a***@example.com")

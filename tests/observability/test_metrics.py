@@ -90,7 +90,7 @@ async def test_metrics_count_a_known_sequence_of_webhooks_and_calls(
     stored = {s: value(after, "relay_events_stored", status=s) for s in ("pending", "dead")}
     assert stored == {"pending": 0, "dead": 2}
 
-    # The delivered order made six calls; the faulted one got as far as its action set
+    # The delivered order made seven calls; the faulted one got as far as its action set
     # (an XML-RPC fault travels in an HTTP 200). Both contacts were new: 201 Created.
     calls = {
         (dict(labels)["operation"], dict(labels)["code"]): v
@@ -102,14 +102,18 @@ async def test_metrics_count_a_known_sequence_of_webhooks_and_calls(
         ("action_set.run", "200"): 2,
         ("tags.add", "200"): 1,
         ("sequence.add", "204"): 1,
-        ("email_template.send", "200"): 1,
+        ("user.discover", "200"): 1,  # the email's sending user, asked once
+        ("email_template.send", "202"): 1,  # REST v2 templates:send answers 202 Accepted
         ("goal.achieve", "200"): 1,
     }
-    assert total(after, "relay_keap_request_duration_seconds_count") == 8
+    assert total(after, "relay_keap_request_duration_seconds_count") == 9
     assert value(after, "relay_ingest_duration_seconds_count") == 5  # 4 accepted + 1 duplicate
-    # Keap's last answer reported the quota left after our 8 calls.
-    assert value(after, "relay_keap_quota_available", window="quota") == DAY_QUOTA - 8
-    assert value(after, "relay_keap_quota_available", window="throttle") == MINUTE_THROTTLE - 8
+    # Keap's last answer reported the quota left after our 9 calls.
+    assert value(after, "relay_keap_quota_available", window="quota") == DAY_QUOTA - 9
+    assert value(after, "relay_keap_quota_available", window="throttle") == MINUTE_THROTTLE - 9
+    # And what the whole Keap app has left (x-keap-tenant-throttle-*, minute|day).
+    assert value(after, "relay_keap_quota_available", window="tenant_minute") == 10_000 - 9
+    assert value(after, "relay_keap_quota_available", window="tenant_day") == 250_000 - 9
     assert value(after, "relay_keap_auth_ok") == 1
     # Calls went through, so /readyz (and the dashboard) say the key works.
     assert ready["checks"]["keap_auth"] == {"status": "ok", "detail": "credentials accepted"}

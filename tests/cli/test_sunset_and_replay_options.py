@@ -1,0 +1,44 @@
+"""`relay check` warns about action sets before (and after) the XML-RPC sunset;
+`relay replay` refuses option mixes that would re-send real steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli
+from tests.conftest import CONFIG_YAML
+
+
+def test_check_warns_for_every_route_with_an_action_set_and_exits_0(cli: Cli) -> None:
+    result = cli("check")
+    assert result.code == 0, result.err
+    warnings = [line for line in result.out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1  # only paid-order runs one
+    [warning] = warnings
+    assert "route paid-order runs action set 42 over XML-RPC" in warning
+    assert "2026-12-31" in warning and "RELAY_KEAP_XMLRPC_SUNSET" in warning
+    assert "API goal" in warning and "docs/action-sets.md" in warning
+
+
+def test_check_says_the_action_sets_fail_once_the_sunset_has_passed(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAY_KEAP_XMLRPC_SUNSET", "2020-01-31")
+    result = cli("check")
+    assert result.code == 0, result.err
+    assert "Keap retired XML-RPC on 2020-01-31: these steps now fail at once" in result.out
+
+
+def test_check_without_action_sets_has_no_sunset_warning(cli: Cli, workdir: Path) -> None:
+    (workdir / "relay.yaml").write_text(CONFIG_YAML.replace("      - action_set: 42\n", ""))
+    result = cli("check")
+    assert result.code == 0, result.err
+    assert "warning:" not in result.out and "XML-RPC" not in result.out
+
+
+def test_replay_refuses_from_start_with_dry_run_steps(cli: Cli) -> None:
+    result = cli("replay", "--dry-run-steps", "--from-start")
+    assert result.code == 2
+    assert "not allowed with argument" in result.err
