@@ -2,7 +2,9 @@
 --workers 0`` on SQLite and on PostgreSQL, against a bare FastAPI endpoint that reads the
 body and answers 202 — all served at once, measured in alternation, several rounds.
 
-After every relay round the database is counted: each 202 wrk saw must be a stored row.
+After every relay round the database is read: the event id of each 202 wrk saw must be a
+stored row (not just as many rows as 202s). The settings that make each database's
+commits durable are recorded with the results.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench import databases, servers
 from bench.wrk import WrkResult, run_wrk
@@ -43,6 +47,8 @@ class Target:
     name: str
     url: str
     count_events: Callable[[], int] | None  # None: the baseline stores nothing
+    event_ids: Callable[[], set[str]] | None = None  # the ids stored
+    durability: Callable[[], dict[str, str]] | None = None  # the database's settings
 
 
 def run_ingest(
@@ -51,6 +57,7 @@ def run_ingest(
     notes: list[str] = []
     with ExitStack() as stack:
         targets = _start_targets(postgres_url, workdir, stack, notes, log)
+        durability = {t.name: _durability_settings(t) for t in targets if t.durability}
         for target in targets:
             log(f"warm-up {target.name} ({plan.warmup_seconds:g} s)")
             run_wrk(
@@ -64,7 +71,7 @@ def run_ingest(
         for index in range(plan.rounds):
             shift = index % len(targets)  # rotate the order: no target always goes first
             for target in targets[shift:] + targets[:shift]:
-                record = _measure(plan, wrk, target)
+                record = _measure(plan, wrk, target, workdir)
                 record["round"] = index + 1
                 rounds.append(record)
                 log(_describe_round(record, plan.rounds))
@@ -80,6 +87,7 @@ def run_ingest(
             "with tags + action_set)",
         },
         "targets": summary,
+        "durability": durability,
         "ratios": _ratios(summary),
         "paired_ratios": _paired_ratios(rounds),
         "target": {
@@ -100,7 +108,15 @@ def _start_targets(
         databases.sqlite_url(db), CONFIG, servers.free_port(), workdir / "relay-sqlite.log"
     )
     stack.callback(relay.stop)
-    targets.append(Target("relay-sqlite", _url(relay), lambda: databases.count_sqlite_events(db)))
+    targets.append(
+        Target(
+            "relay-sqlite",
+            _url(relay),
+            lambda: databases.count_sqlite_events(db),
+            lambda: databases.sqlite_event_ids(db),
+            lambda: databases.sqlite_file_durability(db),
+        )
+    )
     reason = (
         "no PostgreSQL URL given"
         if postgres_url is None
@@ -117,6 +133,8 @@ def _start_targets(
                 "relay-postgres",
                 _url(relay_pg),
                 lambda: databases.count_postgres_events(schema_url),
+                lambda: databases.postgres_event_ids(schema_url),
+                lambda: databases.postgres_durability(schema_url),
             )
         )
     else:
@@ -133,16 +151,50 @@ def _url(process: servers.Process) -> str:
     return process.url
 
 
-def _measure(plan: IngestPlan, wrk: str, target: Target) -> dict[str, Any]:
+def _durability_settings(target: Target) -> dict[str, str]:
+    """The relay's own report of its writer's settings (/readyz), and the database's."""
+    assert target.durability is not None
+    try:
+        ready = httpx.get(f"{target.url}/readyz", timeout=5).json()
+        relay = str(ready["checks"]["database"]["detail"])
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        relay = f"/readyz did not say: {exc}"
+    return {"relay_readyz": relay, **target.durability()}
+
+
+def _measure(plan: IngestPlan, wrk: str, target: Target, workdir: Path) -> dict[str, Any]:
     before = target.count_events() if target.count_events else None
+    # Every target's wrk reads the 202s' bodies for their ids: the same work for each.
+    ids_file = workdir / f"ids-{target.name}.txt"
     result = run_wrk(
-        wrk, target.url, seconds=plan.seconds, connections=plan.connections, threads=plan.threads
+        wrk,
+        target.url,
+        seconds=plan.seconds,
+        connections=plan.connections,
+        threads=plan.threads,
+        ids_file=ids_file,
     )
     record: dict[str, Any] = {"target": target.name, **result.as_json()}
     if target.count_events is not None and before is not None:
         stored = _settled_count(target.count_events) - before
         record.update(_durability(result, stored, plan.connections))
+        if target.event_ids is not None:
+            record.update(_ids_stored(ids_file, target.event_ids(), result.accepted))
     return record
+
+
+def _ids_stored(ids_file: Path, stored: set[str], accepted: int) -> dict[str, Any]:
+    """Every 202's event id must be a stored row: a count could hide a lost event behind
+    a stored one that was never answered."""
+    answered = ids_file.read_text().split() if ids_file.exists() else []
+    missing = [event_id for event_id in answered if event_id not in stored]
+    return {
+        "ids_answered": len(answered),
+        "ids_missing": len(missing),
+        "ids_missing_sample": missing[:10],
+        # wrk must have written an id for each 202 it counted, and each must be stored.
+        "every_202_id_stored": len(answered) == accepted and not missing,
+    }
 
 
 def _settled_count(count: Callable[[], int]) -> int:
@@ -187,7 +239,10 @@ def _summarise(name: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if mine and "durable" in mine[0]:
         summary["stored_total"] = sum(r["stored"] for r in mine)
-        summary["every_202_durable"] = all(r["durable"] for r in mine)
+        summary["ids_checked_total"] = sum(r.get("ids_answered", 0) for r in mine)
+        summary["every_202_durable"] = all(
+            r["durable"] and r.get("every_202_id_stored", False) for r in mine
+        )
     return summary
 
 
@@ -230,9 +285,12 @@ def _describe_round(record: dict[str, Any], rounds: int) -> str:
         f"p99 {record['p99_ms']:.1f} ms  non-2xx {record['non_2xx_3xx']}"
     )
     if "durable" in record:
-        line += f"  stored {record['stored']} ({'durable' if record['durable'] else 'LOST'})"
+        ok = record["durable"] and record.get("every_202_id_stored", False)
+        line += f"  stored {record['stored']} ({'every 202 id stored' if ok else 'LOST'})"
     return line
 
 
 def all_durable(result: dict[str, Any]) -> bool:
-    return all(r.get("durable", True) for r in result["rounds"])
+    return all(
+        r.get("durable", True) and r.get("every_202_id_stored", True) for r in result["rounds"]
+    )

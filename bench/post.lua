@@ -2,10 +2,13 @@
 -- It counts the 202s it receives and, when wrk finishes, prints one line
 --   BENCH-RESULT {...json...}
 -- that bench/wrk.py reads (exact counts and percentiles, in microseconds).
+-- With BENCH_IDS_FILE set, it also writes there the event id of every 202 (one a line),
+-- so the benchmark can check each one is stored, not just count rows.
 local counter = 0
 local thread_id = 0
 local threads = {}
 accepted = 0  -- 202 answers seen by this thread (read by done() through thread:get)
+ids = {}  -- the event id of each of them
 
 function setup(thread)
   thread:set("tid", #threads + 1)
@@ -30,6 +33,7 @@ end
 response = function(status, headers, body)
   if status == 202 then
     accepted = accepted + 1
+    ids[accepted] = body:match('"event_id":"([^"]+)"') or "(no event_id)"
   end
 end
 
@@ -37,6 +41,16 @@ function done(summary, latency, requests)
   local total_accepted = 0
   for _, thread in ipairs(threads) do
     total_accepted = total_accepted + (thread:get("accepted") or 0)
+  end
+  local ids_file = os.getenv("BENCH_IDS_FILE")
+  if ids_file and ids_file ~= "" then
+    local out = assert(io.open(ids_file, "w"))
+    for _, thread in ipairs(threads) do
+      for _, id in ipairs(thread:get("ids") or {}) do
+        out:write(id, "\n")
+      end
+    end
+    out:close()
   end
   local e = summary.errors
   io.write(string.format(

@@ -69,7 +69,7 @@ def _ingest_section(ingest: dict[str, Any]) -> list[str]:
             if durable is None
             else (
                 f"{'yes' if durable else 'NO'} ({t['accepted_total']} 202s, "
-                f"{t['stored_total']} rows)"
+                f"{t['stored_total']} rows, {t.get('ids_checked_total', 0)} ids checked)"
             )
         )
         lines.append(
@@ -90,6 +90,9 @@ def _ingest_section(ingest: dict[str, Any]) -> list[str]:
         f"- target relay-sqlite / bare ≥ {target['relay_sqlite_over_bare']} with every 202 "
         f"stored: **{verdict}**",
     ]
+    for name, settings in ingest.get("durability", {}).items():
+        described = "; ".join(f"{key} {value}" for key, value in settings.items())
+        lines.append(f"- durability of {name}: {described}")
     lines += [f"- note: {note}" for note in ingest.get("notes", [])]
     return [*lines, ""]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
@@ -57,8 +58,15 @@ def wrk_version(path: str) -> str:
 
 
 def run_wrk(
-    path: str, url: str, *, seconds: float, connections: int = 32, threads: int = 1
+    path: str,
+    url: str,
+    *,
+    seconds: float,
+    connections: int = 32,
+    threads: int = 1,
+    ids_file: Path | None = None,
 ) -> WrkResult:
+    """Run wrk; with ``ids_file``, the event id of every 202 is written there."""
     argv = [
         path,
         f"-t{threads}",
@@ -71,8 +79,9 @@ def run_wrk(
         "--latency",
         url,
     ]
+    env = {**os.environ, "BENCH_IDS_FILE": str(ids_file) if ids_file else ""}
     completed = subprocess.run(
-        argv, capture_output=True, text=True, check=False, timeout=seconds + 60
+        argv, capture_output=True, text=True, check=False, timeout=seconds + 60, env=env
     )
     if completed.returncode != 0:
         raise WrkError(f"wrk exited with {completed.returncode}: {completed.stderr.strip()}")

@@ -50,4 +50,5 @@ async def _database_check(store: Any) -> dict[str, str]:
         await asyncio.wait_for(store.ping(), timeout=2.0)
     except Exception as exc:  # any failure to answer is "not ready", with the reason
         return check("failing", f"{type(exc).__name__}: {exc}"[:300])
-    return check("ok", f"{store.dialect} reachable")
+    durability = ", ".join(f"{name}={value}" for name, value in store.durability().items())
+    return check("ok", f"{store.dialect} reachable; commits durable ({durability})")

@@ -9,6 +9,7 @@ strings.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,6 +27,10 @@ _BRACKETED = re.compile(r"\[([^\]]*)\]")
 # Keys PHP treats as integers; longer digit strings stay text (and int() stays cheap).
 _INDEX = re.compile(r"0|[1-9][0-9]{0,17}")
 _UTF8_BOM = b"\xef\xbb\xbf"
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff): only such an escape can put a
+# surrogate into a parsed string (raw surrogate bytes are not UTF-8). Pairs become one
+# character; a lone one is half a character, which no UTF-8 text (nor PostgreSQL) holds.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class BodyError(BadRequest):
@@ -42,6 +47,11 @@ class UnsupportedBody(BodyError):
     status_code = 415
     title = "Unsupported Media Type"
     slug = "unsupported-media-type"
+
+
+class UnstorableJson(BodyError):
+    """Valid JSON holding a value the relay cannot store as sent (HTTP 400): not to be
+    read as a form instead."""
 
 
 def parse_body(raw: bytes, content_type: str | None) -> Any:
@@ -76,7 +86,42 @@ def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
         raise BodyError("body is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict | list):
         raise BodyError("body is JSON but not an object or an array")
+    if b"\\u" in raw and _SURROGATE_ESCAPE.search(raw):  # rare: only then look closer
+        _refuse_lone_surrogates(value)
     return value
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    """UnstorableJson naming the first string (or key) holding a lone UTF-16 surrogate.
+
+    RFC 8259 §8.2 lets a JSON string escape one (``"Ada \\ud83d"``: a sender cut a
+    name mid-emoji), and leaves what it means unpredictable. It is not a character:
+    UTF-8 — our storage, PostgreSQL's text, Infusionsoft's API — cannot hold it. The
+    relay refuses the webhook, with the place named, instead of storing something else
+    than was sent (docs/operations.md, "What the relay refuses to store")."""
+    stack: list[tuple[str, Any]] = [("body", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, path)
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                _check_text(key, f"a key of {path}")
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        raise UnstorableJson(
+            f"body cannot be stored: {path[:200]} holds a lone UTF-16 surrogate "
+            f"(\\u{code:04x} at character {exc.start}), half of a character; send the "
+            "whole character (a surrogate pair) or none"
+        ) from None
 
 
 def parse_form(raw: bytes | str) -> dict[str, Any]:
@@ -113,6 +158,8 @@ def _sniff(raw: bytes) -> Any:
     if raw.lstrip(b" \t\r\n" + _UTF8_BOM)[:1] in (b"{", b"["):
         try:
             return parse_json(raw)
+        except UnstorableJson:
+            raise
         except BodyError:
             pass  # a form that happens to start with a bracket
     return parse_form(raw)
@@ -120,6 +167,18 @@ def _sniff(raw: bytes) -> Any:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _parse_float(text: str) -> float:
+    """Numbers are IEEE 754 doubles (RFC 8259 §6); one past their range would become
+    infinity, which stored JSON cannot hold (it would turn into null): refused."""
+    value = float(text)
+    if math.isinf(value):
+        raise UnstorableJson(
+            f"body cannot be stored: the number {text[:40]} is beyond the range of a "
+            "double (RFC 8259 §6)"
+        )
+    return value
 
 
 def _key_path(name: str) -> list[str]:
@@ -190,4 +249,4 @@ def _lists_from_indexes(node: Any) -> Any:
 
 
 # Built once: json.loads with a keyword argument builds a decoder on every call.
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_parse_float)

@@ -195,7 +195,7 @@ async def _read_limited(receive: Receive, headers: dict[str, str], limit: int) -
 _RESPONSES: dict[str, dict[str, str]] = {
     "200": {"description": "A duplicate of a stored event, or a WooCommerce ping"},
     "202": {"description": "Stored durably; delivery follows"},
-    "400": {"description": "Unparsable body"},
+    "400": {"description": "Unparsable body, or a value no database can store as sent"},
     "401": {"description": "Not verified"},
     "403": {"description": "Address not allowed"},
     "404": {"description": "Unknown source"},

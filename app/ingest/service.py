@@ -31,7 +31,7 @@ from app.errors import (
 from app.ingest.bodies import BodyError, UnsupportedBody, parse_body, parse_query
 from app.ingest.signatures import SignatureError, verify_signature
 from app.plan.planner import plan_event
-from app.store.base import Inserted, NewEvent, Store, StoreUnavailable
+from app.store.base import Inserted, NewEvent, Store, StoreUnavailable, UnstorableEvent
 from app.store.ids import new_event_id
 
 REDACTED = "[redacted]"
@@ -170,6 +170,8 @@ class IngestService:
             inserted = await self.store.insert_events(events)
         except StoreUnavailable as exc:
             raise ServiceUnavailable(f"the event could not be stored: {exc}") from None
+        except UnstorableEvent as exc:
+            raise BadRequest(f"the event could not be stored: {exc}") from None
         if self.on_stored is not None and any(e.status == "pending" for e in events):
             self.on_stored()
         return IngestResult(

@@ -129,6 +129,30 @@ class StoreUnavailable(Exception):
     """The database could not durably do what was asked (full disk, read-only, down)."""
 
 
+class UnstorableEvent(Exception):
+    """One request's events hold a value the database cannot take as it is (text that is
+    not valid Unicode, a number out of range): the sender's input, answered 400. Its
+    neighbours in the same group commit are stored all the same."""
+
+
+# Raised while encoding one request's values (by the JSON encoder or a driver binding
+# them): the content is at fault, not the database.
+CONTENT_ERRORS: tuple[type[BaseException], ...] = (UnicodeError, OverflowError, RecursionError)
+
+
+def storing_failed(
+    exc: BaseException, content_errors: tuple[type[BaseException], ...]
+) -> Exception:
+    """What one request hears when storing its events raised ``exc``: UnstorableEvent
+    when the content is at fault (``content_errors``), else StoreUnavailable (503)."""
+    if isinstance(exc, UnstorableEvent | StoreUnavailable):
+        return exc
+    reason = f"{type(exc).__name__}: {exc}"[:300]
+    if isinstance(exc, content_errors):
+        return UnstorableEvent(f"a value cannot be stored as it is ({reason})")
+    return StoreUnavailable(f"the event could not be stored ({reason})")
+
+
 class Store(Protocol):
     """What the relay needs from a database. Every write is durable when it returns."""
 
@@ -137,6 +161,7 @@ class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
+    def durability(self) -> dict[str, str]: ...  # the settings that make a commit durable
 
     # ingest
     async def insert_events(self, events: list[NewEvent]) -> list[Inserted]: ...

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import random
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ from psycopg_pool import ConnectionPool
 
 from app.store import queries
 from app.store.base import (
+    CONTENT_ERRORS,
     AttemptRecord,
     EventFilter,
     EventRecord,
@@ -35,6 +37,7 @@ from app.store.base import (
     Replanner,
     StoredToken,
     StoreUnavailable,
+    storing_failed,
 )
 from app.store.migrations import MIGRATIONS
 
@@ -43,6 +46,21 @@ Conn = psycopg.Connection[DictRow]
 PH = "%s"
 
 _MIGRATION_LOCK = 727273  # pg_advisory_xact_lock key; the limiter uses 727274
+# pg_advisory_xact_lock(_CONTACT_LOCKS, crc32 of the contact key): the two-key form, a
+# space of its own. Held by an insert from before its rows take their ``seq`` until it
+# has committed, so per contact ``seq`` follows commit order (see _lock_contacts).
+_CONTACT_LOCKS = 727275
+# (_ALL_CONTACTS, 0): shared by every insert taking contact locks, exclusive for a batch
+# of more contacts than _MAX_CONTACT_LOCKS, which then takes no contact lock. Advisory
+# locks fill the server's shared lock table (max_locks_per_transaction x connections,
+# 6 400 by default): a few replicas' flushers holding 512 locks each could exhaust it.
+_ALL_CONTACTS = 727276
+_MAX_CONTACT_LOCKS = 64
+# Errors from one request's values (text PostgreSQL cannot hold, a number out of range):
+# answered 400 to that request; everything else is the database's (503).
+_CONTENT_ERRORS = (*CONTENT_ERRORS, psycopg.DataError)
+# Errors after which retrying a batch request by request would fail the same way.
+_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 _TRANSACTION_ATTEMPTS = 4  # a serialization failure or deadlock is retried this many times
 _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 _CONNECT_TIMEOUT_SECONDS = 5
@@ -98,6 +116,7 @@ class PostgresStore:
         # leaving the rest of the pool to the worker and the admin API.
         self._max_insert_flushers = max(1, min(4, pool_size // 2))
         self._flush_tasks: set[asyncio.Task[None]] = set()
+        self.settings: dict[str, str] = {}  # synchronous_commit and fsync, read at open
 
     # lifecycle ---------------------------------------------------------------------
     async def open(self) -> None:
@@ -109,6 +128,10 @@ class PostgresStore:
             # a pool that cannot fill would only report a timeout.
             with psycopg.connect(self._conninfo, **self._connect_kwargs) as conn:
                 _migrate(conn)
+                # Refuse to start rather than answer 202 for what a crash could lose.
+                self.settings = _durability_settings(conn)
+                if problem := durability_problem(self.settings, self._where):
+                    raise StoreUnavailable(problem)
             pool: ConnectionPool[Conn] = ConnectionPool(
                 self._conninfo,
                 kwargs=self._connect_kwargs,
@@ -138,19 +161,26 @@ class PostgresStore:
             self._pool = None
 
     async def ping(self) -> None:
-        def select_one(conn: Conn) -> None:
+        def read_settings(conn: Conn) -> dict[str, str]:
             conn.execute(f"SET LOCAL statement_timeout = {int(_PING_TIMEOUT_SECONDS * 1000)}")
-            conn.execute("SELECT 1").fetchone()
+            return _durability_settings(conn)
 
         try:
-            await asyncio.wait_for(
-                self._transact(select_one, pool_timeout=_PING_TIMEOUT_SECONDS),
+            settings = await asyncio.wait_for(
+                self._transact(read_settings, pool_timeout=_PING_TIMEOUT_SECONDS),
                 timeout=_PING_TIMEOUT_SECONDS + 0.25,
             )
         except TimeoutError:
             raise StoreUnavailable(
                 f"PostgreSQL at {self._where} did not answer within {_PING_TIMEOUT_SECONDS} s"
             ) from None
+        self.settings = settings
+        if problem := durability_problem(settings, self._where):
+            raise StoreUnavailable(problem)
+
+    def durability(self) -> dict[str, str]:
+        """synchronous_commit and fsync as the relay's connections see them."""
+        return dict(self.settings)
 
     # running transactions ----------------------------------------------------------
     async def _in_thread(self, fn: Callable[[], T]) -> T:
@@ -205,25 +235,72 @@ class PostgresStore:
             while self._pending_inserts:
                 batch = self._pending_inserts[:_MAX_INSERT_BATCH]
                 del self._pending_inserts[:_MAX_INSERT_BATCH]
-                # In arrival order: ``seq`` is the order events are delivered in per
-                # contact. (Two replicas' batches locking the same keys in a different
-                # order can deadlock; the transaction is then retried.)
-                merged = [e for events, _ in batch for e in events]
                 try:
-                    results = await self._transact(
-                        lambda c, rows=merged: queries.insert_events(c, PH, rows)  # type: ignore[misc]
+                    outcomes = await self._in_thread(
+                        functools.partial(self._store_batch, [events for events, _ in batch])
                     )
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                by_id = {event.id: result for event, result in zip(merged, results, strict=True)}
-                for events, future in batch:
-                    if not future.done():
-                        future.set_result([by_id[e.id] for e in events])
+                except Exception as exc:  # closed, or a bug: nobody may wait for ever
+                    outcomes = [(None, storing_failed(exc, ()))] * len(batch)
+                for (_, future), (result, error) in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if error is not None or result is None:
+                        future.set_exception(error or StoreUnavailable("nothing was stored"))
+                    else:
+                        future.set_result(result)
         finally:
             self._insert_flushers -= 1
+
+    def _store_batch(
+        self, requests: list[list[NewEvent]]
+    ) -> list[tuple[list[Inserted] | None, Exception | None]]:
+        """Store the requests of one group commit in one transaction; if that fails for
+        a reason other than the connection, store them again each in a savepoint of one
+        transaction, so only the request at fault fails (400 for its content, else 503)."""
+        # In arrival order: ``seq`` is the order events are delivered in per contact.
+        # (Two replicas' batches inserting the same dedupe keys in a different order can
+        # deadlock; the transaction is then retried.)
+        merged = [e for events in requests for e in events]
+        try:
+            results = self._run_transaction(lambda c: _insert_locked(c, merged), None)
+        except Exception as exc:
+            cause = exc.__cause__ if isinstance(exc, StoreUnavailable) else exc
+            if len(requests) == 1 or isinstance(cause, _CONNECTION_ERRORS) or cause is None:
+                return [(None, self._storing_failed(exc))] * len(requests)
+            try:
+                return self._run_transaction(lambda c: self._insert_each(c, requests), None)
+            except Exception as again:
+                return [(None, self._storing_failed(again))] * len(requests)
+        out: list[tuple[list[Inserted] | None, Exception | None]] = []
+        start = 0
+        for events in requests:
+            out.append((results[start : start + len(events)], None))
+            start += len(events)
+        return out
+
+    def _insert_each(
+        self, conn: Conn, requests: list[list[NewEvent]]
+    ) -> list[tuple[list[Inserted] | None, Exception | None]]:
+        out: list[tuple[list[Inserted] | None, Exception | None]] = []
+        _lock_contacts(conn, [e for events in requests for e in events])
+        for events in requests:
+            try:
+                with conn.transaction():  # a savepoint: a failure undoes this request only
+                    out.append((queries.insert_events(conn, PH, events), None))
+            except (*_RETRYABLE, *_CONNECTION_ERRORS):
+                raise  # the whole transaction is retried or fails
+            except Exception as exc:
+                out.append((None, self._storing_failed(exc)))
+        return out
+
+    def _storing_failed(self, exc: BaseException) -> Exception:
+        """What a request hears: 400 (UnstorableEvent) for its content, else 503 — as
+        ``_unavailable`` words it (naming the server) when it came from there."""
+        cause = exc.__cause__ if isinstance(exc, StoreUnavailable) and exc.__cause__ else exc
+        if isinstance(exc, StoreUnavailable) and not isinstance(cause, _CONTENT_ERRORS):
+            return exc
+        error = storing_failed(cause, _CONTENT_ERRORS)
+        return type(error)(self._redact(str(error)))
 
     # delivery ----------------------------------------------------------------------
     async def claim_due_events(
@@ -358,6 +435,82 @@ class PostgresStore:
 
     async def purge_finished(self, before: float, batch: int) -> int:
         return await self._transact(lambda c: queries.purge_finished(c, PH, before, batch))
+
+
+def _insert_locked(conn: Conn, events: list[NewEvent]) -> list[Inserted]:
+    _lock_contacts(conn, events)
+    return queries.insert_events(conn, PH, events)
+
+
+def _lock_contacts(conn: Conn, events: list[NewEvent]) -> None:
+    """Take the per-contact lock of every contact among ``events`` (in one order, so two
+    inserts never wait for each other in a cycle), before any row takes its ``seq``.
+
+    The lock is held until the transaction has committed. Of two inserts of one contact,
+    the second therefore takes its ``seq`` only after the first is committed and visible:
+    per contact, ``seq`` order is commit order, which is the order the 202s leave in (a
+    202 leaves after its commit), whichever replica took each webhook; and no snapshot
+    sees an event of a contact while an earlier ``seq`` of that contact is still to
+    commit, so the worker's "no earlier pending event of the contact" check cannot pass
+    an event ahead of one still committing. Inserts of different contacts do not wait for
+    each other (two contacts sharing a 32-bit key only serialise their inserts).
+
+    Every such insert also holds the all-contacts lock shared; a batch of more than
+    _MAX_CONTACT_LOCKS contacts (a burst) holds it exclusive instead, so it is alone and
+    the same holds with one lock instead of hundreds."""
+    keys = sorted(
+        {_lock_key(e.contact_email.lower()) for e in events if e.contact_email is not None}
+    )
+    if not keys:
+        return
+    if len(keys) > _MAX_CONTACT_LOCKS:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_ALL_CONTACTS,))
+        return
+    conn.execute(
+        "SELECT CASE WHEN n = 1 THEN pg_advisory_xact_lock_shared(%s, k) "
+        "ELSE pg_advisory_xact_lock(%s, k) END "
+        "FROM unnest(%s::int4[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
+        (_ALL_CONTACTS, _CONTACT_LOCKS, [0, *keys]),
+    )
+
+
+def _lock_key(contact_key: str) -> int:
+    """A contact key as a signed 32-bit lock key (the same in every replica)."""
+    crc = zlib.crc32(contact_key.encode("utf-8", "surrogatepass"))
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+def _durability_settings(conn: Conn) -> dict[str, str]:
+    row = conn.execute(
+        "SELECT current_setting('synchronous_commit') AS synchronous_commit, "
+        "current_setting('fsync') AS fsync"
+    ).fetchone()
+    assert row is not None  # a SELECT without FROM has one row
+    return {"synchronous_commit": str(row["synchronous_commit"]), "fsync": str(row["fsync"])}
+
+
+def durability_problem(settings: dict[str, str], where: str) -> str | None:
+    """Why a commit on this server is not on disk when it returns, or None.
+
+    synchronous_commit=off answers a commit before its WAL is flushed, fsync=off never
+    flushes: after a crash of the server (or the machine), webhooks the relay answered
+    202 for would be gone. The relay refuses to run on such a server (docs/operations.md).
+    """
+    problems = []
+    if settings.get("synchronous_commit") == "off":
+        problems.append(
+            "synchronous_commit=off (set it to on for the relay's connections: "
+            "postgresql.conf, ALTER DATABASE/ROLE ... SET synchronous_commit = on, or "
+            "drop it from the URL's options)"
+        )
+    if settings.get("fsync") == "off":
+        problems.append("fsync=off (set fsync = on in postgresql.conf and reload)")
+    if not problems:
+        return None
+    return (
+        f"PostgreSQL at {where} runs with {' and '.join(problems)}: a webhook answered 202 "
+        "could be lost in a crash, so the relay will not use it"
+    )
 
 
 def _migrate(conn: Conn) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import queue
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 from app.store import queries
 from app.store.base import (
+    CONTENT_ERRORS,
     AttemptRecord,
     EventFilter,
     EventRecord,
@@ -31,11 +33,22 @@ from app.store.base import (
     Replanner,
     StoredToken,
     StoreUnavailable,
+    storing_failed,
 )
 from app.store.migrations import MIGRATIONS
 
+log = logging.getLogger("relay.store")
+
 T = TypeVar("T")
 _MAX_BATCH = 512
+# The writer thread, if it ever stops, is started again after this long (doubling to the
+# most below while it keeps stopping); /readyz reports it down meanwhile.
+WRITER_RESTART_SECONDS = 0.5
+WRITER_RESTART_MAX_SECONDS = 10.0
+# What the writer's connection must run with for a commit to be on disk when it returns
+# (asserted by tests/store/test_durability.py, shown by /readyz and the benchmark).
+DURABLE_PRAGMAS = {"journal_mode": "wal", "synchronous": "full"}
+_SYNCHRONOUS = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints
 WAL_RESTART_BYTES = 64 * 1024 * 1024
 Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
@@ -81,6 +94,11 @@ class SQLiteStore:
         self._reader_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._write_failure: str | None = None  # set while writes fail; /readyz reports it
+        self._writer_down: str | None = None  # set while the writer thread is restarting
+        self._writer_lock = threading.Lock()
+        self._closing = False
+        self._inflight: list[Job] = []  # the batch the writer is committing
+        self.pragmas: dict[str, str] = {}  # the writer connection's durability settings
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         self.checkpoints: Counter[str] = Counter()  # checkpoints run, by mode
@@ -89,11 +107,7 @@ class SQLiteStore:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        loop = asyncio.get_running_loop()
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(loop, started), name="relay-sqlite-writer", daemon=True
-        )
-        self._writer.start()
+        self._start_writer(asyncio.get_running_loop(), started)
         await started
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="relay-sqlite-checkpoint", daemon=True
@@ -132,6 +146,7 @@ class SQLiteStore:
         return int(frames)
 
     async def close(self) -> None:
+        self._closing = True
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
@@ -146,14 +161,59 @@ class SQLiteStore:
                 conn.close()
             self._reader_conns.clear()
 
-    def _write_loop(self, loop: asyncio.AbstractEventLoop, started: asyncio.Future[None]) -> None:
+    def _start_writer(
+        self, loop: asyncio.AbstractEventLoop, started: asyncio.Future[None] | None
+    ) -> None:
+        self._writer = threading.Thread(
+            target=self._supervise, args=(loop, started), name="relay-sqlite-writer", daemon=True
+        )
+        self._writer.start()
+
+    def _supervise(
+        self, loop: asyncio.AbstractEventLoop, started: asyncio.Future[None] | None
+    ) -> None:
+        """Run the write loop; if it ever stops other than by close(), fail the batch it
+        held (503: the senders retry) and start it again after a pause, for good.
+
+        One request's failure never gets here (``_commit_batch`` answers it alone); this
+        is the net under a bug in the writer itself, so that it cannot end ingest."""
+        pause = WRITER_RESTART_SECONDS
+        while True:
+            try:
+                self._write_loop(loop, started)
+                return  # closed, or the first open failed (reported to open())
+            except BaseException as exc:  # nothing may end this thread
+                started = None
+                self._writer_down = (
+                    f"the database writer stopped ({type(exc).__name__}: {exc}); "
+                    f"restarting in {pause:g} s"
+                )
+                log.error(
+                    "the SQLite writer stopped; restarting it",
+                    exc_info=exc,
+                    extra={"restart_in_seconds": pause},
+                )
+                _fail_batch(self._inflight, StoreUnavailable(self._writer_down))
+                self._inflight = []  # (kept until answered: _check_writer's net reads it)
+            time.sleep(pause)
+            pause = min(pause * 2, WRITER_RESTART_MAX_SECONDS)
+            if self._closing:
+                return
+
+    def _write_loop(
+        self, loop: asyncio.AbstractEventLoop, started: asyncio.Future[None] | None
+    ) -> None:
         try:
-            conn = _connect(self.path)
+            conn = self._open_writer_connection()
             _migrate(conn)
         except Exception as exc:  # report the failure to open() instead of dying silently
+            if started is None:
+                raise  # a restart: the supervisor tries again
             loop.call_soon_threadsafe(_settle, started, None, exc)
             return
-        loop.call_soon_threadsafe(_settle, started, None, None)
+        self._writer_down = None
+        if started is not None:
+            loop.call_soon_threadsafe(_settle, started, None, None)
         try:
             while True:
                 job = self._jobs.get()
@@ -170,26 +230,48 @@ class SQLiteStore:
                         stop = True
                         break
                     batch.append(more)
-                if self._write_failure is not None:
-                    # Reopen before the first batch after a failure, not right after it:
-                    # SQLite opens a file it cannot write read-only, and a connection
-                    # opened while the disk was read-only stays so.
-                    conn = self._reconnect(conn)
-                if self._commit_batch(conn, batch):
-                    self._write_failure = None
-                else:
-                    self._write_failure = "the last write failed (disk full or read-only?)"
+                self._inflight = batch
+                conn = self._write_batch(conn, batch)
+                self._inflight = []
                 if stop:
                     break
         finally:
             conn.close()
+
+    def _open_writer_connection(self) -> sqlite3.Connection:
+        conn = _connect(self.path)
+        self.pragmas = writer_pragmas(conn)
+        return conn
+
+    def _write_batch(self, conn: sqlite3.Connection, batch: list[Job]) -> sqlite3.Connection:
+        """Commit one batch; the connection to use for the next."""
+        if self._write_failure is not None:
+            # Reopen before the first batch after a failure, not right after it:
+            # SQLite opens a file it cannot write read-only, and a connection
+            # opened while the disk was read-only stays so.
+            conn = self._reconnect(conn)
+        try:
+            committed = self._commit_batch(conn, batch)
+        except Exception as exc:  # a bug in the writer: this batch fails, the writer goes on
+            log.exception("the SQLite writer failed a batch", extra={"requests": len(batch)})
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            self._write_failure = f"the last write failed ({type(exc).__name__}: {exc})"
+            _fail_batch(batch, StoreUnavailable(self._write_failure))
+            return conn
+        if committed:
+            self._write_failure = None
+        else:
+            self._write_failure = "the last write failed (disk full or read-only?)"
+        return conn
 
     def _reconnect(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         """A failed commit (full disk, file made read-only, I/O error) can leave SQLite's
         connection stuck in that state: open a fresh one, so writes resume as soon as the
         cause is gone, without a restart. Keep the old one if the file cannot be opened."""
         try:
-            fresh = _connect(self.path)
+            fresh = self._open_writer_connection()
         except sqlite3.Error:
             return conn
         with contextlib.suppress(sqlite3.Error):
@@ -219,7 +301,8 @@ class SQLiteStore:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"database error: {exc}")
             outcomes = {id(job): (None, failure) for job in batch}
             committed = False
@@ -231,8 +314,7 @@ class SQLiteStore:
         )
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._writer is None or not self._writer.is_alive():
-            raise StoreUnavailable("the database writer is not running")
+        self._check_writer()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((fn, future, loop))
@@ -253,19 +335,48 @@ class SQLiteStore:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
+    def _check_writer(self) -> None:
+        """Raise StoreUnavailable while the writer is down; start it again if its thread
+        is gone (the supervisor never lets it end, so this is the last net)."""
+        if self._writer is None:
+            raise StoreUnavailable("the database writer is not running (the store is not open)")
+        if self._writer.is_alive():
+            if (down := self._writer_down) is not None:
+                raise StoreUnavailable(down)
+            return
+        with self._writer_lock:
+            if self._closing or self._writer.is_alive():
+                raise StoreUnavailable("the database writer is not running")
+            down = "the database writer thread had ended; restarting it"
+            self._writer_down = down
+            log.error("the SQLite writer thread had ended; restarting it")
+            inflight, self._inflight = self._inflight, []
+            _fail_batch(inflight, StoreUnavailable(down))
+            self._start_writer(asyncio.get_running_loop(), None)
+        raise StoreUnavailable(down)  # (the new thread may already have cleared _writer_down)
+
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
-        if self._writer is None or not self._writer.is_alive():
-            raise StoreUnavailable("the database writer is not running")
+        self._check_writer()
         if self._write_failure is not None:
             raise StoreUnavailable(self._write_failure)
+        unsafe = {k: v for k, v in self.pragmas.items() if DURABLE_PRAGMAS.get(k) != v}
+        if unsafe:
+            raise StoreUnavailable(f"the writer's connection is not durable: {unsafe}")
+
+    def durability(self) -> dict[str, str]:
+        """The writer connection's durability settings, as SQLite reports them."""
+        return dict(self.pragmas)
 
     # ingest ------------------------------------------------------------------------
     async def insert_events(self, events: list[NewEvent]) -> list[Inserted]:
         # Serialised here, in the request's task: the writer thread then holds the GIL
         # only to bind values, while the event loop goes on with other requests.
-        job = _InsertJob(events, [queries.event_row(e) for e in events])
-        result: list[Inserted] = await self._write(job)
+        try:
+            rows = [queries.event_row(e) for e in events]
+        except Exception as exc:
+            raise storing_failed(exc, CONTENT_ERRORS) from exc
+        result: list[Inserted] = await self._write(_InsertJob(events, rows))
         return result
 
     # delivery ----------------------------------------------------------------------
@@ -413,7 +524,24 @@ class _InsertJob:
         self.rows = rows
 
     def __call__(self, conn: sqlite3.Connection) -> list[Inserted]:
-        return queries.insert_events(conn, "?", self.events, self.rows)
+        try:
+            return queries.insert_events(conn, "?", self.events, self.rows)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:  # binding a value failed: this request's content
+            raise storing_failed(exc, CONTENT_ERRORS) from exc
+
+
+def writer_pragmas(conn: sqlite3.Connection) -> dict[str, str]:
+    """journal_mode and synchronous of a connection, in words (``wal``, ``full``)."""
+    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+    return {"journal_mode": mode, "synchronous": _SYNCHRONOUS.get(level, str(level))}
+
+
+def _fail_batch(batch: list[Job], error: BaseException) -> None:
+    """Answer every job of the batch not yet answered with ``error``."""
+    _settle_batch(batch, {id(job): (None, error) for job in batch})
 
 
 def _settle_batch(batch: list[Job], outcomes: dict[int, tuple[Any, BaseException | None]]) -> None:
@@ -443,8 +571,8 @@ def _insert_alone(
         return False
     try:
         inserted = queries.insert_rows(conn, "?", rows)
-    except sqlite3.Error:
-        return False  # rolled back whole; the transactional path finds out for whom
+    except Exception:  # a database error or a value that would not bind
+        return False  # stored nothing; the transactional path finds out for whom
     if inserted != len(rows):
         return False
     for job, insert in inserts:
@@ -463,7 +591,7 @@ def _run_inserts(
         conn.execute("SAVEPOINT inserts")
         results = queries.insert_events(conn, "?", merged, rows)
         conn.execute("RELEASE inserts")
-    except sqlite3.Error:
+    except Exception:  # a database error or a value that would not bind
         # Something in the merged batch failed: fall back to one savepoint per request,
         # so only the request at fault hears about it.
         conn.execute("ROLLBACK TO inserts")

@@ -25,7 +25,6 @@ from tests.support.processes import free_port, relay_env, start_relay, stop, wai
 API_KEY = "scale-key"
 EVENTS = 500
 RELAY_CEILING = 40  # calls per second, summed over both relays
-WINDOW_TOLERANCE = 0.95  # seconds: arrival jitter is the network's, not the limiter's
 LEASE_SECONDS = 2
 CONCURRENCY = 8  # RELAY_WORKER_CONCURRENCY: how many events a relay works on at once
 
@@ -91,6 +90,12 @@ def claims_held_by(url: str, process: subprocess.Popen[bytes]) -> int:
     return int(row[0])
 
 
+def reserved_call_times(url: str) -> list[float]:
+    """When the shared rate gate let each call go, as both relays recorded it."""
+    with psycopg.connect(url) as conn:
+        return [float(row[0]) for row in conn.execute("SELECT at FROM rate_calls")]
+
+
 def log_tails(tmp_path: Path) -> str:
     return "\n".join(f"{log.name}:\n{log.read_text()[-2000:]}" for log in tmp_path.glob("*.log"))
 
@@ -146,6 +151,7 @@ async def test_two_relays_deliver_500_events_through_a_kill_9(
                 assert time.monotonic() < deadline, f"{counts}\n{log_tails(tmp_path)}"
                 await asyncio.sleep(0.25)
             events = await store.list_events(EventFilter(), EVENTS + 1, None)
+            granted = reserved_call_times(postgres_schema_url)
         finally:
             for relay in relays:
                 stop(relay)
@@ -165,8 +171,12 @@ async def test_two_relays_deliver_500_events_through_a_kill_9(
     assert all(_outcome_unknown(e) for e in not_run), [e.id for e in not_run]
     assert len(not_run) <= CONCURRENCY
 
-    times = [r.at for r in requests]
-    assert busiest_window(times, WINDOW_TOLERANCE) <= RELAY_CEILING
+    # The ceiling holds where it is decided: no one-second window of the gate's grants,
+    # summed over both relays, holds more than the ceiling. Arrival times at the fake add
+    # the host's scheduling jitter (tens of ms on a loaded machine), so the fake is asked
+    # only whether it ever had to throttle, at its ceiling a hair above ours.
+    assert len(granted) >= len(requests)
+    assert busiest_window(granted, 1.0) <= RELAY_CEILING
     assert not [r for r in requests if r.throttled]
 
 
