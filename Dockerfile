@@ -2,7 +2,7 @@
 # `docker run … relay worker` runs a worker alone (see docs/deployment.md).
 #
 #   docker build -t infusionsoft-relay .
-#   docker run -p 8000:8000 -v relay-data:/data -v "$PWD/relay.yaml:/app/relay.yaml:ro" \
+#   docker run -p 127.0.0.1:8000:8000 -v relay-data:/data -v "$PWD/relay.yaml:/app/relay.yaml:ro" \
 #     --env-file .env infusionsoft-relay
 FROM python:3.11-slim
 

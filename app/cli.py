@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from app.admin.cli import terminal_text
 from app.errors import ConfigError
 from app.interpreter import tune_for_serving
 from app.sandbox import SANDBOX_DATABASE
@@ -24,12 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except SettingsError as exc:
-        print(f"environment: {exc}", file=sys.stderr)
+        print(f"environment: {terminal_text(str(exc))}", file=sys.stderr)
         return 2
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             name = "RELAY_" + "_".join(str(p) for p in error["loc"]).upper()
-            message = error["msg"].removeprefix("Value error, ")
+            message = terminal_text(error["msg"].removeprefix("Value error, "))
             print(
                 f"environment: {name}: {message}" if error["loc"] else f"environment: {message}",
                 file=sys.stderr,
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print("relay.yaml is not valid:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            print(f"  {terminal_text(problem)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -204,6 +205,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.config.startup import log_startup
     from app.main import create_app, log
     from app.observability.logging import configure_logging
+    from app.server import server_config
 
     if args.workers is not None:
         replacement = "--api-only" if args.workers == 0 else "nothing (the default)"
@@ -222,14 +224,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         else "off (--api-only): events are stored, and delivered by `relay worker`"
     )
     log_startup(log, settings, app.state.config, app.state.config_detail, worker=worker)
-    config = uvicorn.Config(
-        app,
-        host=args.host or settings.host,
-        port=settings.port if args.port is None else args.port,
-        log_config=None,
-        proxy_headers=False,  # X-Forwarded-For is honoured only from RELAY_TRUSTED_PROXIES
-        server_header=False,
-        lifespan="on",
+    config = server_config(
+        app, settings, args.host or settings.host, settings.port if args.port is None else args.port
     )
     tune_for_serving()  # GIL switch interval and garbage collector (app/interpreter.py)
     uvicorn.Server(config).run()

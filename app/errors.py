@@ -47,6 +47,30 @@ class MethodNotAllowed(RelayError):
     slug = "method-not-allowed"
 
 
+class RequestTimeout(RelayError):
+    """The request did not arrive in time, or its sender went away before it was whole."""
+
+    status_code = 408
+    title = "Request Timeout"
+    slug = "request-timeout"
+
+
+class HeadersTooLarge(RelayError):
+    status_code = 431
+    title = "Request Header Fields Too Large"
+    slug = "headers-too-large"
+
+
+class TooManyRequests(RelayError):
+    status_code = 429
+    title = "Too Many Requests"
+    slug = "too-many-requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(RelayError):
     status_code = 413
     title = "Payload Too Large"

@@ -14,8 +14,10 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from app.admin.endpoints import router as admin_router
+from app.admin.login_limits import FailedLogins
 from app.api import health, metrics
 from app.api.problems import install_problem_handlers
+from app.api.proxies import TrustedProxies
 from app.config.loader import load_config
 from app.config.models import RelayConfig
 from app.ingest.endpoints import is_hook_path, openapi_paths, receive_webhook
@@ -123,6 +125,7 @@ def create_app(
         finally:
             if worker is not None:
                 await worker.stop()
+            app.state.ingest.close()
             await http.aclose()
             await store.close()
 
@@ -138,6 +141,8 @@ def create_app(
     app.state.config_detail = config_detail
     app.state.metrics = Metrics()
     app.state.runtime = runtime
+    app.state.proxies = TrustedProxies(settings.trusted_proxies)
+    app.state.failed_logins = FailedLogins()  # dashboard sign-ins, per client address
     install_problem_handlers(app)
     _document_hooks(app)
     app.include_router(health.router)

@@ -64,6 +64,7 @@ def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from app.fake_keap import FakeKeapServer
     from app.main import create_app, load_relay_config, log
     from app.observability.logging import configure_logging
+    from app.server import server_config
 
     config, detail = load_relay_config(settings)  # a bad file stops here, with its problems
     try:
@@ -88,17 +89,7 @@ def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
         )
         _print_banner(sandbox, settings, list(config.sources), fake.control_url, len(placeholders))
         log_startup(log, sandbox, config, detail, worker="runs in this process (sandbox)")
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=sandbox.host,
-                port=sandbox.port,
-                log_config=None,
-                proxy_headers=False,
-                server_header=False,
-                lifespan="on",
-            )
-        )
+        server = uvicorn.Server(server_config(app, sandbox, sandbox.host, sandbox.port))
         server.run()
     return 0
 

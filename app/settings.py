@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # to spike-arrest at 5/s (SPEC §2).
 KEY_CEILINGS = (5, 240, 30_000)
 OAUTH_CEILINGS = (25, 1_500, 150_000)
+MIN_ADMIN_TOKEN_LENGTH = 32  # SPEC §2
 
 
 class Settings(BaseSettings):
@@ -47,6 +48,12 @@ class Settings(BaseSettings):
     dry_run: bool | None = None
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_header_bytes: int = Field(default=32_768, ge=1024)
+    max_headers: int = Field(default=100, ge=10)
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    body_timeout_seconds: float = Field(default=30, gt=0)
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
     retry_max_hours: float = Field(default=72, gt=0)
     retry_base_seconds: float = Field(default=5, gt=0)
     auth_probe_seconds: float = Field(default=60, gt=0)
@@ -54,6 +61,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     log_pii: bool = False
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # docker compose only: the domain Caddy gets a certificate for (the relay reads none
+    # of it; kept here so that .env, the docs and the settings name the same variables).
+    domain: str | None = None
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     database_pool_size: int = Field(default=10, ge=1, le=200)
 
@@ -72,6 +82,17 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value()) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters (it is "
+                f"{len(value.get_secret_value())}): anyone who can reach /admin may guess "
+                "it; make one with `openssl rand -hex 32`"
+            )
         return value
 
     @model_validator(mode="after")

@@ -292,15 +292,27 @@ async def test_peer_outside_allow_ips_gets_403(relay: httpx.AsyncClient) -> None
 
 
 async def test_body_errors(relay: httpx.AsyncClient) -> None:
-    bad_json = await relay.post(
-        "/hooks/legacy-cart", content=b"{not json", headers={"Content-Type": "application/json"}
-    )
+    bad_json = await post_legacy_cart(relay, b"{not json")
     assert bad_json.status_code == 400
+    body = b"<a/>"
+    signature = hmac.new(SECRETS["CART_SECRET"].encode(), body, hashlib.sha256).hexdigest()
     xml = await relay.post(
-        "/hooks/legacy-cart", content=b"<a/>", headers={"Content-Type": "application/xml"}
+        "/hooks/legacy-cart",
+        content=body,
+        headers={"Content-Type": "application/xml", "X-Signature": signature},
     )
     assert xml.status_code == 415
     assert xml.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_body_signed_by_its_sender_is_verified_before_it_is_parsed(
+    relay: httpx.AsyncClient,
+) -> None:
+    # Unsigned, the same unparsable body is refused for its signature: nothing was parsed.
+    unsigned = await relay.post(
+        "/hooks/legacy-cart", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert unsigned.status_code == 401
 
 
 async def test_too_large_body_is_413(relay: httpx.AsyncClient) -> None:

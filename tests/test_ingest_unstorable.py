@@ -16,6 +16,7 @@ import httpx
 import psycopg
 import pytest
 
+from app.ingest.bodies import MAX_NESTING
 from app.store import queries
 from tests.test_ingest_http import ORDER, shopify_headers
 
@@ -184,10 +185,12 @@ async def test_a_failure_inside_one_batch_member_fails_that_request_only(
 
 async def test_everything_else_json_allows_is_stored_as_sent(relay: httpx.AsyncClient) -> None:
     """The other half of the rule: NUL and control characters, line separators, an
-    escaped emoji, an empty key, integers past 64 bits and deep nesting are stored and
-    read back exactly, on either database."""
+    escaped emoji, an empty key, integers past 64 bits and nesting as deep as ingest takes
+    (MAX_NESTING levels; deeper payloads stored before that limit, past what orjson
+    writes, are covered in tests/admin/test_sessions_facing_the_internet.py) are stored
+    and read back exactly, on either database."""
     nested: Any = "bottom"
-    for _ in range(300):  # deeper than orjson writes: the encoder's fallback must hold
+    for _ in range(MAX_NESTING - 1):  # the order object is the first level
         nested = [nested]
     extras = {
         "note": "nul\u0000 tab\t bell\u0007 del\u007f sep\u2028 emoji\U0001f600",

@@ -1,16 +1,20 @@
 """Who may use ``/admin``: scripts send the bearer token, browsers keep a session cookie.
 
-The cookie never holds the token: it holds ``<issued>.<HMAC(token, issued)>``, so it
-expires, and changing RELAY_ADMIN_TOKEN signs every browser out. The CSRF token that
-dashboard forms carry is derived from that session value (double submit: the server
-recomputes it from the cookie and compares). Requests authenticated by the bearer
-header need no CSRF token, since browsers never attach that header on their own.
+The cookie never holds the token: it holds ``<session id>.<HMAC(token, id)>``, and the
+database holds the SHA-256 of each live session id with its expiry. Signing out deletes
+that row on every replica; changing RELAY_ADMIN_TOKEN signs every browser out (the MAC no
+longer matches). The cookie is ``Secure`` whenever the browser's connection was HTTPS,
+directly or through a trusted proxy. The CSRF token that dashboard forms carry is derived
+from the session value (double submit: the server recomputes it from the cookie and
+compares). Requests authenticated by the bearer header need no CSRF token, since
+browsers never attach that header on their own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -22,12 +26,12 @@ from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse
 
 from app.api.problems import problem
+from app.api.proxies import TrustedProxies
 from app.errors import Forbidden, NotFound
 
 SESSION_COOKIE = "relay_admin_session"
 COOKIE_PATH = "/admin"
 SESSION_MAX_AGE = 7 * 24 * 3600
-_CLOCK_SKEW = 60
 
 
 class AdminDisabled(NotFound):
@@ -70,20 +74,48 @@ def _mac(token: bytes, message: str) -> str:
     return hmac.new(token, message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def issue_session(token: bytes, now: float) -> str:
-    issued = int(now)
-    return f"{issued}.{_mac(token, f'relay-admin-session|{issued}')}"
+def new_session_value(token: bytes) -> str:
+    """A new cookie value: a random id and its MAC under the admin token."""
+    session_id = secrets.token_urlsafe(32)
+    return f"{session_id}.{_mac(token, f'relay-admin-session|{session_id}')}"
 
 
-def session_is_valid(token: bytes, value: str, now: float) -> bool:
-    issued_text, _, mac = value.partition(".")
-    if not issued_text.isdigit() or not mac:
-        return False
-    issued = int(issued_text)
-    if not (now - SESSION_MAX_AGE <= issued <= now + _CLOCK_SKEW):
-        return False
-    expected = _mac(token, f"relay-admin-session|{issued}")
-    return hmac.compare_digest(expected.encode(), mac.encode("utf-8", "replace"))
+def session_key(token: bytes, value: str) -> str | None:
+    """What the database knows a session by (the SHA-256 of its id), when ``value`` was
+    issued under ``token``; None for a forged or foreign value."""
+    session_id, _, mac = value.partition(".")
+    if not session_id or not mac:
+        return None
+    expected = _mac(token, f"relay-admin-session|{session_id}")
+    if not hmac.compare_digest(expected.encode(), mac.encode("utf-8", "replace")):
+        return None
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+async def issue_session(request: Request, token: bytes) -> str:
+    """Start a session (stored for SESSION_MAX_AGE) and return its cookie value."""
+    value = new_session_value(token)
+    key = session_key(token, value)
+    assert key is not None
+    now = time.time()
+    await request.app.state.store.create_admin_session(key, now, now + SESSION_MAX_AGE)
+    return value
+
+
+async def current_session(request: Request, token: bytes) -> str | None:
+    """The browser's session cookie value while its session is live, else None."""
+    value = request.cookies.get(SESSION_COOKIE)
+    key = session_key(token, value) if value else None
+    if key is None or not await request.app.state.store.admin_session_active(key, time.time()):
+        return None
+    return value
+
+
+async def end_session(request: Request, token: bytes) -> None:
+    value = request.cookies.get(SESSION_COOKIE)
+    key = session_key(token, value) if value else None
+    if key is not None:
+        await request.app.state.store.revoke_admin_session(key)
 
 
 def csrf_token_for(token: bytes, session: str) -> str:
@@ -113,14 +145,20 @@ def require_bearer(request: Request) -> None:
         raise BearerRejected("the bearer token is not the admin token")
 
 
-def require_operator(request: Request) -> Operator:
-    """The dashboard's guard: the bearer header (scripts) or a session cookie (browsers)."""
+async def require_operator(request: Request) -> Operator:
+    """The dashboard's guard: the bearer header (scripts) or a session cookie (browsers).
+
+    Only a ``Bearer`` Authorization header is taken as a script's: a proxy in front that
+    asks for HTTP Basic auth passes its own header along, which must not lock a browser
+    with a valid session out.
+    """
     token = configured_token(request)
-    if _bearer_credential(request) is not None:
+    header = request.headers.get("authorization", "")
+    if header.strip().partition(" ")[0].lower() == "bearer":
         require_bearer(request)
         return Operator("bearer")
-    session = request.cookies.get(SESSION_COOKIE)
-    if session and session_is_valid(token, session, time.time()):
+    session = await current_session(request, token)
+    if session is not None:
         return Operator("session", csrf_token_for(token, session))
     next_path = request.url.path if request.method == "GET" else "/admin/"
     if request.method == "GET" and request.url.query:
@@ -152,6 +190,19 @@ def safe_next_path(candidate: str | None) -> str:
     return candidate
 
 
+def came_over_https(request: Request) -> bool:
+    """HTTPS to the relay itself, or to a trusted proxy that says so (X-Forwarded-Proto)."""
+    proxies: TrustedProxies = request.app.state.proxies
+    peer = request.client.host if request.client else None
+    return proxies.came_over_https(request.url.scheme, request.headers, peer)
+
+
+def client_address(request: Request) -> str:
+    proxies: TrustedProxies = request.app.state.proxies
+    peer = request.client.host if request.client else None
+    return str(proxies.client_address(request.headers, peer) or "unknown")
+
+
 def set_session_cookie(response: Response, request: Request, session: str) -> None:
     response.set_cookie(
         SESSION_COOKIE,
@@ -160,7 +211,7 @@ def set_session_cookie(response: Response, request: Request, session: str) -> No
         path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=came_over_https(request),
     )
 
 
@@ -170,7 +221,7 @@ def clear_session_cookie(response: Response, request: Request) -> None:
         path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=came_over_https(request),
     )
 
 

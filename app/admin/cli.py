@@ -2,6 +2,9 @@
 
 It reads the same database as the dashboard. Contact emails are masked the way the
 logs mask them, unless RELAY_LOG_PII is true: terminal output ends up in tickets and chats.
+Everything shown came from webhooks, so every cell is printed with its control and
+formatting characters escaped (``terminal_text``): an event type holding an escape
+sequence cannot recolour, retitle or rewrite the operator's terminal.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -37,7 +41,8 @@ def print_events(settings: Settings, args: argparse.Namespace) -> int:
     try:
         records = asyncio.run(_load(settings.database_url, flt, args.limit + 1))
     except Exception as exc:  # any database failure is the operator's to fix, not a traceback
-        print(f"cannot read events from RELAY_DATABASE_URL: {_reason(exc)}", file=sys.stderr)
+        reason = terminal_text(_reason(exc))
+        print(f"cannot read events from RELAY_DATABASE_URL: {reason}", file=sys.stderr)
         return 2
     shown = records[: args.limit]
     if not shown:
@@ -55,13 +60,35 @@ def event_row(record: EventRecord, *, pii: bool) -> tuple[str, ...]:
     received = datetime.fromtimestamp(record.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
     return (
         received,
-        record.id,
-        record.source,
-        record.event_type or "-",
-        _contact(record.contact_email, pii=pii),
+        terminal_text(record.id),
+        terminal_text(record.source),
+        terminal_text(record.event_type or "-"),
+        terminal_text(_contact(record.contact_email, pii=pii)),
         record.status,
         f"{done}/{len(record.steps)}" if record.steps else "-",
-        truncate(record.last_error or "", ERROR_WIDTH),
+        truncate(terminal_text(" ".join((record.last_error or "").split())), ERROR_WIDTH),
+    )
+
+
+def terminal_text(text: str) -> str:
+    """``text`` with control and formatting characters (escape sequences, newlines, bidi
+    overrides, zero-width characters) spelled as ``\\x1b`` / ``\\u202e``."""
+    if text.isprintable():
+        return text
+    return "".join(_escaped(c) if unicodedata.category(c) in _HIDDEN else c for c in text)
+
+
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
     )
 
 

@@ -13,26 +13,30 @@ from starlette.responses import RedirectResponse
 
 from app.admin import service
 from app.admin.auth import (
-    SESSION_COOKIE,
     AdminDisabled,
     AdminRoute,
     OperatorDep,
     admin_path,
     clear_session_cookie,
+    client_address,
     configured_token,
+    current_session,
+    end_session,
     issue_session,
     safe_next_path,
-    session_is_valid,
     set_session_cookie,
     token_matches,
     verify_csrf,
 )
-from app.admin.pages import render
+from app.admin.login_limits import FailedLogins
+from app.admin.pages import PAGE_HEADERS, render
 from app.admin.schemas import event_detail, event_out
+from app.api.requests import read_body
 from app.config.sunset import sunset_summary
-from app.errors import BadRequest, RelayError
+from app.errors import BadRequest, NotFound, RelayError, TooManyRequests
 
 _MAX_FORM_BYTES = 16_384
+_MAX_FORM_FIELDS = 100
 FLASHES = {
     "requeued": "Re-queued: the event's unfinished steps will run again.",
     "requeued-from-start": "Re-queued from the start: every step will run again.",
@@ -69,11 +73,22 @@ router = APIRouter(prefix="/admin", route_class=DashboardRoute, include_in_schem
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > _MAX_FORM_BYTES:
-        raise BadRequest("the form is too large")
-    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    """The dashboard's small forms: reading stops at 16 KiB (413), never buffering more."""
+    body = await read_body(request, _MAX_FORM_BYTES)
+    try:
+        fields = parse_qs(
+            body.decode("utf-8", "replace"),
+            keep_blank_values=True,
+            max_num_fields=_MAX_FORM_FIELDS,
+        )
+    except ValueError:
+        raise BadRequest(f"the form has more than {_MAX_FORM_FIELDS} fields") from None
     return {name: values[0] for name, values in fields.items()}
+
+
+def failed_logins(request: Request) -> FailedLogins:
+    limits: FailedLogins = request.app.state.failed_logins
+    return limits
 
 
 def _redirect(request: Request, path: str) -> RedirectResponse:
@@ -98,8 +113,7 @@ async def bare_admin(request: Request) -> RedirectResponse:
 async def login_form(request: Request) -> Response:
     token = configured_token(request)
     next_path = safe_next_path(request.query_params.get("next"))
-    session = request.cookies.get(SESSION_COOKIE)
-    if session and session_is_valid(token, session, time.time()):
+    if await current_session(request, token) is not None:
         return _redirect(request, next_path)
     return render(
         request,
@@ -113,9 +127,16 @@ async def login_form(request: Request) -> Response:
 @router.post("/login")
 async def login(request: Request) -> Response:
     token = configured_token(request)
+    address, limits, now = client_address(request), failed_logins(request), time.time()
+    if (wait := limits.retry_after(address, now)) > 0:
+        raise TooManyRequests(
+            f"too many failed sign-ins from {address}: try again in {int(wait) + 1} s",
+            retry_after=int(wait) + 1,
+        )
     form = await read_form(request)
     next_path = safe_next_path(form.get("next"))
     if not token_matches(token, form.get("token", "")):
+        limits.record_failure(address, now)
         return render(
             request,
             "login.html",
@@ -124,14 +145,16 @@ async def login(request: Request) -> Response:
             error="That is not the admin token.",
             flash=None,
         )
+    limits.clear(address)
     response = _redirect(request, next_path)
-    set_session_cookie(response, request, issue_session(token, time.time()))
+    set_session_cookie(response, request, await issue_session(request, token))
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, operator: OperatorDep) -> Response:
     verify_csrf(operator, (await read_form(request)).get("csrf"))
+    await end_session(request, configured_token(request))
     response = _redirect(request, "/admin/login?flash=signed-out")
     clear_session_cookie(response, request)
     return response
@@ -185,6 +208,18 @@ async def event_page(request: Request, event_id: str, operator: OperatorDep) -> 
         event=event_detail(record),
         flash=flash_message(dict(request.query_params)),
     )
+
+
+@router.get("/events/{event_id}/payload")
+async def event_payload(request: Request, event_id: str, operator: OperatorDep) -> Response:
+    """The body as stored (JSON, secrets already redacted), to download whole: the event
+    page shows at most MAX_NESTING levels and PAYLOAD_CHARS characters of it."""
+    text = await request.app.state.store.event_payload_text(event_id)
+    if text is None:
+        raise NotFound(f"no event has the id {event_id[:80]!r}")
+    filename = "".join(c for c in event_id if c.isalnum() or c in "_-")[:80] or "event"
+    headers = {**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{filename}.json"'}
+    return Response(text, media_type="application/json", headers=headers)
 
 
 @router.post("/events/{event_id}/view/replay")

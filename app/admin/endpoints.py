@@ -24,8 +24,11 @@ from app.admin.schemas import (
     event_detail,
     event_out,
 )
+from app.api.requests import read_body
 from app.errors import BadRequest
 from app.store.base import Store
+
+_MAX_REQUEST_BYTES = 16_384
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -127,7 +130,7 @@ async def replay_event(
     },
 )
 async def replay_matching(request: Request, store: StoreDep) -> BulkReplayAccepted:
-    ask = _bulk_request(await request.body())
+    ask = _bulk_request(await read_body(request, _MAX_REQUEST_BYTES))
     since = ask.since.timestamp() if ask.since is not None else None
     options = service.ReplayOptions(
         from_start=ask.from_start,

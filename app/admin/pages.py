@@ -50,12 +50,33 @@ def ago(moment: datetime | None, now: float | None = None) -> str:
     return f"in {amount}" if seconds > 0 else f"{amount} ago"
 
 
-def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+# At most this much of a payload is shown on the event page (the rest is downloaded), and
+# of each step's parameters: the page stays small whatever was posted.
+PAYLOAD_CHARS = 100_000
+PARAMS_CHARS = 2_000
+_PRETTY = json.JSONEncoder(indent=2, ensure_ascii=False, default=str)
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+def bounded_json(encoder: json.JSONEncoder, value: Any, limit: int) -> tuple[str, bool]:
+    """``value`` encoded up to ``limit`` characters, and whether it was cut: the encoder
+    runs lazily, so a large value costs only the part shown."""
+    parts: list[str] = []
+    size = 0
+    for part in encoder.iterencode(value):
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            return "".join(parts)[:limit] + "\n…", True
+    return "".join(parts), False
+
+
+def pretty_json(value: Any) -> tuple[str, bool]:
+    return bounded_json(_PRETTY, value, PAYLOAD_CHARS)
 
 
 def compact_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    return bounded_json(_COMPACT, value, PARAMS_CHARS)[0]
 
 
 @lru_cache(maxsize=1)

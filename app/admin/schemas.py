@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.ingest.bodies import MAX_NESTING, nesting_depth
 from app.store.base import (
     AttemptRecord,
     EventRecord,
@@ -80,7 +81,14 @@ class EventOut(BaseModel):
 
 
 class EventDetail(EventOut):
-    payload: Any = Field(description="the parsed webhook body, secrets redacted")
+    payload: Any = Field(
+        description="the parsed webhook body, secrets redacted; levels past "
+        f"{MAX_NESTING} are replaced by a note (see payload_truncated)"
+    )
+    payload_truncated: bool = Field(
+        default=False,
+        description="true when levels were cut: GET /admin/events/{id}/payload has it whole",
+    )
     history: list[AttemptOut] = Field(description="every attempt, oldest first")
 
 
@@ -201,8 +209,32 @@ def event_out(record: EventRecord) -> EventOut:
 
 
 def event_detail(record: EventRecord) -> EventDetail:
+    payload, truncated = cut_to_depth(record.payload)
     return EventDetail(
         **_event_fields(record),
-        payload=record.payload,
+        payload=payload,
+        payload_truncated=truncated,
         history=[attempt_out(attempt) for attempt in record.history],
     )
+
+
+DEEPER = f"[deeper than {MAX_NESTING} levels: download the stored body]"
+
+
+def cut_to_depth(value: Any, levels: int = MAX_NESTING) -> tuple[Any, bool]:
+    """``value`` with objects and lists past ``levels`` replaced by a note, and whether
+    any were. Ingest refuses deeper bodies; events stored before that limit may hold
+    them, and must still be shown (never a 5xx)."""
+    if nesting_depth(value, levels) <= levels:
+        return value, False
+    return _cut(value, levels), True
+
+
+def _cut(value: Any, levels: int) -> Any:
+    if not isinstance(value, dict | list):
+        return value
+    if levels == 0:
+        return DEEPER
+    if isinstance(value, dict):
+        return {key: _cut(child, levels - 1) for key, child in value.items()}
+    return [_cut(child, levels - 1) for child in value]

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from app.errors import RelayError
+from app.errors import RelayError, TooManyRequests
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("relay.http")
@@ -45,8 +45,18 @@ def problem_body(error: RelayError) -> bytes:
     ).encode()
 
 
+# A body too slow: the connection is closed. (The rest of one too large is read and
+# dropped by the server, within RELAY_BODY_TIMEOUT_SECONDS, so the client reads the 413.)
+_ERROR_HEADERS = {
+    405: {"Allow": "GET, POST, HEAD"},
+    408: {"Connection": "close"},
+}
+
+
 def problem_for(error: RelayError) -> JSONResponse:
-    headers = {"Allow": "GET, POST, HEAD"} if error.status_code == 405 else None
+    headers = _ERROR_HEADERS.get(error.status_code)
+    if isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after)}
     return problem(error.status_code, error.title, error.detail, error.slug, headers)
 
 

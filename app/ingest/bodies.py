@@ -8,16 +8,27 @@ strings.
 
 from __future__ import annotations
 
+import binascii
 import json
 import math
 import re
 from typing import Any
-from urllib.parse import parse_qsl
 
 from app.errors import BadRequest
 
-MAX_FORM_DEPTH = 32
-MAX_FORM_KEYS = 10_000
+# Levels of objects and lists in a body: what ingest accepts and what the admin API and
+# dashboard show (a top-level object is level 1).
+MAX_NESTING = 32
+# PHP's max_input_vars: senders that post forms to PHP already stay within it.
+MAX_FORM_FIELDS = 1_000
+# Bracketed keys in all field names together (``items[0][sku]`` has two): each builds or
+# walks a node, so this bounds the work of the deepest forms.
+MAX_FORM_NESTED_KEYS = 5_000
+# Counted in the raw JSON before parsing (strings included, so an upper bound): objects
+# and lists, and values (commas + 1). json.loads holds the GIL throughout (no other
+# thread, the event loop included, runs meanwhile): at these limits, ~5 ms at most.
+MAX_JSON_CONTAINERS = 10_000
+MAX_JSON_VALUES = 100_000
 
 _JSON_TYPES = frozenset({"application/json", "text/json"})
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -27,6 +38,7 @@ _BRACKETED = re.compile(r"\[([^\]]*)\]")
 # Keys PHP treats as integers; longer digit strings stay text (and int() stays cheap).
 _INDEX = re.compile(r"0|[1-9][0-9]{0,17}")
 _UTF8_BOM = b"\xef\xbb\xbf"
+_LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # A JSON escape of a UTF-16 surrogate (\ud800-\udfff): only such an escape can put a
 # surrogate into a parsed string (raw surrogate bytes are not UTF-8). Pairs become one
 # character; a lone one is half a character, which no UTF-8 text (nor PostgreSQL) holds.
@@ -39,6 +51,18 @@ class BodyError(BadRequest):
     @property
     def status(self) -> int:
         return self.status_code
+
+
+class BodyTooLarge(BodyError):
+    """A body over one of the counting limits (HTTP 413)."""
+
+    status_code = 413
+    title = "Payload Too Large"
+    slug = "payload-too-large"
+
+
+class BodyTooDeep(BodyError):
+    """A body nested past MAX_NESTING (HTTP 400); never retried as a form."""
 
 
 class UnsupportedBody(BodyError):
@@ -72,6 +96,7 @@ def parse_body(raw: bytes, content_type: str | None) -> Any:
 
 def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
     """A JSON object or array from UTF-8 bytes; anything else is a BodyError."""
+    containers = _check_json_counts(raw)
     try:
         text = raw.removeprefix(_UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -86,9 +111,43 @@ def parse_json(raw: bytes) -> dict[str, Any] | list[Any]:
         raise BodyError("body is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict | list):
         raise BodyError("body is JSON but not an object or an array")
+    # Fewer objects and lists than levels allowed cannot nest too deep: most webhooks.
+    if containers > MAX_NESTING and nesting_depth(value) > MAX_NESTING:
+        raise BodyTooDeep(f"body is nested more than {MAX_NESTING} levels deep")
     if b"\\u" in raw and _SURROGATE_ESCAPE.search(raw):  # rare: only then look closer
         _refuse_lone_surrogates(value)
     return value
+
+
+def _check_json_counts(raw: bytes) -> int:
+    """Refuse, before parsing, a body whose parse would build too many objects; the
+    number of ``{`` and ``[`` (an upper bound on its objects and lists)."""
+    containers = raw.count(b"{") + raw.count(b"[")
+    if containers > MAX_JSON_CONTAINERS:
+        raise BodyTooLarge(f"body holds more than {MAX_JSON_CONTAINERS} JSON objects and lists")
+    if raw.count(b",") >= MAX_JSON_VALUES:
+        raise BodyTooLarge(f"body holds more than {MAX_JSON_VALUES} JSON values")
+    return containers
+
+
+_CONTAINERS = (dict, list)
+
+
+def nesting_depth(value: Any, stop_after: int = MAX_NESTING) -> int:
+    """Levels of objects and lists in ``value`` (0 for a scalar), counted up to one past
+    ``stop_after``. Level by level, without recursion; a list or object holding only
+    scalars is skipped at C speed."""
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level and depth <= stop_after:
+        depth += 1
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if isinstance(node, dict) else node
+            if dict in (kinds := set(map(type, children))) or list in kinds:
+                below.extend(c for c in children if isinstance(c, _CONTAINERS))
+        level = below
+    return depth
 
 
 def _refuse_lone_surrogates(value: Any) -> None:
@@ -125,19 +184,42 @@ def _check_text(text: str, path: str) -> None:
 
 
 def parse_form(raw: bytes | str) -> dict[str, Any]:
-    """``application/x-www-form-urlencoded`` with PHP's nested keys; values stay strings."""
-    # Latin-1 senders exist: a stray byte becomes U+FFFD rather than refusing the event.
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace")
-    if len(pairs) > MAX_FORM_KEYS:
-        raise BodyError(f"form has more than {MAX_FORM_KEYS} fields")
+    """``application/x-www-form-urlencoded`` with PHP's nested keys; values stay strings.
+
+    Scanning stops at MAX_FORM_FIELDS: the rest of the body is never split or decoded.
+    """
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    fields = data.split(b"&", MAX_FORM_FIELDS)
+    if len(fields) > MAX_FORM_FIELDS and fields[-1].strip(b"&"):
+        raise BodyTooLarge(f"form has more than {MAX_FORM_FIELDS} fields")
     root = _FormNode()
-    for name, value in pairs:
-        path = _key_path(name)
-        if path:
-            _assign(root, path, value)
+    nested_keys = 0
+    for field in fields:
+        if not field:
+            continue
+        encoded_name, _, encoded_value = field.partition(b"=")
+        path = _key_path(_form_decode(encoded_name))
+        if not path:
+            continue
+        nested_keys += len(path) - 1
+        if nested_keys > MAX_FORM_NESTED_KEYS:
+            raise BodyTooLarge(f"form field names hold more than {MAX_FORM_NESTED_KEYS} [keys]")
+        _assign(root, path, _form_decode(encoded_value))
     # The top level stays an object even with keys 0, 1…: a list would be split into events.
     return {key: _lists_from_indexes(child) for key, child in root.items()}
+
+
+def _form_decode(encoded: bytes) -> str:
+    """``unquote_plus`` at C speed: ``%XX`` escapes become ``=XX`` for binascii's
+    quoted-printable decoder (a literal ``=`` first becomes ``=3D``); urllib's decoder
+    loops in Python over every escape (75 ms for a 1 MiB body of them; this takes 7).
+    Invalid UTF-8 becomes U+FFFD: Latin-1 senders exist, and are not refused."""
+    if b"%" not in encoded and b"+" not in encoded:
+        return encoded.decode("utf-8", "replace")
+    # A % that starts no escape stays a % (as urllib keeps it): spelled %25 first.
+    encoded = _LONE_PERCENT.sub(b"%25", encoded)
+    quoted = encoded.replace(b"=", b"=3D").replace(b"+", b" ").replace(b"%", b"=")
+    return binascii.a2b_qp(quoted).decode("utf-8", "replace")
 
 
 def parse_query(query_string: str) -> dict[str, Any]:
@@ -158,7 +240,7 @@ def _sniff(raw: bytes) -> Any:
     if raw.lstrip(b" \t\r\n" + _UTF8_BOM)[:1] in (b"{", b"["):
         try:
             return parse_json(raw)
-        except UnstorableJson:
+        except (BodyTooLarge, BodyTooDeep, UnstorableJson):
             raise
         except BodyError:
             pass  # a form that happens to start with a bracket
@@ -200,8 +282,8 @@ def _key_path(name: str) -> list[str]:
         position = match.end()
     if not segments:
         return [name]
-    if len(segments) > MAX_FORM_DEPTH:
-        raise BodyError(f"a form field is nested more than {MAX_FORM_DEPTH} levels deep")
+    if len(segments) >= MAX_NESTING:  # the base is a level of its own
+        raise BodyTooDeep(f"a form field is nested more than {MAX_NESTING} levels deep")
     return [base, *segments]
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from app.admin.cli import terminal_text
 from app.config.models import RelayConfig, Source
 from app.ingest.bodies import BodyError, parse_body
 from app.ingest.sender_headers import reads_headers, sender_headers
@@ -49,7 +50,8 @@ def print_signed_headers(settings: Settings, args: argparse.Namespace) -> int:
     now = time.time()
     headers = {**sender_headers(source, event_type, now), **sign_request(source.verify, body)}
     _explain_scheme(source)
-    print(f"# {_outcome(config, args.source, source, headers, body)}", file=sys.stderr)
+    outcome = _outcome(config, args.source, source, headers, body)
+    print(f"# {terminal_text(outcome)}", file=sys.stderr)  # the body's event type, escaped
     for name, value in headers.items():
         print(f"{name}: {value}")
     return 0

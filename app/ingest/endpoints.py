@@ -20,7 +20,7 @@ from starlette.datastructures import State
 from starlette.types import Message, Receive, Scope, Send
 
 from app.api.problems import PROBLEM_JSON, problem_body
-from app.errors import MethodNotAllowed, PayloadTooLarge, RelayError
+from app.errors import MethodNotAllowed, PayloadTooLarge, RelayError, RequestTimeout
 from app.ingest.service import IngestRequest, IngestResult, IngestService
 from app.observability.logging import log_line
 from app.observability.metrics import Metrics
@@ -35,11 +35,19 @@ _OUTCOMES = {
     403: "forbidden",
     404: "unknown_source",
     405: "method_not_allowed",
+    408: "incomplete",
     413: "too_large",
     415: "unsupported",
     503: "unavailable",
 }
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_ERROR_HEADERS = {
+    405: [(b"allow", b"GET, POST, HEAD")],
+    # The body did not arrive: the connection is not reused for another request. (After
+    # a 413 the rest is read and dropped, within RELAY_BODY_TIMEOUT_SECONDS, so that the
+    # sender gets to read the answer.)
+    408: [(b"connection", b"close")],
+}
 
 
 def is_hook_path(scope: Scope) -> bool:
@@ -103,7 +111,7 @@ async def _receive(state: State, scope: Scope, receive: Receive, send: Send) -> 
                 "reason": error.detail,
             },
         )
-        extra = [(b"allow", b"GET, POST, HEAD")] if error.status_code == 405 else []
+        extra = _ERROR_HEADERS.get(error.status_code, [])
         if method == "HEAD":
             await _respond(send, error.status_code, b"", extra)
         else:
@@ -182,7 +190,7 @@ async def _read_limited(receive: Receive, headers: dict[str, str], limit: int) -
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
-            raise PayloadTooLarge("the sender went away before the body was complete")
+            raise RequestTimeout("the sender went away or was too slow: the body is incomplete")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

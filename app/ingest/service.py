@@ -6,6 +6,7 @@ result (or a RelayError) into an answer.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import ipaddress
@@ -14,29 +15,36 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote, quote_plus
 
-from app.config.models import RelayConfig, Source
+from app.api.proxies import TrustedProxies
+from app.config.models import RelayConfig, Source, VerifySpec
 from app.errors import (
     BadRequest,
     Forbidden,
     MethodNotAllowed,
     NotFound,
+    PayloadTooLarge,
     ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
-from app.ingest.bodies import BodyError, UnsupportedBody, parse_body, parse_query
+from app.ingest.bodies import BodyError, BodyTooLarge, UnsupportedBody, parse_body, parse_query
+from app.ingest.redaction import redactor_for
 from app.ingest.signatures import SignatureError, verify_signature
 from app.plan.planner import plan_event
 from app.store.base import Inserted, NewEvent, Store, StoreUnavailable, UnstorableEvent
 from app.store.ids import new_event_id
 
-REDACTED = "[redacted]"
 # Headers never stored: signatures, credentials and anything that smells like one.
-_SECRET_HEADER = re.compile("signature|hmac|token|secret|auth|cookie|key")
+_SECRET_HEADER = re.compile("signature|hmac|token|secret|auth|cookie|key|pass|session|credential")
+# One request's JSON array is split into at most this many events.
+MAX_EVENTS_PER_REQUEST = 100
+# Bodies at least this large are parsed (and redacted) in a thread, off the event loop.
+OFF_LOOP_BYTES = 64 * 1024
+_PING_BYTES = 1024
 
 
 # Not frozen: made on every webhook (see app.store.base.PlannedStep).
@@ -71,7 +79,8 @@ class IngestService:
         self.config = config
         self.store = store
         self.on_stored = on_stored
-        self._trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies or []]
+        self.proxies = TrustedProxies(trusted_proxies)
+        self._large_bodies = ThreadPoolExecutor(1, thread_name_prefix="relay-large-bodies")
 
     def source_for(
         self, name: str, method: str, headers: Mapping[str, str], client_ip: str | None
@@ -89,25 +98,25 @@ class IngestService:
             raise MethodNotAllowed(f"source {name!r} accepts {allowed}, not {method}")
         return source
 
+    async def _off_loop_if_large(self, raw: bytes, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)`` here for a small body; for a large one, in the one thread kept
+        for large bodies. The event loop then keeps answering (the GIL is handed back
+        every millisecond) and, large bodies taking turns in one thread, it competes for
+        the GIL with one of them, however many arrive at once: small webhooks never wait
+        behind them."""
+        if len(raw) < OFF_LOOP_BYTES:
+            return work(*args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._large_bodies, functools.partial(work, *args))
+
+    def close(self) -> None:
+        self._large_bodies.shutdown(wait=False, cancel_futures=True)
+
     def sender_address(
         self, headers: Mapping[str, str], client_ip: str | None
     ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-        """The peer address, or the client named by X-Forwarded-For when the peer is a
-        trusted proxy (the right-most address not itself a trusted proxy)."""
-        address = _parse_ip(client_ip)
-        if address is None or not self._is_trusted(address):
-            return address
-        forwarded = [part.strip() for part in headers.get("x-forwarded-for", "").split(",")]
-        for hop in reversed([p for p in forwarded if p]):
-            hop_address = _parse_ip(hop)
-            if hop_address is None:
-                return address
-            if not self._is_trusted(hop_address):
-                return hop_address
-        return address
-
-    def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        return any(address in net for net in self._trusted)
+        """The client's address (X-Forwarded-For believed only from a trusted proxy)."""
+        return self.proxies.client_address(headers, client_ip)
 
     async def receive(
         self, request: IngestRequest, *, source: Source | None = None
@@ -116,54 +125,61 @@ class IngestService:
             request.source, request.method, request.headers, request.client_ip
         )
         query = _parse_query(request.query_string)
+        if _is_empty_probe(source, request, query) or _is_woocommerce_ping(source, request):
+            return IngestResult(inserted=[], split=False, ping=True)
+        verify = source.verify
         if request.method == "GET":
             body: Any = query
             raw = request.query_string.encode()
         else:
-            body = _parse_body(request.body, request.headers.get("content-type"))
             raw = request.body
-        if _is_woocommerce_ping(source, request.headers, body) or _is_empty_probe(
-            source, request, query
-        ):
-            return IngestResult(inserted=[], split=False, ping=True)
-        headers = request.headers
-        token_value = None
-        if source.verify.scheme == "token" and source.verify.at is not None:
-            token_value = source.verify.at.search(
-                {"headers": headers, "body": body, "query": query}
-            )
-        try:
-            verify_signature(source.verify, raw_body=raw, headers=headers, token_value=token_value)
-        except SignatureError as exc:
-            raise Unauthorized(f"webhook not verified: {exc}") from None
-        if (
-            source.verify.scheme == "token"
-            and source.verify.secret
-            and _carries(source.verify.secret, raw, request.query_string)
-        ):
-            try:
-                body = _redact(body, source.verify.secret)
-                query = _redact(query, source.verify.secret)
-            except RecursionError:
-                raise BadRequest("the body is nested too deeply") from None
+        # Whoever signs the raw body (or sends the token outside it) is verified before the
+        # body is parsed: a forged request costs one HMAC, never a parse.
+        body_first = verify.scheme == "token" and _reads_body(verify)
+        if not body_first:
+            _verify(source, raw, request.headers, query, None)
+        if request.method != "GET":
+            body = await self._off_loop_if_large(raw, _parse_body, raw, request.headers)
+        if body_first:
+            _verify(source, raw, request.headers, query, body)
+        headers = _storable_headers(request.headers)
+        digested: bytes | None = raw
+        if verify.scheme == "token" and verify.secret:
+            redactor = redactor_for(verify.secret)
+            headers = redactor.headers(headers)
+            if redactor.may_be_in(request.query_string):
+                query = redactor.value(query)
+            if request.method == "GET":
+                body = query
+            if redactor.may_be_in(raw):
+                if request.method != "GET":
+                    body = await self._off_loop_if_large(raw, redactor.value, body)
+                digested = None  # the dedupe digest is of the redacted body, not the secret's
+        return await self._store(request.source, source, body, headers, query, digested)
+
+    async def _store(
+        self,
+        name: str,
+        source: Source,
+        body: Any,
+        headers: dict[str, str],
+        query: dict[str, Any],
+        raw: bytes | None,
+    ) -> IngestResult:
         split = isinstance(body, list)
         bodies = body if split else [body]
-        now = time.time()
-        stored_headers = _storable_headers(headers)
-        events = [
-            self._new_event(
-                request.source,
-                source,
-                element,
-                stored_headers,
-                query,
-                None if split else raw,
-                now,
+        if not bodies:
+            raise BadRequest("the JSON array is empty: there is no event to store")
+        if len(bodies) > MAX_EVENTS_PER_REQUEST:
+            raise PayloadTooLarge(
+                f"the JSON array holds {len(bodies)} events; at most "
+                f"{MAX_EVENTS_PER_REQUEST} are taken in one request"
             )
+        now = time.time()
+        events = [
+            self._new_event(name, source, element, headers, query, None if split else raw, now)
             for element in bodies
         ]
-        if not events:
-            raise BadRequest("the JSON array is empty: there is no event to store")
         if split:
             events = _distinct_dedupe_keys(events)
         try:
@@ -228,11 +244,31 @@ def _distinct_dedupe_keys(events: list[NewEvent]) -> list[NewEvent]:
     ]
 
 
-def _parse_body(raw: bytes, content_type: str | None) -> Any:
+def _verify(
+    source: Source, raw: bytes, headers: Mapping[str, str], query: dict[str, Any], body: Any
+) -> None:
+    token_value = None
+    if source.verify.scheme == "token" and source.verify.at is not None:
+        document = {"headers": headers, "body": {} if body is None else body, "query": query}
+        token_value = source.verify.at.search(document)
     try:
-        return parse_body(raw, content_type)
+        verify_signature(source.verify, raw_body=raw, headers=headers, token_value=token_value)
+    except SignatureError as exc:
+        raise Unauthorized(f"webhook not verified: {exc}") from None
+
+
+def _reads_body(verify: VerifySpec) -> bool:
+    """Whether the token is looked for in the body (which must then be parsed first)."""
+    return verify.at is not None and "body" in verify.at.expression
+
+
+def _parse_body(raw: bytes, headers: Mapping[str, str]) -> Any:
+    try:
+        return parse_body(raw, headers.get("content-type"))
     except UnsupportedBody as exc:
         raise UnsupportedMediaType(str(exc)) from None
+    except BodyTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
     except BodyError as exc:
         raise BadRequest(str(exc)) from None
 
@@ -242,18 +278,26 @@ def _parse_query(query_string: str) -> dict[str, Any]:
         return {}
     try:
         return parse_query(query_string)
+    except BodyTooLarge as exc:
+        raise PayloadTooLarge(f"query string: {exc}") from None
     except BodyError as exc:
         raise BadRequest(f"query string: {exc}") from None
 
 
-def _is_woocommerce_ping(source: Source, headers: Mapping[str, str], body: Any) -> bool:
-    """WooCommerce's save-time ping: unsigned form body holding only ``webhook_id``."""
-    return (
-        source.verify.scheme == "woocommerce"
-        and "x-wc-webhook-signature" not in headers
-        and isinstance(body, dict)
-        and set(body) == {"webhook_id"}
-    )
+def _is_woocommerce_ping(source: Source, request: IngestRequest) -> bool:
+    """WooCommerce's save-time ping: an unsigned, small form body holding only
+    ``webhook_id`` (a larger unsigned body is not parsed: it fails verification)."""
+    if (
+        source.verify.scheme != "woocommerce"
+        or "x-wc-webhook-signature" in request.headers
+        or len(request.body) > _PING_BYTES
+    ):
+        return False
+    try:
+        body = parse_body(request.body, request.headers.get("content-type"))
+    except BodyError:
+        return False
+    return isinstance(body, dict) and set(body) == {"webhook_id"}
 
 
 def _is_empty_probe(source: Source, request: IngestRequest, query: dict[str, Any]) -> bool:
@@ -275,35 +319,6 @@ def _is_secret_header(name: str) -> bool:
     return _SECRET_HEADER.search(name) is not None
 
 
-def _carries(secret: str, body: bytes, query_string: str) -> bool:
-    """Whether the secret is in the body or query as sent (plainly or URL-encoded): when
-    it is not (a token in a header), there is nothing to redact and no need to look."""
-    return any(raw in body or text in query_string for text, raw in _secret_forms(secret))
-
-
-@functools.lru_cache(maxsize=256)
-def _secret_forms(secret: str) -> tuple[tuple[str, bytes], ...]:
-    """The ways a body or query can spell the secret (worked out once per secret)."""
-    forms = {
-        secret,
-        quote_plus(secret),
-        quote(secret, safe=""),
-        json.dumps(secret)[1:-1],  # as a JSON string holds it (escapes, \uXXXX)
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-    }
-    return tuple((form, form.encode()) for form in forms)
-
-
-def _redact(value: Any, secret: str) -> Any:
-    if isinstance(value, str):
-        return REDACTED if value == secret else value
-    if isinstance(value, dict):
-        return {k: _redact(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v, secret) for v in value]
-    return value
-
-
 def _as_text(value: Any) -> str | None:
     if value is None or value == "" or isinstance(value, dict | list):
         return None
@@ -318,15 +333,3 @@ def _content_key(body: Any, raw: bytes | None) -> str:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         raw = canonical.encode()
     return f"sha256:{hashlib.sha256(raw).hexdigest()}"
-
-
-def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not value:
-        return None
-    try:
-        address = ipaddress.ip_address(value.strip().strip("[]"))
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote, quote_plus
+
 from pydantic import SecretStr
 
 from app.config.models import RelayConfig
@@ -20,7 +23,19 @@ def secret_values(settings: Settings, config: RelayConfig) -> list[str]:
     values += [source.verify.secret for source in config.sources.values() if source.verify.secret]
     if "://" in settings.database_url and "@" in settings.database_url:
         values.append(_database_password(settings.database_url))
-    return [value for value in values if value]
+    return [spelling for value in values if value for spelling in _spellings(value)]
+
+
+def _spellings(value: str) -> set[str]:
+    """The value, and its percent-encodings (either case): a URL in an error message
+    holds a secret that way."""
+    forms = {value}
+    for encoded in (quote(value, safe=""), quote_plus(value)):
+        forms.update((encoded, _HEX.sub(lambda m: m.group(0).lower(), encoded)))
+    return forms
+
+
+_HEX = re.compile("%[0-9A-F]{2}")
 
 
 def _database_password(url: str) -> str:

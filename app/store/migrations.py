@@ -135,4 +135,28 @@ MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
     ),
 ]
 
+# Dashboard sessions: kept in the database so that signing out ends a session on every
+# replica. Only the SHA-256 of a session id is stored: the table alone signs no one in.
+_ADMIN_SESSIONS = """CREATE TABLE admin_sessions (
+    id_hash TEXT PRIMARY KEY,
+    created_at {real} NOT NULL,
+    expires_at {real} NOT NULL
+)"""
+MIGRATIONS.append(
+    (
+        2,
+        "admin sessions",
+        {
+            "sqlite": [
+                _ADMIN_SESSIONS.format(real="REAL"),
+                "CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at)",
+            ],
+            "postgres": [
+                _ADMIN_SESSIONS.format(real="DOUBLE PRECISION"),
+                "CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at)",
+            ],
+        },
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -382,7 +382,22 @@ class PostgresStore:
             lambda c: queries.save_oauth_token(c, PH, token, previous_refresh_token, time.time())
         )
 
+    # admin sessions ----------------------------------------------------------------
+    async def create_admin_session(self, id_hash: str, now: float, expires_at: float) -> None:
+        await self._transact(
+            lambda c: queries.create_admin_session(c, PH, id_hash, now, expires_at)
+        )
+
+    async def admin_session_active(self, id_hash: str, now: float) -> bool:
+        return await self._transact(lambda c: queries.admin_session_active(c, PH, id_hash, now))
+
+    async def revoke_admin_session(self, id_hash: str) -> None:
+        await self._transact(lambda c: queries.revoke_admin_session(c, PH, id_hash))
+
     # operator ----------------------------------------------------------------------
+    async def event_payload_text(self, event_id: str) -> str | None:
+        return await self._transact(lambda c: queries.event_payload_text(c, PH, event_id))
+
     async def list_events(
         self, flt: EventFilter, limit: int, before_seq: int | None
     ) -> list[EventRecord]:

@@ -427,7 +427,34 @@ def save_oauth_token(
     return bool(cursor.rowcount == 1)
 
 
+# admin sessions --------------------------------------------------------------------
+def create_admin_session(conn: Conn, ph: str, id_hash: str, now: float, expires_at: float) -> None:
+    conn.execute(sql("DELETE FROM admin_sessions WHERE expires_at < ?", ph), (now,))
+    conn.execute(
+        sql("INSERT INTO admin_sessions (id_hash, created_at, expires_at) VALUES (?, ?, ?)", ph),
+        (id_hash, now, expires_at),
+    )
+
+
+def admin_session_active(conn: Conn, ph: str, id_hash: str, now: float) -> bool:
+    row = conn.execute(
+        sql("SELECT 1 FROM admin_sessions WHERE id_hash = ? AND expires_at > ?", ph),
+        (id_hash, now),
+    ).fetchone()
+    return row is not None
+
+
+def revoke_admin_session(conn: Conn, ph: str, id_hash: str) -> None:
+    conn.execute(sql("DELETE FROM admin_sessions WHERE id_hash = ?", ph), (id_hash,))
+
+
 # operator --------------------------------------------------------------------------
+def event_payload_text(conn: Conn, ph: str, event_id: str) -> str | None:
+    """The payload exactly as stored (JSON text), without parsing it."""
+    row = conn.execute(sql("SELECT payload FROM events WHERE id = ?", ph), (event_id,)).fetchone()
+    return None if row is None else str(row["payload"])
+
+
 def _filter_clause(flt: EventFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []

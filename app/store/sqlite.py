@@ -459,7 +459,20 @@ class SQLiteStore:
             lambda c: queries.save_oauth_token(c, "?", token, previous_refresh_token, time.time())
         )
 
+    # admin sessions ----------------------------------------------------------------
+    async def create_admin_session(self, id_hash: str, now: float, expires_at: float) -> None:
+        await self._write(lambda c: queries.create_admin_session(c, "?", id_hash, now, expires_at))
+
+    async def admin_session_active(self, id_hash: str, now: float) -> bool:
+        return await self._read(lambda c: queries.admin_session_active(c, "?", id_hash, now))
+
+    async def revoke_admin_session(self, id_hash: str) -> None:
+        await self._write(lambda c: queries.revoke_admin_session(c, "?", id_hash))
+
     # operator ----------------------------------------------------------------------
+    async def event_payload_text(self, event_id: str) -> str | None:
+        return await self._read(lambda c: queries.event_payload_text(c, "?", event_id))
+
     async def list_events(
         self, flt: EventFilter, limit: int, before_seq: int | None
     ) -> list[EventRecord]:

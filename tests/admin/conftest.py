@@ -18,7 +18,7 @@ from app.store.base import AttemptRecord, NewEvent, PlannedStep, Store
 from app.store.ids import new_event_id
 from tests.conftest import make_config, make_settings
 
-ADMIN_TOKEN = "adm-Zq8rT3vK9wLm2Xp7-never-shown"
+ADMIN_TOKEN = "adm-Zq8rT3vK9wLm2Xp7-never-shown-42"
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 WORKER = "test-worker"
@@ -26,9 +26,13 @@ WORKER = "test-worker"
 
 @asynccontextmanager
 async def admin_client(
-    database_url: str, *, token: str | None = ADMIN_TOKEN, base_url: str = "http://relay"
+    database_url: str,
+    *,
+    token: str | None = ADMIN_TOKEN,
+    base_url: str = "http://relay",
+    **overrides: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(database_url, admin_token=token)
+    settings = make_settings(database_url, admin_token=token, **overrides)
     app = create_app(settings, config=make_config(), run_worker=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.admin.auth import SESSION_COOKIE, SESSION_MAX_AGE, issue_session
+from app.admin.auth import SESSION_COOKIE, new_session_value, session_key
 from app.store.base import Store
 from tests.admin.conftest import (
     ADMIN_TOKEN,
@@ -115,17 +115,27 @@ async def test_dashboard_accepts_the_bearer_header_for_scripts(admin: httpx.Asyn
     [
         "not-a-session",
         "1700000000.deadbeef",
-        issue_session(b"some-other-token", time.time()),
-        issue_session(ADMIN_TOKEN.encode(), time.time() - SESSION_MAX_AGE - 60),
+        new_session_value(b"some-other-token-of-at-least-32-chars"),
+        # Signed with the right token, but never issued (not in the database).
+        new_session_value(ADMIN_TOKEN.encode()),
     ],
 )
-async def test_forged_foreign_or_expired_sessions_are_sent_to_login(
+async def test_forged_foreign_or_unknown_sessions_are_sent_to_login(
     admin: httpx.AsyncClient, cookie: str
 ) -> None:
     admin.cookies.set(SESSION_COOKIE, cookie, domain="relay.local", path="/admin")
     response = await admin.get("/admin/")
     assert response.status_code == 303
     assert response.headers["location"].startswith("/admin/login")
+
+
+async def test_an_expired_session_is_sent_to_login(admin: httpx.AsyncClient, store: Store) -> None:
+    cookie = new_session_value(ADMIN_TOKEN.encode())
+    key = session_key(ADMIN_TOKEN.encode(), cookie)
+    assert key is not None
+    await store.create_admin_session(key, time.time() - 8 * 86400, time.time() - 60)
+    admin.cookies.set(SESSION_COOKIE, cookie, domain="relay.local", path="/admin")
+    assert (await admin.get("/admin/")).status_code == 303
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from tests.support.processes import free_port, relay_env, start_relay, stop
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-ADMIN_TOKEN = "adm-browser-Vb7q2LxN"
+ADMIN_TOKEN = "adm-browser-Vb7q2LxN-5c4d3e2f1a0b9c8d"
 API_KEY = "kp-browser-test-key"
 WEBHOOK_TOKEN = "cart-token-4d9f"
 VIEWPORT = (1280, 800)

@@ -386,3 +386,22 @@ def test_serve_tunes_the_interpreter_before_it_serves(
     assert switch == pytest.approx(0.001)
     assert gc_thresholds == (20_000, 20, 20)
     assert frozen > 10_000  # the modules, the app, its routes and models
+
+
+def test_events_prints_what_webhooks_sent_with_control_characters_escaped(
+    cli: Cli, workdir: Path
+) -> None:
+    url = database_url(workdir)
+    hostile = new_event(
+        received_at=NOW - 10,
+        event_type="order\x1b[2J\x1b]0;pwned\x07\u202etxt.exe\nnext",
+        email="x\x1b[31m@example.com",
+    )
+    seed(url, [hostile], {hostile.id: 0}, {hostile.id: "tag \x1b[1mbold\x1b[0m\r\x9b31m"})
+    result = cli("events")
+    assert result.code == 0, result.err
+    for raw in ("\x1b", "\x07", "\u202e", "\r", "\x9b"):
+        assert raw not in result.out
+    (row,) = _table(result.out)[1:]  # one line: the newline was escaped too
+    assert "order\\x1b[2J\\x1b]0;pwned\\x07\\u202etxt.exe\\x0anext" in row
+    assert "tag \\x1b[1mbold\\x1b[0m \\x9b31m" in row

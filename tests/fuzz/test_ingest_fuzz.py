@@ -21,7 +21,7 @@ from app.main import create_app
 from tests.conftest import make_config, make_settings
 from tests.fuzz.conftest import DERANDOMIZE
 
-ADMIN_TOKEN = "fuzz-admin-token"
+ADMIN_TOKEN = "fuzz-admin-token-7e6d5c4b3a291807"
 PROBLEM_FIELDS = {"type", "title", "status", "detail"}
 CONFIG = make_config()
 # Sources a sender signs (token and none carry no signature header).

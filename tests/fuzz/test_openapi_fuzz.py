@@ -25,7 +25,7 @@ schemathesis = pytest.importorskip("schemathesis", reason="pip install -e '.[tes
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.python import asgi  # noqa: E402
 
-ADMIN_TOKEN = "fuzz-admin-token"
+ADMIN_TOKEN = "fuzz-admin-token-7e6d5c4b3a291807"
 PROBLEM_FIELDS = {"type", "title", "status", "detail"}
 SOURCES = sorted(make_config().sources)
 EXAMPLES_PER_OPERATION = 40  # about 10 operations: well under a minute in-process

@@ -18,7 +18,7 @@ from app.ingest.signatures import sign_request
 from tests.support.processes import free_port, relay_env, start_relay, stop
 
 API_KEY = "kp-LIVE-7f3a9c2e1b4d-api-key"
-ADMIN_TOKEN = "adm-9Xq2-vT7p-never-logged"
+ADMIN_TOKEN = "adm-9Xq2-vT7p-never-logged-0f1e2d3c"
 SECRETS = {"SHOP_SECRET": "shpss_9f8e7d6c5b4a-webhook", "MM_TOKEN": "mm-query-token-55aa"}
 SHOPPER = "ada.lovelace@example.com"
 MEMBER = "grace.hopper@example.com"

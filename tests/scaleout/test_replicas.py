@@ -44,7 +44,15 @@ routes:
 """
 
 # A schema holds these tables once migrated (schema_migrations included).
-TABLES = {"events", "attempts", "oauth_tokens", "rate_calls", "limiter_state", "schema_migrations"}
+TABLES = {
+    "events",
+    "attempts",
+    "oauth_tokens",
+    "rate_calls",
+    "limiter_state",
+    "admin_sessions",
+    "schema_migrations",
+}
 
 pytestmark = pytest.mark.timeout(180)
 
