@@ -25,6 +25,7 @@ from app.ingest.service import IngestService
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
 from app.observability.secrets import secret_values
+from app.observability.tracing import start_tracing, stop_tracing
 from app.settings import Settings
 from app.store.factory import open_store
 
@@ -104,6 +105,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        traced = start_tracing()  # decided once: the hot path tests one attribute
         store = open_store(settings.database_url, pool_size=settings.database_pool_size)
         await store.open()
         http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
@@ -128,6 +130,8 @@ def create_app(
             app.state.ingest.close()
             await http.aclose()
             await store.close()
+            if traced:
+                stop_tracing()  # sends the spans still queued
 
     app = RelayApp(
         title="Infusionsoft webhook relay",

@@ -65,9 +65,22 @@ class Settings(BaseSettings):
     # of it; kept here so that .env, the docs and the settings name the same variables).
     domain: str | None = None
     worker_concurrency: int = Field(default=8, ge=1, le=256)
+    # An upsert with the same fields as the last one for that email this recently reuses
+    # its contact id instead of calling Keap; 0 turns reuse off (app.delivery.reuse).
+    contact_reuse_minutes: float = Field(default=5, ge=0, le=1440)
+    # The longest a step waits for other events' identical step, to go out as one v2
+    # many-contacts call; 0 turns batching off (app.delivery.batching).
+    batch_window_seconds: float = Field(default=1.5, ge=0, le=10)
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # Alerts (docs/operations.md): JSON POSTs to these URLs (comma-separated), linking
+    # the dashboard at RELAY_PUBLIC_URL.
+    alert_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    public_url: str | None = None
+    alert_group_seconds: float = Field(default=300, gt=0)
+    alert_check_seconds: float = Field(default=15, gt=0)
+    alert_quota_percent: float = Field(default=80, gt=0, le=100)
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "alert_url", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):
@@ -82,6 +95,15 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("alert_url", "public_url")
+    @classmethod
+    def _check_urls(cls, value: list[str] | str | None) -> list[str] | str | None:
+        for url in [value] if isinstance(value, str) else value or []:
+            if not url.startswith(("http://", "https://")):
+                # (the URL itself is not echoed: an incoming-webhook URL is a secret)
+                raise ValueError("each URL must start with http:// or https://")
         return value
 
     @field_validator("admin_token")

@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--only ingest|delivery] [--out bench/results]``
+"""``python -m bench [--quick] [--only ingest|delivery] [--out bench/results]``, and
+``python -m bench soak [--minutes 10]`` (bench/soak.py)
 
 Runs the ingest and delivery benchmarks on loopback, then writes ``results.json``,
 ``results.md`` and ``delivery.png`` to the output folder. Exit status: 0 when every
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, ingest
+from bench import delivery, flash_sale, ingest, oauth_scale
 from bench.databases import DEFAULT_POSTGRES_URL
 from bench.machine import describe_machine
 from bench.report import PLOT_NAME, merge_results, write_results
@@ -26,6 +27,11 @@ DEFAULT_OUT = Path("bench/results")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["soak"]:  # python -m bench soak: see bench/soak.py
+        from bench import soak
+
+        return soak.main(argv[1:])
     args = _parser().parse_args(argv)
     command = "python -m bench" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
     wrk = wrk_path()
@@ -60,6 +66,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"delivery benchmark failed: {exc}", file=sys.stderr)
                 return 1
             new["delivery"] = {"command": command, "machine": machine, **result}
+            flash = flash_sale.QUICK if args.quick else flash_sale.FULL
+            if args.flash_contacts is not None:
+                flash = flash_sale.FlashPlan(contacts=args.flash_contacts)
+            try:
+                result = flash_sale.run_flash_sale(flash, workdir, _log)
+            except RuntimeError as exc:
+                print(f"flash-sale benchmark failed: {exc}", file=sys.stderr)
+                return 1
+            new["flash_sale"] = {"command": command, "machine": machine, **result}
+            if postgres_url is not None:
+                scale = oauth_scale.QUICK if args.quick else oauth_scale.FULL
+                if args.oauth_events is not None:
+                    scale = oauth_scale.OAuthPlan(events=args.oauth_events)
+                try:
+                    result = oauth_scale.run_oauth_scale(scale, postgres_url, workdir, _log)
+                except RuntimeError as exc:
+                    print(f"OAuth-scale benchmark failed: {exc}", file=sys.stderr)
+                    return 1
+                new["oauth_scale"] = {"command": command, "machine": machine, **result}
     out: Path = args.out
     if "delivery" in new:
         from bench.plot import plot_delivery
@@ -93,6 +118,19 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_POSTGRES_URL})",
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip relay-postgres")
+    parser.add_argument(
+        "--flash-contacts",
+        type=int,
+        help="contacts in the flash-sale delivery scenario, two events each "
+        f"(default {flash_sale.FULL.contacts}; --quick {flash_sale.QUICK.contacts})",
+    )
+    parser.add_argument(
+        "--oauth-events",
+        type=int,
+        help="events in the OAuth-scale delivery scenario, run on one worker and on two "
+        f"replicas over PostgreSQL (default {oauth_scale.FULL.events}; --quick "
+        f"{oauth_scale.QUICK.events}; skipped with --no-postgres)",
+    )
     return parser
 
 

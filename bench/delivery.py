@@ -7,6 +7,7 @@ worker starts only once all are stored, so the drain is one uninterrupted backlo
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Callable
@@ -51,17 +52,10 @@ class DrainOutcome:
 def run_delivery(plan: DeliveryPlan, workdir: Path, log: Log) -> dict[str, Any]:
     db = workdir / "delivery.db"
     url = databases.sqlite_url(db)
-    fake = servers.start_fake_keap(
-        servers.free_port(),
-        workdir / "fake-keap.log",
-        api_key=API_KEY,
-        per_second=PER_SECOND,
-        per_minute=PER_MINUTE,
-        latency_ms=LATENCY_MS,
-    )
+    fake = start_fake(workdir, "delivery")
     try:
         log(f"storing {plan.events} events through relay serve --workers 0")
-        _store_backlog(url, plan.events, workdir)
+        store_backlog(url, plan.events, workdir)
         outcome = _drain(url, db, fake, plan.events, workdir, log)
     finally:
         fake.stop()
@@ -91,7 +85,7 @@ def run_delivery(plan: DeliveryPlan, workdir: Path, log: Log) -> dict[str, Any]:
     }
 
 
-def _store_backlog(url: str, events: int, workdir: Path) -> None:
+def store_backlog(url: str, events: int, workdir: Path) -> None:
     relay = servers.start_relay_serve(
         url, CONFIG, servers.free_port(), workdir / "delivery-serve.log"
     )
@@ -128,20 +122,56 @@ def _drain(
         "RELAY_KEAP_BASE_URL": f"{fake.url}/crm",
         "RELAY_KEAP_TOKEN_URL": f"{fake.url}/token",
     }
+    worker_log = workdir / "delivery-worker.log"
+    wall, statuses = drain_backlog(
+        url, functools.partial(statuses_of, db), CONFIG, extra, events, worker_log, log
+    )
+    state = httpx.get(f"{fake.url}/_fake/state", timeout=30).json()
+    return DrainOutcome(calls_from_log(state["requests"]), wall, statuses)
+
+
+def start_fake(workdir: Path, name: str) -> servers.Process:
+    """The fake Infusionsoft at key-auth ceilings with the benchmark's latency."""
+    return servers.start_fake_keap(
+        servers.free_port(),
+        workdir / f"{name}-fake-keap.log",
+        api_key=API_KEY,
+        per_second=PER_SECOND,
+        per_minute=PER_MINUTE,
+        latency_ms=LATENCY_MS,
+    )
+
+
+def drain_backlog(
+    url: str,
+    statuses_now: Callable[[], dict[str, int]],
+    config: Path,
+    extra: dict[str, str],
+    events: int,
+    worker_log: Path,
+    log: Log,
+    replicas: int = 1,
+) -> tuple[float, dict[str, int]]:
+    """Run ``relay worker`` (``replicas`` processes) until every stored event is
+    delivered or dead: the seconds from their start, and the final statuses."""
     calls = events * CALLS_PER_EVENT
-    # Generous: twice the fastest possible drain, plus start-up.
+    # Generous: twice the fastest possible drain at CALLS_PER_EVENT, plus start-up.
     timeout = 2 * (calls / PER_MINUTE * 60) + 60
     started = time.monotonic()
-    worker = servers.start_relay_worker(url, CONFIG, workdir / "delivery-worker.log", extra)
+    workers = [
+        servers.start_relay_worker(url, config, worker_log.with_suffix(f".{i}.log"), extra)
+        for i in range(replicas)
+    ]
     try:
         next_report = started
         while True:
-            statuses = _statuses(db)
+            statuses = statuses_now()
             finished = statuses.get("delivered", 0) + statuses.get("dead", 0)
             if finished >= events:
                 break
-            if worker.popen.poll() is not None:
-                raise RuntimeError(f"relay worker exited:\n{worker.log_tail()}")
+            for worker in workers:
+                if worker.popen.poll() is not None:
+                    raise RuntimeError(f"relay worker exited:\n{worker.log_tail()}")
             if time.monotonic() - started > timeout:
                 raise RuntimeError(f"the backlog did not drain in {timeout:.0f} s: {statuses}")
             if time.monotonic() >= next_report:
@@ -150,13 +180,13 @@ def _drain(
             time.sleep(0.25)
         wall = time.monotonic() - started
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
     log(f"  drained in {wall:.1f} s: {statuses}")
-    state = httpx.get(f"{fake.url}/_fake/state", timeout=30).json()
-    return DrainOutcome(calls_from_log(state["requests"]), wall, statuses)
+    return wall, statuses
 
 
-def _statuses(db: Path) -> dict[str, int]:
+def statuses_of(db: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
         rows = conn.execute("SELECT status, COUNT(*) FROM events GROUP BY status").fetchall()

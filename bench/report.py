@@ -37,6 +37,10 @@ def render_markdown(results: dict[str, Any], out: Path) -> str:
         lines += _ingest_section(results["ingest"])
     if "delivery" in results:
         lines += _delivery_section(results["delivery"], (out / PLOT_NAME).exists())
+    if "flash_sale" in results:
+        lines += _flash_sale_section(results["flash_sale"])
+    if "oauth_scale" in results:
+        lines += _oauth_scale_section(results["oauth_scale"])
     return "\n".join(lines) + "\n"
 
 
@@ -133,6 +137,66 @@ def _delivery_section(delivery: dict[str, Any], has_plot: bool) -> list[str]:
     )
     if has_plot:
         lines += ["", f"![calls per second during the drain]({PLOT_NAME})"]
+    return [*lines, ""]
+
+
+def _flash_sale_section(run: dict[str, Any]) -> list[str]:
+    f, c, plan = run["figures"], run["ceilings"], run["plan"]
+    lines = ["## Delivery: a flash sale (contact reuse and batching)", "", *_machine_lines(run)]
+    lines += [
+        f"{plan['events']} events from {plan['contacts']} contacts (order + item each); route: "
+        f"{plan['route']}; {plan['worker']}; ceilings {c['per_second']}/s, "
+        f"{c['per_minute']}/min, {c['latency_ms']:g} ms latency.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| events per minute | {f['events_per_minute']} (naive bound "
+        f"{f['naive_events_per_minute']:g}: **{f['over_naive']}x**) |",
+        f"| calls per event | {f['calls_per_event']} ({f['calls']} calls: "
+        f"{_operations(f['by_operation'])}) |",
+        f"| 429s (after the first second) | {f['throttled_429']} "
+        f"({f['throttled_429_after_first_second']}) |",
+        f"| drain time (first call to last answer) | {f['drain_seconds']:.1f} s |",
+        f"| contacts with their tag and sequence | {f['contacts_with_tag_and_sequence']} |",
+        f"| final statuses | {_operations(f['final_statuses'])} |",
+        "",
+    ]
+    target = run["target"]
+    verdict = "met" if target["met"] else "not met"
+    lines.append(
+        f"- target: ≥ {target['over_naive_at_least']}x the naive bound, no 429 after the first "
+        f"second, all delivered, every contact served: **{verdict}**"
+    )
+    return [*lines, ""]
+
+
+def _oauth_scale_section(run: dict[str, Any]) -> list[str]:
+    c, plan = run["ceilings"], run["plan"]
+    lines = ["## Delivery: OAuth scale (share of the quota used)", "", *_machine_lines(run)]
+    lines += [
+        f"{plan['events']} events; route: {plan['route']}; {plan['worker']}; ceilings "
+        f"{c['per_second']}/s, {c['per_minute']}/min, {c['latency_ms']:g} ms latency.",
+        "",
+        "| workers | calls per full minute (share of the quota) | 429s (after 1 s) | "
+        "calls per event | drain | statuses |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, f in run["runs"].items():
+        minutes = ", ".join(
+            f"{n} ({u:.1%})" for n, u in zip(f["full_minutes"], f["full_minute_use"], strict=True)
+        )
+        lines.append(
+            f"| {name.replace('_', ' ')} | {minutes or 'no full minute'} | "
+            f"{f['throttled_429']} ({f['throttled_429_after_first_second']}) | "
+            f"{f['calls_per_event']} | {f['drain_seconds']:.1f} s | "
+            f"{_operations(f['final_statuses'])} |"
+        )
+    verdict = "met" if run["target"]["met"] else "not met"
+    lines += [
+        "",
+        f"- target: every full minute ≥ {run['target']['full_minute_use_at_least']:.0%} of "
+        f"the quota, on each, no 429 after the first second, all delivered: **{verdict}**",
+    ]
     return [*lines, ""]
 
 

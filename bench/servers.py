@@ -97,12 +97,22 @@ def start_bare(port: int, log: Path) -> Process:
 
 
 def start_fake_keap(
-    port: int, log: Path, *, api_key: str, per_second: int, per_minute: int, latency_ms: float
+    port: int,
+    log: Path,
+    *,
+    api_key: str,
+    per_second: int,
+    per_minute: int,
+    latency_ms: float,
+    oauth: tuple[str, str, str] | None = None,
 ) -> Process:
-    """``python -m app.fake_keap`` with key-auth ceilings; ``url`` is its root."""
+    """``python -m app.fake_keap`` with these ceilings; ``url`` is its root. ``oauth``:
+    (client id, client secret, first refresh token) it also accepts."""
     argv = [sys.executable, "-m", "app.fake_keap", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--api-key", api_key, "--per-second", str(per_second)]
     argv += ["--per-minute", str(per_minute), "--latency-ms", str(latency_ms)]
+    if oauth is not None:
+        argv += ["--client-id", oauth[0], "--client-secret", oauth[1], "--refresh-token", oauth[2]]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = spawn("fake Infusionsoft", argv, env, log)
     process.url = f"http://127.0.0.1:{port}"

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from app.config.loader import parse_config
 from app.config.models import RelayConfig
@@ -26,6 +27,13 @@ from tests.support.no_skips import (  # noqa: F401  hooks: under RELAY_FORBID_SK
     pytest_make_collect_report,
     pytest_runtest_makereport,
 )
+
+# Under CI (CI=true) every hypothesis test is derandomized: a red build reproduces exactly
+# and a green one is not a matter of luck. Locally each run draws new examples (and replays
+# the failures hypothesis remembers). A test's own @settings still set its example count.
+hypothesis_settings.register_profile("ci", derandomize=True, max_examples=100, deadline=None)
+if os.environ.get("CI", "").lower() in ("1", "true"):
+    hypothesis_settings.load_profile("ci")
 
 SECRETS = {
     "SHOP_SECRET": "shpss_test_secret",

@@ -36,15 +36,18 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
     env = relay_env(tmp_path, database_url, CONFIG, {"CART_SECRET": "crash-key"})
     process = start_relay(["serve", "--workers", "0", "--port", str(port)], env, tmp_path, port)
     acknowledged: list[str] = []
+    outstanding = cut_off = 0
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             enough = asyncio.Event()
 
             async def post(i: int) -> None:
+                nonlocal outstanding, cut_off
                 body = json.dumps(
                     {"id": f"o-{i}", "event": "sale", "email": f"c{i}@example.com"}
                 ).encode()
                 sig = hmac.new(b"crash-key", body, hashlib.sha256).hexdigest()
+                outstanding += 1
                 try:
                     response = await client.post(
                         "/hooks/cart",
@@ -52,7 +55,10 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
                         headers={"content-type": "application/json", "x-signature": sig},
                     )
                 except httpx.HTTPError:
-                    return  # cut off by the kill: never acknowledged, may or may not be stored
+                    cut_off += 1  # by the kill: never acknowledged, may or may not be stored
+                    return
+                finally:
+                    outstanding -= 1
                 if response.status_code == 202:
                     acknowledged.append(response.json()["event_id"])
                     if len(acknowledged) >= 150:
@@ -60,11 +66,15 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
 
             burst = [asyncio.create_task(post(i)) for i in range(400)]
             await asyncio.wait_for(enough.wait(), timeout=30)  # kill mid-burst
+            outstanding_at_kill = outstanding
             process.send_signal(signal.SIGKILL)
             await asyncio.gather(*burst)
     finally:
         process.wait()
     assert len(acknowledged) >= 150
+    # The kill landed mid-burst: requests were waiting for their answers, and lost them.
+    assert outstanding_at_kill >= 1
+    assert cut_off >= 1
     # Restart on the same database: the relay starts, and every acknowledged event is there.
     restarted = start_relay(["serve", "--workers", "0", "--port", str(port)], env, tmp_path, port)
     stop(restarted)

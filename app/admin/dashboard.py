@@ -3,8 +3,10 @@ and the replay buttons. Every page works without JavaScript."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -34,6 +36,7 @@ from app.admin.schemas import event_detail, event_out
 from app.api.requests import read_body
 from app.config.sunset import sunset_summary
 from app.errors import BadRequest, NotFound, RelayError, TooManyRequests
+from app.store.base import DeadGroup
 
 _MAX_FORM_BYTES = 16_384
 _MAX_FORM_FIELDS = 100
@@ -69,6 +72,7 @@ class DashboardRoute(AdminRoute):
         return with_error_page
 
 
+PROBLEM_GROUPS = 20  # open problems listed above the events, the largest first
 router = APIRouter(prefix="/admin", route_class=DashboardRoute, include_in_schema=False)
 
 
@@ -101,6 +105,15 @@ def flash_message(query: dict[str, str]) -> str | None:
     if code == "bulk" and query.get("n", "").isdigit():
         return f"Re-queued {int(query['n'])} events."
     return FLASHES.get(code)
+
+
+def problem_out(group: DeadGroup) -> dict[str, Any]:
+    """One open problem as the page shows it (times as datetimes, like the events')."""
+    return {
+        **dataclasses.asdict(group),
+        "first_at": datetime.fromtimestamp(group.first_at, UTC),
+        "last_at": datetime.fromtimestamp(group.last_at, UTC),
+    }
 
 
 @router.get("")
@@ -166,7 +179,10 @@ async def index(request: Request, operator: OperatorDep) -> Response:
     filters = {key: query.get(key, "").strip() for key in ("status", "source", "email")}
     store = request.app.state.store
     summary = await service.status_summary(
-        store, request.app.state.metrics, request.app.state.runtime
+        store,
+        request.app.state.metrics,
+        request.app.state.runtime,
+        request.app.state.settings.rate_ceilings,
     )
     context: dict[str, Any] = {
         "operator": operator,
@@ -178,6 +194,7 @@ async def index(request: Request, operator: OperatorDep) -> Response:
             request.app.state.config, request.app.state.settings.keap_xmlrpc_sunset
         ),
         "events": [],
+        "problems": [problem_out(g) for g in await store.dead_groups(PROBLEM_GROUPS)],
         "next_page": None,
         "first_page": None,
         "error": None,
@@ -237,12 +254,20 @@ async def replay_event(request: Request, event_id: str, operator: OperatorDep) -
 
 @router.post("/view/replay")
 async def replay_matching(request: Request, operator: OperatorDep) -> Response:
-    """The list page's 'replay all dead' button, for the source filter shown."""
+    """The list page's 'replay all dead' button, for the source filter shown, and each
+    open problem's 'replay these' button."""
     form = await read_form(request)
     verify_csrf(operator, form.get("csrf"))
     source = form.get("source") or None
     count = await service.replay_matching(
-        request.app.state.store, "dead", source, None, service.ReplayOptions()
+        request.app.state.store,
+        "dead",
+        source,
+        None,
+        service.ReplayOptions(),
+        # Sent by an open problem's "replay these" button: that group only.
+        reason=form.get("reason") if "reason" in form else None,
+        routes_json=form.get("routes") if "routes" in form else None,
     )
     if count:
         service.wake_worker(request.app.state.runtime)

@@ -36,10 +36,22 @@ class StepOut(BaseModel):
     index: int
     route: str
     action: str = Field(description="contact.upsert, action_set, tags, sequence, …")
-    status: StepStatus
+    status: StepStatus | Literal["outcome_unknown"] = Field(
+        description="outcome_unknown: a call that must not run twice may have been carried "
+        "out by Infusionsoft (its answer was lost or was a gateway failure); it is not "
+        "repeated unless the event is replayed from the start"
+    )
     attempts: int
     last_error: str | None
+    outcome_unknown: str | None = Field(
+        default=None, description="why the outcome is unknown (with outcome_unknown only)"
+    )
     params: dict[str, Any]
+    records: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what Infusionsoft made for this step (keap_order_id, keap_payment_id, "
+        "keap_note_id) beside the sender's order id",
+    )
     dry_run: bool = Field(
         description="done in dry-run only: recorded, never sent (replay with dry_run_steps "
         "to send it)"
@@ -160,16 +172,30 @@ def utc(timestamp: float | None) -> datetime | None:
 
 
 def step_out(step: StepRecord) -> StepOut:
+    unknown = step.result.get("outcome_unknown") if isinstance(step.result, dict) else None
+    # The store keeps such a step "done" (never run again by a normal replay); readers see
+    # that its outcome is unknown, and why.
     return StepOut(
         index=step.idx,
         route=step.route,
         action=step.action,
-        status=step.status,
+        status="outcome_unknown" if step.status == "done" and unknown else step.status,
         attempts=step.attempts,
         last_error=step.last_error,
+        outcome_unknown=str(unknown) if unknown else None,
         params=step.params,
+        records=step_records(step.result),
         dry_run=is_dry_run_step(step.status, step.result),
     )
+
+
+RECORD_KEYS = ("sender_order_id", "keap_order_id", "keap_payment_id", "keap_note_id")
+
+
+def step_records(result: Any) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        return {}
+    return {key: result[key] for key in RECORD_KEYS if result.get(key) is not None}
 
 
 def attempt_out(attempt: AttemptRecord) -> AttemptOut:

@@ -8,9 +8,11 @@ import binascii
 import functools
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from app.config.models import RelayConfig
+from app.delivery.budget import QuotaBudget, read_budget
 from app.errors import BadRequest, NotFound, RelayError
 from app.plan.planner import plan_event
 from app.plan.replan import replan_event
@@ -139,9 +141,15 @@ async def replay_matching(
     source: str | None,
     since: float | None,
     options: ReplayOptions,
+    *,
+    reason: str | None = None,
+    routes_json: str | None = None,
 ) -> int:
-    """Re-queue the matching events; ``status`` None (any) only with ``dry_run_steps``."""
-    flt = EventFilter(status=status, source=source or None, since=since)
+    """Re-queue the matching events; ``status`` None (any) only with ``dry_run_steps``;
+    ``reason`` and ``routes_json`` narrow it to one problem group (DeadGroup)."""
+    flt = EventFilter(
+        status=status, source=source or None, since=since, reason=reason, routes_json=routes_json
+    )
     return await store.requeue_matching(
         flt,
         time.time(),
@@ -164,13 +172,20 @@ class StatusSummary:
     quota_available: int | None
     throttle_available: int | None
     keap_auth: dict[str, str]
+    budget: QuotaBudget | None = None  # calls let through against each ceiling
+
+    @property
+    def budget_resets_at(self) -> datetime | None:
+        return None if self.budget is None else datetime.fromtimestamp(self.budget.resets_at, UTC)
 
     @property
     def queue_depth(self) -> int:
         return self.counts.get("pending", 0)
 
 
-async def status_summary(store: Store, metrics: Any, runtime: Any) -> StatusSummary:
+async def status_summary(
+    store: Store, metrics: Any, runtime: Any, ceilings: tuple[int, int, int] | None = None
+) -> StatusSummary:
     counts: dict[str, int] = {status: 0 for status in EVENT_STATUSES}
     counts.update(await store.count_by_status())
     return StatusSummary(
@@ -178,6 +193,7 @@ async def status_summary(store: Store, metrics: Any, runtime: Any) -> StatusSumm
         quota_available=_gauge(metrics, "quota"),
         throttle_available=_gauge(metrics, "throttle"),
         keap_auth=runtime.keap_auth_check(),
+        budget=None if ceilings is None else await read_budget(store, ceilings, time.time()),
     )
 
 

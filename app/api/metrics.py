@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from app.delivery.budget import read_budget
 from app.observability.metrics import Metrics
 from app.store.base import EVENT_STATUSES
 
@@ -23,4 +26,18 @@ async def metrics(request: Request) -> Response:
         registry.queue_depth.set(counts.get("pending", 0))
         for status in EVENT_STATUSES:
             registry.events_stored.labels(status).set(counts.get(status, 0))
+        await _export_budget(request, registry)
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _export_budget(request: Request, registry: Metrics) -> None:
+    try:
+        budget = await read_budget(
+            request.app.state.store, request.app.state.settings.rate_ceilings, time.time()
+        )
+    except Exception:
+        return
+    for window in budget.windows:
+        registry.keap_calls_used.labels(window.name).set(window.used)
+        registry.keap_call_ceiling.labels(window.name).set(window.ceiling)
+    registry.keap_quota_resets_at.set(budget.resets_at)

@@ -7,6 +7,8 @@ Validation errors are turned into "file: path: reason" lines by ``app.config.loa
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -14,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from app.config.selectors import Selector
+from app.keap.orders import EXTRA_ITEM_TYPES
 
 Scheme = Literal[
     "shopify",
@@ -159,6 +162,122 @@ class GoalRef(_Strict):
 PositiveId = Annotated[int, Field(gt=0)]
 
 
+def _sku_keys(value: Any) -> Any:
+    """A product map's keys are the sender's SKUs or ids: YAML may read 1001 as a number."""
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    return value
+
+
+class OrderItemSpec(_Strict):
+    """Selectors relative to one element of ``items``."""
+
+    sku: SelectorField | None = None  # looked up in ``products``
+    product_id: SelectorField | None = None  # a Keap product id, used as it is
+    quantity: SelectorField | None = None  # absent: 1
+    price: SelectorField | None = None  # per unit; absent: the Keap product's price
+    description: SelectorField | None = None
+
+    @model_validator(mode="after")
+    def _one_product_key(self) -> OrderItemSpec:
+        if (self.sku is None) == (self.product_id is None):
+            raise ValueError("an order item names its product by exactly one of sku, product_id")
+        return self
+
+
+def _extra_item_type(value: Any) -> str:
+    if value not in EXTRA_ITEM_TYPES:
+        raise ValueError(f"must be one of Keap's item types: {', '.join(EXTRA_ITEM_TYPES)}")
+    return str(value)
+
+
+class ExtraItemSpec(_Strict):
+    type: Annotated[str, BeforeValidator(_extra_item_type)]
+    price: SelectorField  # a zero or missing amount adds no item
+    description: SelectorField | None = None
+
+
+class PaymentSpec(_Strict):
+    amount: SelectorField
+    type: SelectorField  # a manual payment type configured in Keap, e.g. "'Credit Card (Manual)'"
+    date: SelectorField | None = None  # absent: the order's date
+
+
+class OrderSpec(_Strict):
+    title: SelectorField
+    date: SelectorField | None = None  # absent: when the webhook arrived
+    items: SelectorField
+    item: OrderItemSpec
+    products: Annotated[dict[str, PositiveId], BeforeValidator(_sku_keys)] | None = None
+    fallback_product: PositiveId | None = None
+    extra_items: list[ExtraItemSpec] = Field(default_factory=list)
+    order_id: SelectorField | None = None
+    order_id_field: PositiveId | None = None
+    payment: PaymentSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_products(self) -> OrderSpec:
+        if self.products is not None and not self.products:
+            raise ValueError("products is empty: map each sender SKU to a Keap product id")
+        if self.item.sku is not None and self.products is None and self.fallback_product is None:
+            raise ValueError("item.sku needs products (SKU → Keap product id) or fallback_product")
+        if (self.order_id is None) != (self.order_id_field is None):
+            raise ValueError(
+                "order_id and order_id_field go together: the sender's order id is written "
+                "to that order custom field, where a replay finds the order"
+            )
+        return self
+
+
+class NoteTemplate:
+    """Text with ``{{ selector }}`` parts, compiled once; rendering never runs code."""
+
+    __slots__ = ("parts", "text")
+    _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.parts: list[str | Selector] = []
+        position = 0
+        for found in self._PLACEHOLDER.finditer(text):
+            self.parts.append(text[position : found.start()])
+            self.parts.append(Selector(found.group(1).strip()))
+            position = found.end()
+        self.parts.append(text[position:])
+        self.parts = [part for part in self.parts if part != ""]
+
+    def render(self, document: Any) -> str:
+        """Each selector's value as text; a missing value renders as empty."""
+        out = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value = part.search(document)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out.append("true" if value else "false")
+            elif isinstance(value, dict | list):
+                out.append(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+            else:
+                out.append(str(value))
+        return "".join(out).replace("\x00", "")
+
+
+def _to_template(value: Any) -> NoteTemplate:
+    if isinstance(value, NoteTemplate):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be text, with {{ selector }} where a value goes")
+    return NoteTemplate(value)
+
+
+class NoteSpec(_Strict):
+    title: SelectorField
+    body: Annotated[NoteTemplate, BeforeValidator(_to_template)]
+
+
 class Action(_Strict):
     """One entry of a route's actions: exactly one of these keys."""
 
@@ -169,6 +288,8 @@ class Action(_Strict):
     remove_sequence: SequenceRef | None = None
     email_template: PositiveId | None = None
     goal: GoalRef | None = None
+    order: OrderSpec | None = None  # planned from each event (app.plan.orders)
+    note: NoteSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:

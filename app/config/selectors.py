@@ -6,11 +6,29 @@ Every selector in relay.yaml runs over the same document: ``{"headers": {...},
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 import jmespath
+from jmespath import functions
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
+
+
+class _RelayFunctions(functions.Functions):
+    """JMESPath has no arithmetic; carts that send amounts in cents need one division."""
+
+    @functions.signature({"types": ["number", "string", "null"]})
+    def _func_from_cents(self, value: Any) -> float | None:
+        """``from_cents(amount)``: 19700 or "19700" → 197.0; anything else → null."""
+        try:
+            cents = Decimal(str(value).strip())
+        except (InvalidOperation, ValueError):
+            return None
+        return float(cents / 100) if cents.is_finite() else None
+
+
+_OPTIONS = jmespath.Options(custom_functions=_RelayFunctions())
 
 
 class Selector:
@@ -39,7 +57,7 @@ class Selector:
                 document = document.get(key)
             return document
         try:
-            return self._parsed.search(document)
+            return self._parsed.search(document, _OPTIONS)
         except JMESPathError:
             return None
 

@@ -70,3 +70,23 @@ class DryRunKeapClient:
     ) -> list[dict[str, Any]]:
         self._report("goal.achieve", "POST", f"/rest/v1/campaigns/goals/{integration}/{call_name}")
         return [{"success": True, "message": "dry-run", "at": time.time()}]
+
+    async def create_order(self, contact_id: int, order: dict[str, Any]) -> dict[str, Any]:
+        if order.get("sender_order_id"):
+            self._report("order.find", "GET", "/rest/v2/orders")
+        self._report("order.create", "POST", "/rest/v2/orders")
+        # A stand-in id, so the payment step after it plans against "this order".
+        seed = f"{contact_id}/{order.get('sender_order_id') or order.get('title')}"
+        return {"keap_order_id": int(hashlib.sha256(seed.encode()).hexdigest()[:7], 16)}
+
+    async def find_order(self, contact_id: int, field_id: int, sender_order_id: str) -> int | None:
+        self._report("order.find", "GET", "/rest/v2/orders")
+        return None
+
+    async def record_payment(self, order_id: int, payment: dict[str, Any]) -> dict[str, Any]:
+        self._report("payment.create", "POST", f"/rest/v2/orders/{order_id}/payments")
+        return {"keap_order_id": order_id}
+
+    async def add_note(self, contact_id: int, title: str, text: str) -> int:
+        self._report("note.create", "POST", f"/rest/v2/contacts/{contact_id}/notes")
+        return 0

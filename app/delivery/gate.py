@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from app.keap.throttle import ThrottleState, read_throttle, spent_pause_seconds
 from app.observability.metrics import Metrics
-from app.store.base import Store
+from app.store.base import UTC_DAY_WINDOW, Store
 
 log = logging.getLogger("relay.limiter")
 
@@ -33,7 +33,8 @@ RESERVE_ATTEMPTS = 3  # reservations per call at most, however late each answer 
 # Keap counts a call when it arrives, the gate when it is let through: a call held up on
 # the way (a busy loop, a slow connection) can land in the next window beside the calls
 # made after it. Slightly wider windows absorb that jitter, at a cost of ~1 % of quota.
-WINDOW_MARGIN = {1.0: 0.15, 60.0: 0.5, 86400.0: 30.0}
+# (The daily quota is counted per UTC day, as Keap counts it: UTC_DAY_WINDOW.)
+WINDOW_MARGIN = {1.0: 0.15, 60.0: 0.5}
 
 
 def ceilings_for(per_second: int, per_minute: int, per_day: int) -> list[tuple[int, float]]:
@@ -43,7 +44,7 @@ def ceilings_for(per_second: int, per_minute: int, per_day: int) -> list[tuple[i
         (1, 1.0 / per_second),
         (per_second, 1.0 + WINDOW_MARGIN[1.0]),
         (per_minute, 60.0 + WINDOW_MARGIN[60.0]),
-        (per_day, 86400.0 + WINDOW_MARGIN[86400.0]),
+        (per_day, UTC_DAY_WINDOW),
     ]
 
 

@@ -9,6 +9,8 @@ import signal
 
 import httpx
 
+from app.alerts.alerter import Alerter, AlertOptions
+from app.alerts.sender import AlertSender
 from app.config.models import RelayConfig
 from app.delivery.dry_run import DryRunKeapClient
 from app.delivery.gate import StoreCallGate, ceilings_for
@@ -18,6 +20,7 @@ from app.keap.client import XMLRPC_PATH, KeapCall, KeapClient, KeapCredentials
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
 from app.observability.secrets import secret_values
+from app.observability.tracing import start_tracing, stop_tracing
 from app.settings import Settings
 from app.store.base import Store
 from app.store.factory import open_store
@@ -77,6 +80,8 @@ def build_worker(
         auth_probe_interval=settings.auth_probe_seconds,
         dry_run=settings.is_dry_run,
         retention_days=settings.retention_days,
+        contact_reuse_seconds=settings.contact_reuse_minutes * 60,
+        batch_window_seconds=settings.batch_window_seconds,
     )
     client: KeapActions
     probe = None
@@ -95,11 +100,37 @@ def build_worker(
             xmlrpc_sunset=settings.keap_xmlrpc_sunset,
         )
         client, probe = keap, keap.probe_auth
-    return Worker(store, client, options, metrics, probe_auth=probe)
+    return Worker(
+        store,
+        client,
+        options,
+        metrics,
+        probe_auth=probe,
+        alerts=build_alerter(settings, store, http, metrics),
+    )
+
+
+def build_alerter(
+    settings: Settings, store: Store, http: httpx.AsyncClient, metrics: Metrics
+) -> Alerter | None:
+    """The worker's alerts, when RELAY_ALERT_URL names where to send them."""
+    if not settings.alert_url:
+        return None
+    sender = AlertSender(http, settings.alert_url, settings.public_url, metrics)
+    options = AlertOptions(
+        group_seconds=settings.alert_group_seconds,
+        check_seconds=settings.alert_check_seconds,
+        # A burst of dead events is told once two looks found nothing new in it.
+        quiet_seconds=2 * settings.alert_check_seconds,
+        ceilings=None if settings.is_dry_run else settings.rate_ceilings,
+        quota_percent=settings.alert_quota_percent,
+    )
+    return Alerter(store, sender, options)
 
 
 async def run_worker_forever(settings: Settings, config: RelayConfig) -> None:
     """``relay worker``: the worker alone, until SIGTERM or SIGINT."""
+    traced = start_tracing()
     store = open_store(settings.database_url, pool_size=settings.database_pool_size)
     await store.open()
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
@@ -117,3 +148,5 @@ async def run_worker_forever(settings: Settings, config: RelayConfig) -> None:
         await worker.stop()
         await http.aclose()
         await store.close()
+        if traced:
+            stop_tracing()

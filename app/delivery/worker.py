@@ -11,19 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import functools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from app.alerts.alerter import Alerter
+from app.delivery.batching import Batcher, BatchFailed, batch_key, send_batch
 from app.delivery.gate import before_send
 from app.delivery.retention import retention_loop
 from app.delivery.retry import decide_retry
+from app.delivery.reuse import ContactReuse, says_contact_missing
 from app.delivery.steps import KeapActions, run_step
 from app.keap.client import KeapCall
 from app.keap.errors import (
@@ -36,17 +40,23 @@ from app.keap.errors import (
 )
 from app.observability.logging import bind_log_context, log_context, mask_email
 from app.observability.metrics import Metrics
+from app.observability.tracing import delivery_outcome, delivery_span
 from app.plan.planner import CONTACT_UPSERT
-from app.store.base import AttemptRecord, EventRecord, Store, StoreUnavailable
+from app.store.base import AttemptRecord, EventRecord, StepRecord, Store, StoreUnavailable
 
 log = logging.getLogger("relay.worker")
 
-# Calls that must not run twice: a crash mid-call leaves them "sending", and they are
-# then not repeated (Infusionsoft most likely ran them). Every other call is idempotent.
-NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal"})
+# Calls that must not run twice: a crash mid-call leaves them "sending", and an answer
+# after which Keap may have carried them out (the client's ``maybe_applied``) leaves them
+# outcome_unknown; neither is repeated. An order and its payment are the costliest to
+# repeat (the order step first looks for the order, so a replay reuses it); a note twice
+# is clutter on the contact's record. Every other call may run twice.
+# docs/delivery-guarantees.md has the table.
+NOT_REPEATABLE = frozenset({"action_set", "email_template", "goal", "order", "payment", "note"})
 ANSWER_LOST = (
-    "the answer to this call was lost after it reached Infusionsoft, which may have run "
-    "it, so it was not repeated (replay the event from the start to run it again)"
+    "the answer to this call was lost or was a gateway failure after it reached "
+    "Infusionsoft, which may have run it, so it was not repeated (replay the event from "
+    "the start to run it again)"
 )
 IN_FLIGHT_AT_CRASH = (
     "a worker stopped while this call was in flight; Infusionsoft most likely ran it, so "
@@ -76,6 +86,8 @@ class WorkerOptions:
     auth_probe_interval: float = 60.0
     dry_run: bool = False
     retention_days: float | None = None  # None: this worker does not purge
+    contact_reuse_seconds: float = 0.0  # 0: every upsert step calls Keap
+    batch_window_seconds: float = 0.0  # 0: no batching across events
 
 
 def record_call(call: KeapCall) -> None:
@@ -93,12 +105,14 @@ class Worker:
         options: WorkerOptions,
         metrics: Metrics | None = None,
         probe_auth: Callable[[], Awaitable[None]] | None = None,
+        alerts: Alerter | None = None,
     ) -> None:
         self.store = store
         self.client = client
         self.options = options
         self.metrics = metrics
         self.probe_auth = probe_auth
+        self.alerts = alerts
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,6 +124,21 @@ class Worker:
         self._auth_state = "not_started"
         self._crashed: str | None = None
         self._store_failure: str | None = None
+        self.reuse = (
+            ContactReuse(store, options.contact_reuse_seconds)
+            if options.contact_reuse_seconds > 0 and not options.dry_run
+            else None
+        )
+        self.batcher = (
+            Batcher(self._send_batch, options.batch_window_seconds, lambda: len(self._inflight))
+            if options.batch_window_seconds > 0
+            and not options.dry_run
+            and hasattr(client, "change_sequence_contacts")
+            else None
+        )
+        if metrics:  # present from the start, so rate() sees the zeroes
+            for action in NOT_REPEATABLE:
+                metrics.outcome_unknown.labels(action)
 
     # lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -125,6 +154,8 @@ class Worker:
                     name="relay-retention",
                 )
             )
+        if self.alerts is not None:
+            self._tasks.append(loop.create_task(self.alerts.run(), name="relay-alerts"))
         if self.options.dry_run:
             self._auth_state, self._auth_detail = "skipped", "dry-run"
 
@@ -135,8 +166,17 @@ class Worker:
             task.cancel()
         for task in list(self._inflight.values()):
             task.cancel()
+        if self.batcher is not None:
+            await self.batcher.close()
         await asyncio.gather(*self._tasks, *self._inflight.values(), return_exceptions=True)
         self._tasks = []
+        if self.alerts is not None:
+            await self.alerts.stop()
+
+    def working_on(self, event_id: str) -> bool:
+        """This worker still holds a task for the event (it may log or count after its
+        status is committed)."""
+        return event_id in self._inflight
 
     def wake(self) -> None:
         """New work may be due (called by ingest in the same process)."""
@@ -178,8 +218,12 @@ class Worker:
                         # Claimed events were not touched; nothing is lost meanwhile.
                         self._store_failure = str(exc)
                         log.warning("cannot claim events", extra={"error": str(exc)})
+                        if self.alerts is not None:
+                            self.alerts.database_failing(str(exc))
                         await self._sleep(min(5.0, self.options.poll_interval * 4))
                         continue
+                    if self._store_failure is not None and self.alerts is not None:
+                        self.alerts.database_answers()
                     self._store_failure = None
                 for event in events:
                     task = asyncio.get_running_loop().create_task(self._deliver_guarded(event))
@@ -197,6 +241,8 @@ class Worker:
     def _finished(self, event_id: str, _: asyncio.Task[None]) -> None:
         self._inflight.pop(event_id, None)
         self._wake.set()
+        if self.batcher is not None:  # the groups it could have joined need not wait
+            self.batcher.poke()
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
@@ -236,6 +282,8 @@ class Worker:
         if self.metrics:
             self.metrics.keap_auth_ok.set(1)
         log.info("credentials accepted again: delivery resumes")
+        if self.alerts is not None:
+            self.alerts.auth_resumed()
         self._auth_ok.set()
         self._wake.set()
 
@@ -253,10 +301,12 @@ class Worker:
             )
             task = asyncio.get_running_loop().create_task(self._probe_until_accepted())
             self._tasks.append(task)
+            if self.alerts is not None:
+                self.alerts.auth_paused(error.detail, self.options.auth_probe_interval)
 
     # one event ---------------------------------------------------------------------
     async def _deliver_guarded(self, event: EventRecord) -> None:
-        with log_context(event_id=event.id, source=event.source):
+        with log_context(event_id=event.id, source=event.source), delivery_span(event):
             try:
                 await self.deliver(event)
             except asyncio.CancelledError:
@@ -272,6 +322,13 @@ class Worker:
             for s in event.steps
             if s.action == CONTACT_UPSERT and s.status == "done" and isinstance(s.result, dict)
         }
+        # Upsert steps whose contact id was reused rather than answered by Keap just now.
+        reused = {
+            s.idx
+            for s in event.steps
+            if s.action == CONTACT_UPSERT and isinstance(s.result, dict) and s.result.get("reused")
+        }
+        finished = {s.idx: s.result for s in event.steps if s.status == "done"}
         # A step given up for good (XML-RPC retired) does not hold back the others: the
         # event runs them all, then ends dead with that step's reason.
         given_up = [s.last_error or s.action for s in event.steps if s.status == "failed"]
@@ -286,10 +343,9 @@ class Worker:
                     "not repeating a call that was in flight when a worker stopped",
                     extra={"event_id": event.id, "action": step.action},
                 )
-                result: dict[str, Any] = {
-                    "contact_id": contact_id,
-                    "outcome_unknown": IN_FLIGHT_AT_CRASH,
-                }
+                result: dict[str, Any] = self._outcome_unknown(
+                    step.action, contact_id, IN_FLIGHT_AT_CRASH
+                )
                 if not await self.store.complete_step(
                     event.id, step.idx, self.worker_id, result, None
                 ):
@@ -305,7 +361,9 @@ class Worker:
             started = time.time()
             recorded = False
             try:
-                result = await run_step(self.client, step, contact_id)
+                result = await self._run_step(
+                    event, step, contact_id, contact_ids, reused, finished
+                )
             except ClaimLost:
                 log.warning("lost the claim mid-event", extra={"event_id": event.id})
                 return
@@ -323,19 +381,19 @@ class Worker:
             except KeapError as error:
                 await self._record(event, step.idx, calls, started, error)
                 recorded = True
-                if not (
-                    step.action in NOT_REPEATABLE
-                    and isinstance(error, KeapTransientError)
-                    and error.maybe_applied
-                ):
+                if not (step.action in NOT_REPEATABLE and _maybe_applied(error)):
                     await self._after_failure(event, step.idx, step.action, error)
                     return
-                # The answer to a call that must not run twice was lost: as after a crash
-                # mid-call, it is not repeated, and the step says so.
-                result = {
-                    "contact_id": contact_id,
-                    "outcome_unknown": f"{ANSWER_LOST} ({error.detail})",
-                }
+                # Keap may have carried out a call that must not run twice (its answer was
+                # lost, or was a gateway failure): as after a crash mid-call, it is not
+                # repeated, and the step says so.
+                log.warning(
+                    "not repeating a call Infusionsoft may have carried out",
+                    extra={"event_id": event.id, "action": step.action, "error": error.detail},
+                )
+                result = self._outcome_unknown(
+                    step.action, contact_id, f"{ANSWER_LOST} ({error.detail})"
+                )
             finally:
                 before_send.reset(marker)
                 _calls.reset(token)
@@ -348,6 +406,9 @@ class Worker:
             new_contact = result.get("contact_id") if step.action == CONTACT_UPSERT else None
             if new_contact is not None:
                 contact_ids[step.idx] = new_contact
+                if result.get("reused"):
+                    reused.add(step.idx)
+            finished[step.idx] = result
             if not await self.store.complete_step(
                 event.id, step.idx, self.worker_id, result, new_contact
             ):
@@ -360,6 +421,7 @@ class Worker:
         ):
             if self.metrics:
                 self.metrics.events_finished.labels("dead" if dead_reason else "delivered").inc()
+            delivery_outcome("dead" if dead_reason else "delivered", dead_reason)
             log.log(
                 logging.ERROR if dead_reason else logging.INFO,
                 "event dead" if dead_reason else "event delivered",
@@ -372,6 +434,94 @@ class Worker:
                 },
             )
 
+    async def _run_step(
+        self,
+        event: EventRecord,
+        step: StepRecord,
+        contact_id: int | None,
+        contact_ids: dict[int, Any],
+        reused: set[int],
+        finished: dict[int, Any],
+    ) -> dict[str, Any]:
+        """The step's calls, with contact reuse (``app.delivery.reuse``): an upsert may
+        reuse a recent id; a call refused because a reused contact no longer exists upserts
+        the contact again and is made once more with its new id."""
+        if step.action == CONTACT_UPSERT and self.reuse is not None:
+            return await self.reuse.upsert(self.client, step.params)
+        try:
+            return await self._call_step(step, contact_id, finished)
+        except KeapError as error:
+            upsert_idx = step.params.get("contact_step")
+            if (
+                self.reuse is None
+                or contact_id is None
+                or upsert_idx not in reused
+                or not says_contact_missing(error)
+            ):
+                raise
+            fresh = await self.reuse.renew(self.client, event.steps[upsert_idx].params, contact_id)
+            if fresh == contact_id:  # the contact exists: the call failed for another reason
+                raise
+            log.warning(
+                "a reused contact id no longer exists in Keap: upserted the contact again",
+                extra={"event_id": event.id, "action": step.action, "error": error.detail},
+            )
+            reused.discard(upsert_idx)
+            contact_ids[upsert_idx] = fresh
+            finished[upsert_idx] = {"contact_id": fresh}
+            if not await self.store.complete_step(
+                event.id,
+                upsert_idx,
+                self.worker_id,
+                {"contact_id": fresh},
+                fresh,
+                replaces=contact_id,
+            ):
+                raise ClaimLost(event.id) from error
+            return await run_step(self.client, step, fresh, finished)
+
+    async def _call_step(
+        self, step: StepRecord, contact_id: int | None, finished: dict[int, Any]
+    ) -> dict[str, Any]:
+        """The step as one call of a batch across events (``app.delivery.batching``) when
+        other events share it, else as its own calls."""
+        key = batch_key(step.action, step.params) if self.batcher is not None else None
+        if key is not None and self.batcher is not None and contact_id is not None:
+            outcome = await self.batcher.submit(key, contact_id)
+            calls = _calls.get()
+            if calls is not None:
+                calls.extend(outcome.calls)
+            if outcome.error is not None:
+                raise copy.copy(outcome.error)  # each member raises its own
+            if outcome.done:
+                return {"contact_id": contact_id, "batched": True}
+        return await run_step(self.client, step, contact_id, finished)
+
+    async def _send_batch(
+        self, key: tuple[Hashable, ...], contact_ids: list[int]
+    ) -> tuple[set[int], list[KeapCall]]:
+        """One batch's calls, recorded apart from any one event (each member's history
+        gets them)."""
+        calls: list[KeapCall] = []
+        _calls.set(calls)  # this runs in a task of its own: its context is a copy
+        before_send.set(None)
+        bind_log_context(event_id=None, source=None, route=None, action=key[0])
+        try:
+            done = await send_batch(self.client, key, contact_ids)  # type: ignore[arg-type]
+        except KeapError as error:
+            raise BatchFailed(error, calls) from error
+        log.info(
+            "batched step sent",
+            extra={"action": key[0], "contacts": len(contact_ids), "done": len(done)},
+        )
+        return done, calls
+
+    def _outcome_unknown(self, action: str, contact_id: Any, reason: str) -> dict[str, Any]:
+        """The result of a step left outcome_unknown, counted in the metric."""
+        if self.metrics:
+            self.metrics.outcome_unknown.labels(action).inc()
+        return {"contact_id": contact_id, "outcome_unknown": reason}
+
     async def _mark_sending(self, event_id: str, idx: int) -> None:
         """Durably note that a call that must not run twice is about to be sent."""
         if not await self.store.mark_step_sending(event_id, idx, self.worker_id):
@@ -383,6 +533,7 @@ class Worker:
         now = time.time()
         reason = f"{action}: {error.detail}"
         if isinstance(error, KeapAuthError):
+            delivery_outcome("paused", reason)
             self._pause_for_auth(error)
             await self.store.release_claim(event.id, self.worker_id, now)
             return
@@ -406,6 +557,7 @@ class Worker:
         )
         if dead and self.metrics:
             self.metrics.events_finished.labels("dead").inc()
+        delivery_outcome("dead" if dead else "retry", reason)
         log.log(
             logging.ERROR if dead else logging.WARNING,
             "event dead" if dead else "step failed; will retry",
@@ -455,6 +607,11 @@ class Worker:
                 )
             )
         await self.store.record_attempts(attempts)
+
+
+def _maybe_applied(error: KeapError) -> bool:
+    """The client's verdict (``app.keap.errors``): Keap may have carried the call out."""
+    return isinstance(error, KeapTransientError) and error.maybe_applied
 
 
 def _outcome(call: KeapCall | None, error: KeapError | None) -> str:

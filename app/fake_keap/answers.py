@@ -12,6 +12,18 @@ from app.fake_keap.limits import retry_after_header
 from app.fake_keap.records import FailureStatus
 
 THROTTLED_BODY = {"code": "429", "message": "Quota Exceeded", "status": "Request Throttled"}
+# Keap's gateway is Apigee (KEAP_API_NOTES.md); these are its documented fault bodies for a
+# target that cut its answer (502), could not be handed the request (503) and did not
+# answer in time (504): docs.apigee.com/api-platform/troubleshoot/runtime/502-bad-gateway,
+# …/503-service-unavailable and …/504-gateway-timeout.
+GATEWAY_FAULTS = {
+    502: ("Unexpected EOF at target", "messaging.adaptors.http.UnexpectedEOFAtTarget"),
+    503: (
+        "The Service is temporarily unavailable",
+        "messaging.adaptors.http.flow.ServiceUnavailable",
+    ),
+    504: ("Gateway Timeout", "messaging.adaptors.http.flow.GatewayTimeout"),
+}
 
 
 def failure_response(
@@ -22,6 +34,10 @@ def failure_response(
         return DroppedConnection(registry)
     if status == 429:
         response: Response = JSONResponse(THROTTLED_BODY, status_code=429)
+    elif status in GATEWAY_FAULTS:
+        text, code = GATEWAY_FAULTS[status]
+        fault = {"fault": {"faultstring": text, "detail": {"errorcode": code}}}
+        response = JSONResponse(fault, status_code=status)
     else:
         response = JSONResponse({"message": _reason(status)}, status_code=status)
     if retry_after is not None:

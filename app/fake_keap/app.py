@@ -6,7 +6,12 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from app.fake_keap.connections import ConnectionRegistry
-from app.fake_keap.control import config_endpoint, reset_endpoint, state_endpoint
+from app.fake_keap.control import (
+    config_endpoint,
+    in_flight_endpoint,
+    reset_endpoint,
+    state_endpoint,
+)
 from app.fake_keap.crm_endpoint import crm_endpoint
 from app.fake_keap.state import FakeKeapState
 from app.fake_keap.token_endpoint import token_endpoint
@@ -23,6 +28,7 @@ def create_app(state: FakeKeapState, connections: ConnectionRegistry | None = No
             ),
             Route("/token", token_endpoint, methods=["POST"]),
             Route("/_fake/state", state_endpoint, methods=["GET"]),
+            Route("/_fake/in_flight", in_flight_endpoint, methods=["GET"]),
             Route("/_fake/config", config_endpoint, methods=["POST"]),
             Route("/_fake/reset", reset_endpoint, methods=["POST"]),
         ]

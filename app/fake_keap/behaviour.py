@@ -37,6 +37,15 @@ class FakeBehaviour(BaseModel):
     known_custom_field_ids: frozenset[int] | None = None
     known_sequences: frozenset[tuple[int, int]] | None = None
     known_goals: frozenset[tuple[str, str]] | None = None
+    # Products by id: their price (used for an order item that names none). None accepts
+    # any positive product id, at a price of 0.
+    products: dict[int, float] | None = None
+    known_order_custom_field_ids: frozenset[int] | None = None
+    # Ecommerce Settings > Orders > Manual Payment Types; the names are the examples of
+    # RestCreatePaymentRequest.payment_method_type (keap-sdk sdks/v2/swagger.yml).
+    manual_payment_types: frozenset[str] = frozenset(
+        {"Credit Card (Manual)", "Check", "Cash", "Money Order", "Adjustment"}
+    )
     # Action sets that run but report a failed action in their results (IsError true).
     action_sets_reporting_errors: frozenset[int] = frozenset()
 

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.fake_keap.behaviour import FakeBehaviour
+from app.fake_keap.crm_data import RecordNotFound
 from app.fake_keap.records import FailureStatus
 from app.fake_keap.state import FakeKeapState
 
@@ -70,6 +71,8 @@ class ControlRequest(_Strict):
     faults: list[FaultRequest] = Field(default_factory=list)
     clear_faults: bool = False
     expire_access_tokens: bool = False
+    # contact ids to delete, as a user deleting them in Keap (later calls answer 404)
+    delete_contacts: list[int] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +117,8 @@ def apply_control(state: FakeKeapState, request: ControlRequest) -> None:
         state.set_fault(**fault.model_dump())
     if request.expire_access_tokens:
         state.expire_access_tokens()
+    for contact_id in request.delete_contacts:
+        state.delete_contact(contact_id)
 
 
 async def state_endpoint(request: Request) -> Response:
@@ -124,6 +129,12 @@ async def state_endpoint(request: Request) -> Response:
     return JSONResponse(state.snapshot(int(limit) if limit is not None else None))
 
 
+async def in_flight_endpoint(request: Request) -> Response:
+    """The /crm requests received and not yet answered, by operation: cheap to poll."""
+    state: FakeKeapState = request.app.state.fake
+    return JSONResponse({"in_flight": dict(state.in_flight())})
+
+
 async def config_endpoint(request: Request) -> Response:
     state: FakeKeapState = request.app.state.fake
     try:
@@ -132,6 +143,8 @@ async def config_endpoint(request: Request) -> Response:
         apply_control(state, control)
     except (ValidationError, ValueError) as exc:
         return JSONResponse({"message": str(exc)}, status_code=400)
+    except RecordNotFound as exc:
+        return JSONResponse({"message": str(exc)}, status_code=404)
     return JSONResponse(state.snapshot(log_limit=0))
 
 

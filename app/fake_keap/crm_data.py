@@ -11,7 +11,15 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from app.fake_keap.behaviour import FakeBehaviour
-from app.fake_keap.records import ActionSetRun, Contact, EmailSent, GoalAchieved
+from app.fake_keap.records import (
+    ActionSetRun,
+    Contact,
+    EmailSent,
+    GoalAchieved,
+    Note,
+    Order,
+    Payment,
+)
 
 DuplicateOption = Literal["Email", "EmailAndName", "EmailAndNameAndCompany"]
 
@@ -68,6 +76,9 @@ class CrmData:
         self.goals_achieved: list[GoalAchieved] = []
         self.action_set_runs: list[ActionSetRun] = []
         self.companies: dict[int, str] = {}
+        self.orders: dict[int, Order] = {}
+        self.payments: list[Payment] = []
+        self.notes: list[Note] = []
         self._ids_by_email: dict[str, list[int]] = {}
         self._next_id = 1
 
@@ -105,6 +116,15 @@ class CrmData:
         contact = _apply(contact, fields)
         self.contacts[contact.id] = contact
         return contact, existing is None
+
+    def delete_contact(self, contact_id: int) -> None:
+        """As a user deleting the contact in Keap: later calls naming its id answer 404
+        (``contact``), and an upsert by its email makes a new contact with a new id."""
+        contact = self.contact(contact_id)
+        del self.contacts[contact_id]
+        self._ids_by_email.get(contact.email.lower(), []).remove(contact_id)
+        self.tags.pop(contact_id, None)
+        self.sequences.pop(contact_id, None)
 
     def add_tags(self, contact_id: int, tag_ids: Sequence[int], behaviour: FakeBehaviour) -> None:
         self.contact(contact_id)
@@ -194,6 +214,72 @@ class CrmData:
         _require_known("action set", action_set_id, behaviour.known_action_set_ids)
         self.action_set_runs.append(ActionSetRun(contact_id, action_set_id, now))
         return action_set_id not in behaviour.action_sets_reporting_errors
+
+    def create_order(self, order: Order, behaviour: FakeBehaviour) -> Order:
+        """Refuses what Keap's v2 createOrder refuses: an unknown contact, a product item
+        with no or an unknown product id (CreateOrderItemRequest: "Must be a valid product
+        id"), a quantity under 1, an unknown order custom field."""
+        self.contact(order.contact_id)
+        products = behaviour.products
+        for item in order.items:
+            if item.quantity < 1:
+                raise InvalidParameter("quantity must be greater than or equal to 1")
+            if item.item_type not in ("PRODUCT", "SUBSCRIPTION"):
+                continue
+            if item.product_id is None:
+                raise InvalidParameter("product_id is required for item_type PRODUCT")
+            if item.product_id <= 0 or (products is not None and item.product_id not in products):
+                raise InvalidParameter(f"Invalid product id: {item.product_id}")
+        known_fields = behaviour.known_order_custom_field_ids
+        for field_id in order.custom_fields:
+            if known_fields is not None and field_id not in known_fields:
+                raise InvalidParameter(f"Custom field {field_id} does not exist")
+        created = replace(order, id=self._next_order_id())
+        self.orders[created.id] = created
+        return created
+
+    def _next_order_id(self) -> int:
+        return 5000 + len(self.orders) + 1
+
+    def order(self, order_id: int) -> Order:
+        found = self.orders.get(order_id)
+        if found is None:
+            raise RecordNotFound(f"Order {order_id} not found")
+        return found
+
+    def paid_cents(self, order_id: int) -> int:
+        return sum(p.amount_cents for p in self.payments if p.order_id == order_id)
+
+    def add_payment(
+        self,
+        order_id: int,
+        amount_cents: int,
+        payment_type: str,
+        payment_time: str | None,
+        behaviour: FakeBehaviour,
+    ) -> Payment:
+        """A manual payment record: its type must be one configured in the app, and it
+        may not exceed the order's balance (RestCreatePaymentRequest)."""
+        order = self.order(order_id)
+        if payment_type not in behaviour.manual_payment_types:
+            raise InvalidParameter(f"Invalid payment method type: {payment_type}")
+        if amount_cents < 0 or amount_cents > order.total_cents - self.paid_cents(order_id):
+            raise InvalidParameter(
+                "payment_amount must not exceed the current balance of the order"
+            )
+        payment = Payment(
+            len(self.payments) + 1, order_id, amount_cents, payment_type, payment_time
+        )
+        self.payments.append(payment)
+        return payment
+
+    def add_note(self, contact_id: int, title: str | None, text: str | None, user_id: int) -> Note:
+        self.contact(contact_id)
+        if not title:
+            raise InvalidParameter("A value for either title or type is required")
+        note = Note(len(self.notes) + 1, contact_id, title, text, user_id)
+        self.notes.append(note)
+        return note
 
 
 def _same(contact: Contact, fields: ContactFields, match: DuplicateOption) -> bool:

@@ -61,16 +61,16 @@ async def crm_endpoint(request: Request) -> Response:
     route = None if is_xmlrpc else match_rest_route(request.method, path)
     operation = route.operation if route else (call.operation if call else UNPARSABLE)
     credential = presented_credential(request.headers)
+    with state.serving(operation):
+        latency_ms = state.behaviour.latency_ms
+        if latency_ms:
+            await asyncio.sleep(latency_ms / 1000)
 
-    latency_ms = state.behaviour.latency_ms
-    if latency_ms:
-        await asyncio.sleep(latency_ms / 1000)
-
-    xmlrpc_method = (call.method if call else "") if is_xmlrpc else None
-    admission = state.admit(CallInfo(operation, credential, xmlrpc_method))
-    response = _answer(state, admission, route, call, body, request, registry)
-    if not isinstance(response, DroppedConnection):
-        response.headers.update(state.throttle_headers(admission.credential_id))
+        xmlrpc_method = (call.method if call else "") if is_xmlrpc else None
+        admission = state.admit(CallInfo(operation, credential, xmlrpc_method))
+        response = _answer(state, admission, route, call, body, request, registry)
+        if not isinstance(response, DroppedConnection):
+            response.headers.update(state.throttle_headers(admission.credential_id))
     state.record_request(
         arrived_at,
         operation,

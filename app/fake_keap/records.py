@@ -64,6 +64,51 @@ class ActionSetRun:
 
 
 @dataclass(frozen=True)
+class OrderItem:
+    """One line of an order; amounts in cents (CurrencyValue's smallest unit)."""
+
+    item_type: str
+    quantity: int
+    price_cents: int
+    product_id: int | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    id: int
+    contact_id: int
+    title: str
+    order_time: str
+    order_type: str
+    items: tuple[OrderItem, ...]
+    custom_fields: dict[int, object] = field(default_factory=dict)
+
+    @property
+    def total_cents(self) -> int:
+        return sum(item.price_cents * item.quantity for item in self.items)
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: int
+    order_id: int
+    amount_cents: int
+    payment_type: str
+    payment_time: str | None
+
+
+@dataclass(frozen=True)
+class Note:
+    id: int
+    contact_id: int
+    title: str | None
+    text: str | None
+    user_id: int
+
+
+@dataclass(frozen=True)
 class RequestRecord:
     """One request as the fake saw it; ``status`` is 0 when the connection was dropped."""
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from app.fake_keap.crm_data import ContactFields, CrmError, DuplicateOption
-from app.fake_keap.records import Contact
+from app.fake_keap.crm_data import ContactFields, CrmError, DuplicateOption, _resolve_sequence
+from app.fake_keap.records import Contact, Order, OrderItem
 from app.fake_keap.routing import RestRoute
 from app.fake_keap.state import FakeKeapState
+from app.keap.orders import ORDER_ITEM_TYPES as KEAP_ORDER_ITEM_TYPES
 
 RestHandler = Callable[[FakeKeapState, RestRoute, bytes, dict[str, str]], Response]
 
@@ -255,6 +257,68 @@ def _send_email_template(
     return Response(status_code=202)
 
 
+def _contact_ids(body: bytes) -> list[int]:
+    """v2's ``{"contact_ids": ["…"]}`` (ApplyRemoveTagRequest, AddContactsToSequenceRequest)."""
+    contact_ids = _json_object(body).get("contact_ids")
+    if not isinstance(contact_ids, list) or not contact_ids:
+        raise BadRequest("contact_ids is required")
+    return [_string_id(c, "contact_ids[]") for c in contact_ids]
+
+
+def _tag_many(apply: bool) -> RestHandler:
+    """v2 ``POST /tags/{tag_id}/contacts:applyTags`` answers 200 ``{"results": {contact id:
+    status}}`` (ApplyTagsResponse, statuses not enumerated; the fake uses v1's SUCCESS and
+    CONTACT_NOT_FOUND); ``:removeTags`` answers 204 with no body (infusionsoft/keap-sdk,
+    sdks/v2/swagger.yml). An unknown tag is a 404 for the whole call (unverified)."""
+
+    def change(state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]) -> Response:
+        contacts = _contact_ids(body)
+        tag_id = int(route.params["tag_id"])
+        known = state.behaviour.known_tag_ids
+        if known is not None and tag_id not in known:
+            return message(404, f"Tag {tag_id} not found")
+        results: dict[str, str] = {}
+        with state.editing_crm() as crm:
+            for contact_id in contacts:
+                if contact_id not in crm.contacts:
+                    results[str(contact_id)] = "CONTACT_NOT_FOUND"
+                elif apply:
+                    crm.apply_tags(contact_id, [tag_id], state.behaviour)
+                    results[str(contact_id)] = "SUCCESS"
+                else:
+                    crm.remove_tags(contact_id, [tag_id], state.behaviour)
+        return JSONResponse({"results": results}) if apply else Response(status_code=204)
+
+    return change
+
+
+def _sequence_many(add: bool) -> RestHandler:
+    """v2 ``:addContacts`` / ``:removeContacts`` answer 200 with a result per contact under
+    ``add_to_sequence_results`` (SUCCESS, ALREADY_IN_SEQUENCE, CONTACT_DOES_NOT_EXIST,
+    FAILED) or ``remove_from_sequence_results`` (SUCCESS, CONTACT_DOES_NOT_EXIST, FAILED)
+    (infusionsoft/keap-sdk, sdks/v2/swagger.yml). An unknown sequence fails the whole call
+    as in v1 (404 ``Error loading follow-up sequence``)."""
+
+    def change(state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]) -> Response:
+        contacts = _contact_ids(body)
+        campaign_id = int(route.params["campaign_id"])
+        sequence_id = int(route.params["sequence_id"])
+        results: dict[str, str] = {}
+        _resolve_sequence(campaign_id, sequence_id, state.behaviour.known_sequences)
+        with state.editing_crm() as crm:
+            for contact_id in contacts:
+                if contact_id not in crm.contacts:
+                    results[str(contact_id)] = "CONTACT_DOES_NOT_EXIST"
+                    continue
+                already = (campaign_id, sequence_id) in crm.sequences.get(contact_id, set())
+                crm.change_sequence(contact_id, campaign_id, sequence_id, state.behaviour, add=add)
+                results[str(contact_id)] = "ALREADY_IN_SEQUENCE" if add and already else "SUCCESS"
+        key = "add_to_sequence_results" if add else "remove_from_sequence_results"
+        return JSONResponse({key: results})
+
+    return change
+
+
 def _user_info(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str]) -> Response:
     """v2 ``GET /oauth/connect/userinfo`` (GetUserInfoResponse). What Keap answers for a
     service account key, which acts for no user, is not published: the fake answers 403
@@ -281,6 +345,193 @@ def _profile(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str
     return JSONResponse({"name": "Fake Keap", "email": "owner@fake-keap.test", "time_zone": "UTC"})
 
 
+# -- orders, payments, notes (REST v2; keap-sdk sdks/v2/swagger.yml, docs/keap-api.md) --
+
+# CreateOrderItemRequest.item_type's enum, as the client's module lists it.
+ORDER_ITEM_TYPES = frozenset(KEAP_ORDER_ITEM_TYPES)
+
+
+def _cents(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"{name} must be a number")
+    return int((Decimal(str(value)) * 100).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def _currency(cents: int) -> dict[str, Any]:
+    """CurrencyValue: the amount in the smallest currency unit."""
+    sign = "-" if cents < 0 else ""
+    return {
+        "amount": cents,
+        "currency_code": "USD",
+        "formatted_amount": f"{sign}${abs(cents) // 100:,}.{abs(cents) % 100:02d}",
+    }
+
+
+def _order_item(state: FakeKeapState, raw: object) -> OrderItem:
+    if not isinstance(raw, dict):
+        raise BadRequest("order_items must be objects")
+    item_type = raw.get("item_type", "PRODUCT")
+    if item_type not in ORDER_ITEM_TYPES:
+        raise BadRequest(f"Invalid item_type: {item_type}")
+    quantity = _int(raw.get("quantity"), "quantity")
+    product_id = (
+        None if raw.get("product_id") is None else _string_id(raw["product_id"], "product_id")
+    )
+    if raw.get("price_per_unit") is not None:
+        price = _cents(raw["price_per_unit"], "price_per_unit")
+    else:  # "if not specified, the product price will be used"
+        price = round((state.behaviour.products or {}).get(product_id or 0, 0.0) * 100)
+    return OrderItem(
+        item_type=item_type,
+        quantity=quantity,
+        price_cents=price,
+        product_id=product_id,
+        name=_optional_str(raw, "name"),
+        description=_optional_str(raw, "description"),
+    )
+
+
+def order_json(order: Order, paid_cents: int) -> dict[str, Any]:
+    """OrderV2: ids as strings, amounts as CurrencyValue, custom fields as {id, content}."""
+    return {
+        "id": str(order.id),
+        "title": order.title,
+        "status": "PAID" if order.items and paid_cents >= order.total_cents else "SENT",
+        "order_type": order.order_type,
+        "source_type": "API",
+        "order_time": order.order_time,
+        "contact": {"id": str(order.contact_id)},
+        "total": _currency(order.total_cents),
+        "total_paid": _currency(paid_cents),
+        "total_due": _currency(order.total_cents - paid_cents),
+        "order_items": [
+            {
+                "id": str(index),
+                "item_type": item.item_type,
+                "quantity": item.quantity,
+                "name": item.name,
+                "description": item.description,
+                "price_per_unit": _currency(item.price_cents),
+                "product": None if item.product_id is None else {"id": str(item.product_id)},
+            }
+            for index, item in enumerate(order.items, start=1)
+        ],
+        "custom_fields": [{"id": str(k), "content": v} for k, v in order.custom_fields.items()],
+    }
+
+
+def _create_order(
+    state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
+) -> Response:
+    """v2 ``POST /orders`` (RestCreateOrderRequest: contact_id, order_time, order_title
+    and order_type are required); 201 with the OrderV2."""
+    payload = _json_object(body)
+    for name in ("contact_id", "order_time", "order_title", "order_type"):
+        if payload.get(name) in (None, ""):
+            raise BadRequest(f"{name} is required")
+    if payload["order_type"] not in ("ONLINE", "OFFLINE"):
+        raise BadRequest(f"Invalid order_type: {payload['order_type']}")
+    raw_items = payload.get("order_items") or []
+    if not isinstance(raw_items, list):
+        raise BadRequest("order_items must be a list")
+    custom: dict[int, object] = {}
+    for field in payload.get("custom_fields") or []:
+        if not isinstance(field, dict):
+            raise BadRequest("custom_fields must be objects")
+        custom[_string_id(field.get("id"), "custom_fields[].id")] = field.get("content")
+    order = Order(
+        id=0,
+        contact_id=_string_id(payload["contact_id"], "contact_id"),
+        title=str(payload["order_title"]),
+        order_time=str(payload["order_time"]),
+        order_type=str(payload["order_type"]),
+        items=tuple(_order_item(state, raw) for raw in raw_items),
+        custom_fields=custom,
+    )
+    with state.editing_crm() as crm:
+        created = crm.create_order(order, state.behaviour)
+    return JSONResponse(order_json(created, 0), status_code=201)
+
+
+def _list_orders(
+    state: FakeKeapState, route: RestRoute, _: bytes, query: dict[str, str]
+) -> Response:
+    """v2 ``GET /orders?filter=contact_id==…`` (ListOrders); this fake filters by
+    contact_id only and answers one page."""
+    field, __, value = query.get("filter", "").partition("==")
+    if field != "contact_id":
+        raise BadRequest("this fake filters orders by contact_id only")
+    contact_id = _string_id(value, "contact_id")
+    with state.editing_crm() as crm:
+        orders = [
+            order_json(o, crm.paid_cents(o.id))
+            for o in crm.orders.values()
+            if o.contact_id == contact_id
+        ]
+    return JSONResponse({"orders": orders, "next_page_token": ""})
+
+
+def _get_order(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str]) -> Response:
+    order_id = int(route.params["order_id"])
+    with state.editing_crm() as crm:
+        return JSONResponse(order_json(crm.order(order_id), crm.paid_cents(order_id)))
+
+
+def _create_payment(
+    state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
+) -> Response:
+    """v2 ``POST /orders/{id}/payments`` (RestCreatePaymentRequest: payment_amount and
+    apply_to_commissions required; payment_method_type must match a configured manual
+    payment type); 201 with the PaymentResult."""
+    payload = _json_object(body)
+    if not isinstance(payload.get("apply_to_commissions"), bool):
+        raise BadRequest("apply_to_commissions is required")
+    amount = _cents(payload.get("payment_amount"), "payment_amount")
+    if payload.get("payment_method_id") is not None:
+        raise BadRequest("this fake records manual payments only (payment_method_type)")
+    payment_type = _optional_str(payload, "payment_method_type")
+    if not payment_type:
+        raise BadRequest("At least one of payment_method_id or payment_method_type is required")
+    order_id = int(route.params["order_id"])
+    with state.editing_crm() as crm:
+        payment = crm.add_payment(
+            order_id, amount, payment_type, _optional_str(payload, "payment_time"), state.behaviour
+        )
+    return JSONResponse(
+        {
+            "id": str(payment.id),
+            "invoice_id": str(order_id),
+            "payment_amount": amount / 100,
+            "payment_status_message": "APPROVED",
+        },
+        status_code=201,
+    )
+
+
+def _create_note(
+    state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
+) -> Response:
+    """v2 ``POST /contacts/{id}/notes`` (CreateNoteRequest: user_id required, and a title
+    or type); 201 with the Note."""
+    payload = _json_object(body)
+    user_id = _string_id(payload.get("user_id"), "user_id")
+    contact_id = int(route.params["contact_id"])
+    with state.editing_crm() as crm:
+        note = crm.add_note(
+            contact_id, _optional_str(payload, "title"), _optional_str(payload, "text"), user_id
+        )
+    return JSONResponse(
+        {
+            "id": str(note.id),
+            "contact_id": str(contact_id),
+            "title": note.title,
+            "text": note.text,
+            "created_by_user_id": str(user_id),
+        },
+        status_code=201,
+    )
+
+
 _HANDLERS: dict[str, RestHandler] = {
     "contact.upsert": _upsert,
     "tags.add": _add_tags,
@@ -293,4 +544,13 @@ _HANDLERS: dict[str, RestHandler] = {
     "company.create": _create_company,
     "email_template.send": _send_email_template,
     "user.discover": _user_info,
+    "tags.apply_many": _tag_many(apply=True),
+    "tags.remove_many": _tag_many(apply=False),
+    "sequence.add_many": _sequence_many(add=True),
+    "sequence.remove_many": _sequence_many(add=False),
+    "order.find": _list_orders,
+    "order.create": _create_order,
+    "order.get": _get_order,
+    "payment.create": _create_payment,
+    "note.create": _create_note,
 }

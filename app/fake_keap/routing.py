@@ -31,11 +31,30 @@ _REST_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
             r"rest/v1/campaigns/goals/(?P<integration>[^/]+)/(?P<call_name>[^/]+)",
             "goal.achieve",
         ),
+        # REST v2's many-contacts calls (infusionsoft/keap-sdk, sdks/v2/swagger.yml).
+        ("POST", r"rest/v2/tags/(?P<tag_id>\d+)/contacts:applyTags", "tags.apply_many"),
+        ("POST", r"rest/v2/tags/(?P<tag_id>\d+)/contacts:removeTags", "tags.remove_many"),
+        (
+            "POST",
+            r"rest/v2/campaigns/(?P<campaign_id>\d+)/sequences/(?P<sequence_id>\d+):addContacts",
+            "sequence.add_many",
+        ),
+        (
+            "POST",
+            r"rest/v2/campaigns/(?P<campaign_id>\d+)/sequences/(?P<sequence_id>\d+)"
+            r":removeContacts",
+            "sequence.remove_many",
+        ),
         ("GET", r"rest/v1/account/profile", "auth.probe"),
         ("GET", r"rest/v2/companies", "company.find"),
         ("POST", r"rest/v2/companies", "company.create"),
         ("POST", r"rest/v2/emails/templates:send", "email_template.send"),
         ("GET", r"rest/v2/oauth/connect/userinfo", "user.discover"),
+        ("GET", r"rest/v2/orders", "order.find"),
+        ("POST", r"rest/v2/orders", "order.create"),
+        ("GET", r"rest/v2/orders/(?P<order_id>\d+)", "order.get"),
+        ("POST", r"rest/v2/orders/(?P<order_id>\d+)/payments", "payment.create"),
+        ("POST", r"rest/v2/contacts/{contact}/notes", "note.create"),
     ]
 ]
 

@@ -41,6 +41,9 @@ from app.fake_keap.records import (
     EmailSent,
     FailureStatus,
     GoalAchieved,
+    Note,
+    Order,
+    Payment,
     RequestRecord,
 )
 from app.fake_keap.tokens import IssuedTokens, TokenStore
@@ -62,6 +65,7 @@ class FakeKeapState:
         self._requests: list[RequestRecord] = []
         self._by_operation: Counter[str] = Counter()
         self._throttled = 0
+        self._in_flight: Counter[str] = Counter()
 
     # -- behaviour ------------------------------------------------------------------
 
@@ -247,6 +251,28 @@ class FakeKeapState:
         with self._lock:
             yield self._crm
 
+    def delete_contact(self, contact_id: int) -> None:
+        """Delete a contact as a user does in Keap (``RecordNotFound`` if there is none)."""
+        with self._lock:
+            self._crm.delete_contact(contact_id)
+
+    @contextmanager
+    def serving(self, operation: str) -> Iterator[None]:
+        """Count a /crm request as in flight from its arrival until its answer is ready."""
+        with self._lock:
+            self._in_flight[operation] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[operation] -= 1
+
+    def in_flight(self) -> Counter[str]:
+        """/crm requests received and not yet answered, by operation (a client killed now
+        never gets their answers)."""
+        with self._lock:
+            return +self._in_flight  # the positive counts only
+
     def record_request(
         self, at: float, operation: str, auth: AuthKind, status: int, method: str, path: str
     ) -> None:
@@ -303,6 +329,21 @@ class FakeKeapState:
             return dict(self._crm.companies)
 
     @property
+    def orders(self) -> list[Order]:
+        with self._lock:
+            return list(self._crm.orders.values())
+
+    @property
+    def payments(self) -> list[Payment]:
+        with self._lock:
+            return list(self._crm.payments)
+
+    @property
+    def notes(self) -> list[Note]:
+        with self._lock:
+            return list(self._crm.notes)
+
+    @property
     def requests(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._requests)
@@ -323,7 +364,13 @@ class FakeKeapState:
                 "goals_achieved": [asdict(g) for g in self._crm.goals_achieved],
                 "action_set_runs": [asdict(r) for r in self._crm.action_set_runs],
                 "companies": {str(i): n for i, n in self._crm.companies.items()},
+                "orders": [
+                    asdict(o) | {"total_cents": o.total_cents} for o in self._crm.orders.values()
+                ],
+                "payments": [asdict(p) for p in self._crm.payments],
+                "notes": [asdict(n) for n in self._crm.notes],
                 "requests": [{**asdict(r), "dropped": r.dropped} for r in log],
+                "in_flight": dict(+self._in_flight),
                 "counters": {
                     "requests": len(self._requests),
                     "throttled": self._throttled,

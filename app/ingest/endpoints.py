@@ -22,8 +22,10 @@ from starlette.types import Message, Receive, Scope, Send
 from app.api.problems import PROBLEM_JSON, problem_body
 from app.errors import MethodNotAllowed, PayloadTooLarge, RelayError, RequestTimeout
 from app.ingest.service import IngestRequest, IngestResult, IngestService
+from app.observability import tracing
 from app.observability.logging import log_line
 from app.observability.metrics import Metrics
+from app.observability.tracing import IngestTrace
 
 log = logging.getLogger("relay.ingest")
 
@@ -59,17 +61,30 @@ def is_hook_path(scope: Scope) -> bool:
 
 async def receive_webhook(state: State, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one webhook request; an unexpected failure is logged and answered 500, as
-    FastAPI's handlers would for any other path."""
+    FastAPI's handlers would for any other path. With tracing off (decided at start),
+    ``trace`` is None and no span is made."""
+    trace = (
+        tracing.ingest_trace(scope["method"], scope["path"], scope["headers"])
+        if tracing.TRACER is not None
+        else None
+    )
     try:
-        await _receive(state, scope, receive, send)
-    except Exception:
+        await _receive(state, scope, receive, send, trace)
+    except Exception as exc:
+        if trace is not None:
+            trace.failed(exc)
         log.exception("unhandled error while receiving a webhook")
         body = problem_body(RelayError("an unexpected error happened; see the logs"))
         with contextlib.suppress(Exception):  # the answer may have started already
             await _respond(send, 500, body, [(b"content-type", PROBLEM_JSON.encode())])
+    finally:
+        if trace is not None:
+            trace.end()
 
 
-async def _receive(state: State, scope: Scope, receive: Receive, send: Send) -> None:
+async def _receive(
+    state: State, scope: Scope, receive: Receive, send: Send, trace: IngestTrace | None
+) -> None:
     started = time.perf_counter()
     service: IngestService = state.ingest
     metrics: Metrics = state.metrics
@@ -86,6 +101,8 @@ async def _receive(state: State, scope: Scope, receive: Receive, send: Send) -> 
         if method == "HEAD":
             metrics.received(label, "probe")
             await _respond(send, 200, b"", [])
+            if trace is not None:
+                trace.answered(200, "probe", label)
             return
         body = await _read_limited(receive, headers, state.settings.max_body_bytes)
         result = await service.receive(
@@ -98,10 +115,13 @@ async def _receive(state: State, scope: Scope, receive: Receive, send: Send) -> 
                 client_ip=client_ip,
             ),
             source=src,
+            trace=trace,
         )
     except RelayError as error:
         outcome = _OUTCOMES.get(error.status_code, "error")
         metrics.received(label, outcome)
+        if trace is not None:
+            trace.answered(error.status_code, outcome, label, reason=error.detail)
         log.info(
             "webhook refused",
             extra={
@@ -124,6 +144,8 @@ async def _receive(state: State, scope: Scope, receive: Receive, send: Send) -> 
         return
     status, payload = _answer(result)
     await _respond(send, status, payload, _JSON_HEADERS)
+    if trace is not None:
+        trace.answered(status, _outcome(result), label, [i.id for i in result.inserted])
     metrics.ingest_duration.observe(time.perf_counter() - started)
     _count_and_log(metrics, label, result)
 
@@ -148,6 +170,12 @@ def _count_and_log(metrics: Metrics, label: str, result: IngestResult) -> None:
             metrics.events_finished.labels(status).inc()
             fields["reason"] = reason  # why no route took it (or why it cannot be delivered)
         log_line(log, "webhook received", fields)
+
+
+def _outcome(result: IngestResult) -> str:
+    if result.ping:
+        return "ping"
+    return "accepted" if any(i.created for i in result.inserted) else "duplicate"
 
 
 def _answer(result: IngestResult) -> tuple[int, bytes]:

@@ -34,6 +34,7 @@ from app.errors import (
 from app.ingest.bodies import BodyError, BodyTooLarge, UnsupportedBody, parse_body, parse_query
 from app.ingest.redaction import redactor_for
 from app.ingest.signatures import SignatureError, verify_signature
+from app.observability.tracing import LINK_HEADER, IngestTrace
 from app.plan.planner import plan_event
 from app.store.base import Inserted, NewEvent, Store, StoreUnavailable, UnstorableEvent
 from app.store.ids import new_event_id
@@ -119,8 +120,14 @@ class IngestService:
         return self.proxies.client_address(headers, client_ip)
 
     async def receive(
-        self, request: IngestRequest, *, source: Source | None = None
+        self,
+        request: IngestRequest,
+        *,
+        source: Source | None = None,
+        trace: IngestTrace | None = None,
     ) -> IngestResult:
+        """Verify, parse, plan and store one request; ``trace`` (tracing on) is told
+        when each phase ends, and its context is stored with the events."""
         source = source or self.source_for(
             request.source, request.method, request.headers, request.client_ip
         )
@@ -138,10 +145,16 @@ class IngestService:
         body_first = verify.scheme == "token" and _reads_body(verify)
         if not body_first:
             _verify(source, raw, request.headers, query, None)
+            if trace is not None:
+                trace.mark("verify")
         if request.method != "GET":
             body = await self._off_loop_if_large(raw, _parse_body, raw, request.headers)
+            if trace is not None:
+                trace.mark("parse")
         if body_first:
             _verify(source, raw, request.headers, query, body)
+            if trace is not None:
+                trace.mark("verify")
         headers = _storable_headers(request.headers)
         digested: bytes | None = raw
         if verify.scheme == "token" and verify.secret:
@@ -155,7 +168,9 @@ class IngestService:
                 if request.method != "GET":
                     body = await self._off_loop_if_large(raw, redactor.value, body)
                 digested = None  # the dedupe digest is of the redacted body, not the secret's
-        return await self._store(request.source, source, body, headers, query, digested)
+        if trace is not None:
+            headers[LINK_HEADER] = trace.traceparent
+        return await self._store(request.source, source, body, headers, query, digested, trace)
 
     async def _store(
         self,
@@ -165,6 +180,7 @@ class IngestService:
         headers: dict[str, str],
         query: dict[str, Any],
         raw: bytes | None,
+        trace: IngestTrace | None,
     ) -> IngestResult:
         split = isinstance(body, list)
         bodies = body if split else [body]
@@ -182,12 +198,16 @@ class IngestService:
         ]
         if split:
             events = _distinct_dedupe_keys(events)
+        if trace is not None:
+            trace.mark("plan")
         try:
             inserted = await self.store.insert_events(events)
         except StoreUnavailable as exc:
             raise ServiceUnavailable(f"the event could not be stored: {exc}") from None
         except UnstorableEvent as exc:
             raise BadRequest(f"the event could not be stored: {exc}") from None
+        if trace is not None:
+            trace.mark("store")
         if self.on_stored is not None and any(e.status == "pending" for e in events):
             self.on_stored()
         return IngestResult(
@@ -316,7 +336,8 @@ def _storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1024)  # senders repeat the same few header names
 def _is_secret_header(name: str) -> bool:
-    return _SECRET_HEADER.search(name) is not None
+    # LINK_HEADER is the relay's own: a sender's would forge the trace link.
+    return name == LINK_HEADER or _SECRET_HEADER.search(name) is not None
 
 
 def _as_text(value: Any) -> str | None:

@@ -22,6 +22,7 @@ from app.keap.errors import (
     REDACTED,
     KeapAuthError,
     KeapPermanentError,
+    KeapTransientError,
 )
 from app.keap.exchange import Reply, traced
 from app.keap.lookups import KeapLookups
@@ -33,6 +34,7 @@ from app.keap.models import (
     StoredToken,
     TokenStore,
 )
+from app.keap.orders import find_in_orders, is_paid, keap_id, order_request, payment_request
 from app.keap.replies import (
     expect_success,
     goal_results_reader,
@@ -60,6 +62,7 @@ ReplyReader = Callable[[str, Reply], T]
 
 XMLRPC_PATH = "/xmlrpc/v1"
 XMLRPC_KEY_PLACEHOLDER = "relay"  # Keap reads the credential from the request's headers
+MAX_ORDER_PAGES = 20  # 20 000 orders of one contact: more is not a checkout
 
 
 def utc_today() -> date:
@@ -193,6 +196,128 @@ class KeapClient:
             json_body={"contact_id": int(contact_id)},
         )
 
+    # REST v2's many-contacts calls, for batching across events (app.delivery.batching).
+    # Shapes: infusionsoft/keap-sdk, sdks/v2/swagger.yml (ApplyRemoveTagRequest,
+    # ApplyTagsResponse, Add/RemoveContacts…SequenceRequest and …Response).
+    async def apply_tag_to_contacts(
+        self, tag_id: int, contact_ids: Sequence[int]
+    ) -> dict[int, str]:
+        """``POST /v2/tags/{id}/contacts:applyTags``: each contact's status."""
+        payload = await self._call(
+            "tags.apply_many",
+            "POST",
+            f"/rest/v2/tags/{int(tag_id)}/contacts:applyTags",
+            read_json,
+            json_body=_contact_ids_body(contact_ids),
+        )
+        return _per_contact("tags.apply_many", payload, "results")
+
+    async def remove_tag_from_contacts(self, tag_id: int, contact_ids: Sequence[int]) -> None:
+        """``POST /v2/tags/{id}/contacts:removeTags``: 204, no result per contact."""
+        await self._call(
+            "tags.remove_many",
+            "POST",
+            f"/rest/v2/tags/{int(tag_id)}/contacts:removeTags",
+            expect_success,
+            json_body=_contact_ids_body(contact_ids),
+        )
+
+    async def change_sequence_contacts(
+        self, campaign_id: int, sequence_id: int, contact_ids: Sequence[int], *, add: bool
+    ) -> dict[int, str]:
+        """``POST /v2/campaigns/{c}/sequences/{s}:addContacts`` (``:removeContacts``):
+        each contact's result (SUCCESS, ALREADY_IN_SEQUENCE, CONTACT_DOES_NOT_EXIST, FAILED)."""
+        verb, key = (
+            ("addContacts", "add_to_sequence_results")
+            if add
+            else ("removeContacts", "remove_from_sequence_results")
+        )
+        operation = "sequence.add_many" if add else "sequence.remove_many"
+        payload = await self._call(
+            operation,
+            "POST",
+            f"/rest/v2/campaigns/{int(campaign_id)}/sequences/{int(sequence_id)}:{verb}",
+            read_json,
+            json_body=_contact_ids_body(contact_ids),
+        )
+        return _per_contact(operation, payload, key)
+
+    async def create_order(self, contact_id: int, order: dict[str, Any]) -> dict[str, Any]:
+        """REST v2 ``POST /orders``; an order that carries the sender's order id is first
+        looked for among the contact's orders (by that custom field) and reused."""
+        field_id, sender_id = order.get("order_id_field"), order.get("sender_order_id")
+        if field_id and sender_id:
+            found = await self.find_order(contact_id, int(field_id), str(sender_id))
+            if found is not None:
+                return {"keap_order_id": found, "reused": True}
+        payload = await self._call(
+            "order.create",
+            "POST",
+            "/rest/v2/orders",
+            read_json,
+            json_body=order_request(contact_id, order),
+        )
+        order_id = keap_id("order.create", _get(payload, "id"), "order")
+        return {"keap_order_id": order_id, "reused": False}
+
+    async def find_order(self, contact_id: int, field_id: int, sender_order_id: str) -> int | None:
+        """The contact's order whose custom field ``field_id`` holds the sender's order id.
+
+        v2 filters orders by a custom field's *name* only, so the contact's orders are
+        listed (``contact_id==``) and their custom fields compared by id."""
+        token = ""
+        for _ in range(MAX_ORDER_PAGES):
+            query = f"filter={quote(f'contact_id=={int(contact_id)}', safe='')}&page_size=1000"
+            if token:
+                query += f"&page_token={quote(token, safe='')}"
+            try:
+                payload = await self._call(
+                    "order.find", "GET", f"/rest/v2/orders?{query}", read_json
+                )
+            except KeapTransientError as err:
+                err.maybe_applied = False  # a lookup changes nothing: retrying is harmless
+                raise
+            found, token = find_in_orders(payload, field_id, sender_order_id)
+            if found is not None or not token:
+                return found
+        return None
+
+    async def record_payment(self, order_id: int, payment: dict[str, Any]) -> dict[str, Any]:
+        """REST v2 ``POST /orders/{id}/payments`` (a manual payment record), unless the
+        order has been paid already."""
+        path = f"/rest/v2/orders/{int(order_id)}"
+        try:
+            order = await self._call("order.get", "GET", path, read_json)
+        except KeapTransientError as err:
+            err.maybe_applied = False  # reading the order changes nothing
+            raise
+        if is_paid(order):
+            return {"keap_order_id": order_id, "already_paid": True}
+        if not payment["amount"]:
+            return {"keap_order_id": order_id, "nothing_to_pay": True}
+        answer = await self._call(
+            "payment.create",
+            "POST",
+            f"{path}/payments",
+            read_json,
+            json_body=payment_request(payment),
+        )
+        payment_id = keap_id("payment.create", _get(answer, "id"), "payment")
+        return {"keap_order_id": order_id, "keap_payment_id": payment_id}
+
+    async def add_note(self, contact_id: int, title: str, text: str) -> int:
+        """REST v2 ``POST /contacts/{id}/notes`` by the sending user (``user_id`` is
+        required: CreateNoteRequest); the note's id."""
+        user_id = await self._lookups.sender_user_id()
+        payload = await self._call(
+            "note.create",
+            "POST",
+            f"/rest/v2/contacts/{int(contact_id)}/notes",
+            read_json,
+            json_body={"title": title, "text": text, "user_id": str(user_id)},
+        )
+        return keap_id("note.create", _get(payload, "id"), "note")
+
     async def probe_auth(self) -> None:
         """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual)."""
         await self._call("auth.probe", "GET", "/rest/v1/account/profile", expect_success)
@@ -286,6 +411,22 @@ def _sequence_path(contact_id: int, campaign_id: int, sequence_id: int) -> str:
         f"/rest/v1/campaigns/{int(campaign_id)}/sequences/{int(sequence_id)}"
         f"/contacts/{int(contact_id)}"
     )
+
+
+def _contact_ids_body(contact_ids: Sequence[int]) -> dict[str, list[str]]:
+    return {"contact_ids": [str(int(c)) for c in contact_ids]}
+
+
+def _per_contact(operation: str, payload: Any, key: str) -> dict[int, str]:
+    """A v2 answer's map of contact id → result, under ``key``."""
+    results = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(results, dict):
+        raise KeapPermanentError(operation, f"the answer holds no {key!r} per contact")
+    return {int(k): str(v) for k, v in results.items() if str(k).strip().isdigit()}
+
+
+def _get(payload: Any, key: str) -> Any:
+    return payload.get(key) if isinstance(payload, dict) else None
 
 
 def _contact_id(operation: str, value: Any) -> int:

@@ -2,6 +2,10 @@
 Keap asked us to slow down for), permanent (retrying cannot help) or auth (the credential was
 rejected: pause delivery). Nothing else in the relay reads status codes or fault strings.
 
+A transient failure also says whether Keap may have applied the call anyway
+(``maybe_applied``): the worker does not repeat such a call when it must not run twice.
+docs/delivery-guarantees.md has the rule per answer and per action.
+
 Details are safe to store and show: bodies are excerpted, and the client scrubs its
 credentials from them before classifying.
 """
@@ -37,6 +41,13 @@ _AUTH_FAULT_CODES = frozenset({2, 13, 14})
 _TRANSIENT_FAULT_KINDS = frozenset({"DatabaseError"})
 _TRANSIENT_FAULT_CODES = frozenset({4})
 _AUTH_OAUTH_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
+# 5xx answers that say the request was not carried out: 501 (not implemented) and 503 (Keap's
+# gateway, Apigee, answers 503 only when it could not hand the request to Keap: no healthy
+# target, connect or TLS failure, Keap closing while the request was still being sent —
+# docs.apigee.com/api-platform/troubleshoot/runtime/503-service-unavailable). Every other
+# 5xx (500, 502 "Unexpected EOF at target", 504 "Gateway Timeout", …) may come after Keap
+# carried the call out.
+_NOT_APPLIED_5XX = frozenset({501, 503})
 
 _FAULT_KIND = re.compile(r"^\s*\[(\w+)\]")
 _DUPLICATE_REQUEST = re.compile(r"duplicate\s+request", re.IGNORECASE)
@@ -79,8 +90,9 @@ class KeapTransientError(KeapError):
     ) -> None:
         super().__init__(operation, detail, status_code=status_code)
         self.retry_after = retry_after
-        # The request reached Keap and the answer was lost (read timeout, connection cut
-        # mid-answer): Keap may have done it. Retrying is safe only for idempotent calls.
+        # The request may have reached Keap and been carried out, only the answer was lost
+        # or is a failure page (502, 504, 500, read timeout, connection cut mid-answer).
+        # Retrying is safe only for calls that may run twice.
         self.maybe_applied = maybe_applied
 
 
@@ -134,9 +146,22 @@ def classify_http_error(
         return KeapAuthError(operation, detail, status_code=status, token_rejected=status == 401)
     if status >= 500 or status == 408:
         return KeapTransientError(
-            operation, detail, status_code=status, retry_after=retry_after_seconds(headers)
+            operation,
+            detail,
+            status_code=status,
+            retry_after=retry_after_seconds(headers),
+            maybe_applied=status_maybe_applied(status),
         )
     return KeapPermanentError(operation, detail, status_code=status)
+
+
+def status_maybe_applied(status: int) -> bool:
+    """Whether Keap may have carried out a call that got this HTTP error status.
+
+    408 (the server gave up waiting for the request), 429 (refused for rate), 401/403 and the
+    other 4xx (refused) and 501/503 (not handed to Keap) mean it did not.
+    """
+    return status >= 500 and status not in _NOT_APPLIED_5XX
 
 
 def classify_xmlrpc_fault(operation: str, code: int, message: str) -> KeapError:
@@ -152,7 +177,9 @@ def classify_xmlrpc_fault(operation: str, code: int, message: str) -> KeapError:
         rejected = kind == "InvalidKey" or (kind is None and code == 2)
         return KeapAuthError(operation, detail, token_rejected=rejected)
     if kind in _TRANSIENT_FAULT_KINDS or (kind is None and code in _TRANSIENT_FAULT_CODES):
-        return KeapTransientError(operation, detail)
+        # Keap's database failed while it handled the call, like a 500: part of it may
+        # have been done (an action set runs its actions one by one).
+        return KeapTransientError(operation, detail, maybe_applied=True)
     # Everything else, "Failed to parse XML-RPC request: Premature end of file" (code 0)
     # included, is about the request: resending the same bytes gets the same fault.
     return KeapPermanentError(operation, detail)

@@ -16,6 +16,7 @@ import httpx
 from app.keap.errors import KeapError, classify_transport_error
 from app.keap.models import KeapCall
 from app.keap.throttle import keap_headers
+from app.observability import tracing
 
 # A Keap call can legitimately take many seconds; connecting should not.
 KEAP_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -130,4 +131,7 @@ async def traced(
     finally:
         duration = time.perf_counter() - started
         path = urlsplit(url).path
-        report(KeapCall(operation, method, path, call.status, duration, error, call.throttle))
+        record = KeapCall(operation, method, path, call.status, duration, error, call.throttle)
+        report(record)
+        if tracing.TRACER is not None:
+            tracing.keap_call_span(record)

@@ -21,7 +21,8 @@ T = TypeVar("T")
 MAX_CACHED_COMPANIES = 10_000
 
 NO_USER_ID = (
-    "Keap's email-template send needs the id of the Keap user it is sent on behalf of, and "
+    "Keap's email-template send and notes need the id of the Keap user they are made on "
+    "behalf of, and "
     "the credential did not say whose it is: set RELAY_KEAP_USER_ID"
 )
 

@@ -72,6 +72,37 @@ class Metrics:
             ["window"],
             registry=self.registry,
         )
+        self.outcome_unknown = Counter(
+            "relay_steps_outcome_unknown",
+            "Calls that must not run twice left outcome_unknown (Infusionsoft may have carried "
+            "them out): not repeated unless replayed from the start",
+            ["action"],
+            registry=self.registry,
+        )
+        self.keap_calls_used = Gauge(
+            "relay_keap_calls_used",
+            "Calls let through by the rate gate in the last second, minute, and since "
+            "00:00 UTC (window=day), every replica together, as of the last scrape",
+            ["window"],
+            registry=self.registry,
+        )
+        self.keap_call_ceiling = Gauge(
+            "relay_keap_call_ceiling",
+            "The rate ceiling of each window (RELAY_KEAP_RATE_PER_*)",
+            ["window"],
+            registry=self.registry,
+        )
+        self.keap_quota_resets_at = Gauge(
+            "relay_keap_quota_resets_at_seconds",
+            "When the daily quota resets (the next 00:00 UTC), epoch seconds",
+            registry=self.registry,
+        )
+        self.alerts = Counter(
+            "relay_alerts",
+            "Alerts POSTed to RELAY_ALERT_URL, by kind and outcome (sent, failed)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
         self._received: dict[tuple[str, str], Any] = {}
         self.keap_auth_ok = Gauge(
             "relay_keap_auth_ok",

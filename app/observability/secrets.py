@@ -12,7 +12,7 @@ from app.settings import Settings
 
 
 def secret_values(settings: Settings, config: RelayConfig) -> list[str]:
-    """Credentials, the admin token and each source's webhook secret."""
+    """Credentials, the admin token, the alert URLs and each source's webhook secret."""
     held: list[SecretStr | None] = [
         settings.keap_api_key,
         settings.keap_client_secret,
@@ -20,6 +20,7 @@ def secret_values(settings: Settings, config: RelayConfig) -> list[str]:
         settings.admin_token,
     ]
     values = [secret.get_secret_value() for secret in held if secret is not None]
+    values += settings.alert_url  # an incoming-webhook URL is its own credential
     values += [source.verify.secret for source in config.sources.values() if source.verify.secret]
     if "://" in settings.database_url and "@" in settings.database_url:
         values.append(_database_password(settings.database_url))

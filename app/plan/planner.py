@@ -6,10 +6,12 @@ ingest path stores the plan with the event, and the worker only executes it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.config.models import ContactMapping, RelayConfig, Route
+from app.config.models import Action, ContactMapping, RelayConfig, Route
+from app.plan.orders import NOTE_STEP, ORDER_STEP, PAYMENT_STEP, PlanError, plan_note, plan_order
 from app.store.base import CONTACT_UPSERT, EventStatus, PlannedStep
 
 __all__ = ["CONTACT_UPSERT", "EventPlan", "matching_routes", "plan_event", "resolve_contact"]
@@ -70,16 +72,34 @@ def plan_event(
             steps[idx] = PlannedStep(steps[idx].route, CONTACT_UPSERT, merged)
         contact_step = upsert_for_email[key]
         for action in route.actions:
-            steps.append(
-                PlannedStep(
-                    route.name,
-                    action.kind,
-                    {"contact_step": contact_step, **action.step_params},
+            try:
+                steps += _action_steps(route.name, action, contact_step, len(steps), document)
+            except PlanError as exc:
+                return EventPlan(
+                    status="dead",
+                    routes=[r.name for r in routes],
+                    error=f"route {route.name}: {exc}",
                 )
-            )
     return EventPlan(
         status="pending", routes=[r.name for r in routes], contact_email=first_email, steps=steps
     )
+
+
+def _action_steps(
+    route: str, action: Action, contact_step: int, first_idx: int, document: dict[str, Any]
+) -> list[PlannedStep]:
+    """The steps one action plans: an order is its order step, then its payment's."""
+    base = {"contact_step": contact_step}
+    if action.order is not None:
+        order, payment = plan_order(action.order, document, time.time())
+        steps = [PlannedStep(route, ORDER_STEP, {**base, **order})]
+        if payment is not None:
+            payment = {**base, "order_step": first_idx, **payment}
+            steps.append(PlannedStep(route, PAYMENT_STEP, payment))
+        return steps
+    if action.note is not None:
+        return [PlannedStep(route, NOTE_STEP, {**base, **plan_note(action.note, document)})]
+    return [PlannedStep(route, action.kind, {**base, **action.step_params})]
 
 
 def resolve_contact(mapping: ContactMapping, document: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,17 @@ StepStatus = Literal["pending", "sending", "done", "failed"]
 EVENT_STATUSES: tuple[EventStatus, ...] = ("pending", "delivered", "dead", "ignored")
 CONTACT_UPSERT = "contact.upsert"  # the action of the step that finds or makes the contact
 
+# A rate ceiling with this window counts the calls of the UTC calendar day, as Keap's
+# daily quota does (it resets at 00:00 UTC); once full, calls wait for the reset plus
+# QUOTA_RESET_MARGIN (clocks differ a little) instead of running into 429s.
+UTC_DAY_WINDOW = 86400.0
+QUOTA_RESET_MARGIN = 30.0
+
+
+def utc_day_start(now: float) -> float:
+    """00:00 UTC of the day ``now`` falls in (epoch seconds count no leap seconds)."""
+    return now - now % UTC_DAY_WINDOW
+
 
 # The records made for every webhook (PlannedStep, NewEvent, Inserted) are plain slotted
 # dataclasses, not frozen ones: a frozen dataclass sets each field through
@@ -118,11 +129,36 @@ Replanner = Callable[[EventRecord], Replanned | None]
 
 
 @dataclass(frozen=True)
+class DeadEvent:
+    """One event gone dead, as the alerts group it."""
+
+    source: str
+    route: str  # the event's routes, comma-separated
+    reason: str
+    at: float  # when it went dead
+
+
+@dataclass(frozen=True)
+class DeadGroup:
+    """Dead events sharing a source, routes and reason: one open problem."""
+
+    source: str
+    route: str
+    reason: str
+    count: int
+    first_at: float
+    last_at: float
+    routes_json: str = ""  # the routes as stored, for an exact "replay these" filter
+
+
+@dataclass(frozen=True)
 class EventFilter:
     status: str | None = None
     source: str | None = None
     email: str | None = None
     since: float | None = None
+    reason: str | None = None  # the last error, exactly (one problem group)
+    routes_json: str | None = None  # the routes as stored (DeadGroup.routes_json)
 
 
 class StoreUnavailable(Exception):
@@ -172,8 +208,15 @@ class Store(Protocol):
     ) -> list[EventRecord]: ...
     async def renew_claims(self, worker_id: str, event_ids: list[str], until: float) -> None: ...
     async def complete_step(
-        self, event_id: str, idx: int, worker_id: str, result: Any, contact_id: int | None
-    ) -> bool: ...
+        self,
+        event_id: str,
+        idx: int,
+        worker_id: str,
+        result: Any,
+        contact_id: int | None,
+        *,
+        replaces: int | None = None,  # the event's contact id, if it is this one, becomes
+    ) -> bool: ...  # ``contact_id`` (a contact upserted again after its deletion in Keap)
     async def mark_step_sending(self, event_id: str, idx: int, worker_id: str) -> bool: ...
     async def fail_step(
         self,
@@ -198,6 +241,14 @@ class Store(Protocol):
     # rate limiting shared by every replica
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float: ...
     async def set_not_before(self, until: float) -> None: ...
+    async def calls_since(self, moments: list[float]) -> list[int]: ...
+
+    # contact reuse shared by every replica (keys are digests, see app.delivery.reuse)
+    async def reused_contact(self, email_key: str, fields_key: str, since: float) -> int | None: ...
+    async def remember_contact(
+        self, email_key: str, fields_key: str, contact_id: int, now: float, keep: float
+    ) -> None: ...
+    async def forget_contact(self, email_key: str, contact_id: int) -> None: ...
 
     # OAuth token shared by every replica
     async def load_oauth_token(self) -> StoredToken | None: ...
@@ -235,4 +286,13 @@ class Store(Protocol):
     ) -> int: ...
     async def event_payload_text(self, event_id: str) -> str | None: ...
     async def count_by_status(self) -> dict[str, int]: ...
+    async def dead_groups(self, limit: int) -> list[DeadGroup]: ...
+
+    # alerts: what was already told, shared by every replica and kept over restarts
+    async def dead_since(self, since: float, until: float, limit: int) -> list[DeadEvent]: ...
+    async def load_alert_state(self, prefix: str) -> dict[str, tuple[float, float]]: ...
+    async def forget_alert_state(self, prefix: str, sent_before: float) -> int: ...
+    async def advance_alert_state(
+        self, key: str, value: float, now: float, *, expected: float | None = None
+    ) -> bool: ...
     async def purge_finished(self, before: float, batch: int) -> int: ...

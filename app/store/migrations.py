@@ -159,4 +159,61 @@ MIGRATIONS.append(
     )
 )
 
+# What the alerts already told (app/alerts), so a restart or a second replica does not
+# tell it again.
+MIGRATIONS.append(
+    (
+        3,
+        "alert_state",
+        {
+            dialect: [
+                f"""CREATE TABLE alert_state (
+                    key TEXT PRIMARY KEY,
+                    value {real} NOT NULL,
+                    sent_at {real} NOT NULL
+                )"""
+            ]
+            for dialect, real in (("sqlite", "REAL"), ("postgres", "DOUBLE PRECISION"))
+        },
+    )
+)
+
+# Contact reuse (app.delivery.reuse) and claim priority (queries.claim_due_events).
+MIGRATIONS += [
+    (
+        4,
+        "contact reuse: the last upsert per email, shared by every replica",
+        {
+            # email_key and fields_key are SHA-256 digests (of the lower-case email and of
+            # the upsert's mapped fields): the table holds no address or name.
+            "sqlite": [
+                """CREATE TABLE contact_reuse (
+                    email_key TEXT PRIMARY KEY,
+                    fields_key TEXT NOT NULL,
+                    contact_id INTEGER NOT NULL,
+                    made_at REAL NOT NULL
+                )""",
+                "CREATE INDEX contact_reuse_made ON contact_reuse (made_at)",
+            ],
+            "postgres": [
+                """CREATE TABLE contact_reuse (
+                    email_key TEXT PRIMARY KEY,
+                    fields_key TEXT NOT NULL,
+                    contact_id BIGINT NOT NULL,
+                    made_at DOUBLE PRECISION NOT NULL
+                )""",
+                "CREATE INDEX contact_reuse_made ON contact_reuse (made_at)",
+            ],
+        },
+    ),
+    (
+        5,
+        "events.priority: live events (0) are claimed before bulk replays (1)",
+        {
+            dialect: ["ALTER TABLE events ADD COLUMN priority INTEGER NOT NULL DEFAULT 0"]
+            for dialect in ("sqlite", "postgres")
+        },
+    ),
+]
+
 LATEST_VERSION = MIGRATIONS[-1][0]

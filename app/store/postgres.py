@@ -30,6 +30,8 @@ from app.store import queries
 from app.store.base import (
     CONTENT_ERRORS,
     AttemptRecord,
+    DeadEvent,
+    DeadGroup,
     EventFilter,
     EventRecord,
     Inserted,
@@ -315,10 +317,19 @@ class PostgresStore:
             await self._transact(lambda c: queries.renew_claims(c, PH, worker_id, event_ids, until))
 
     async def complete_step(
-        self, event_id: str, idx: int, worker_id: str, result: Any, contact_id: int | None
+        self,
+        event_id: str,
+        idx: int,
+        worker_id: str,
+        result: Any,
+        contact_id: int | None,
+        *,
+        replaces: int | None = None,
     ) -> bool:
         return await self._transact(
-            lambda c: queries.complete_step(c, PH, event_id, idx, worker_id, result, contact_id)
+            lambda c: queries.complete_step(
+                c, PH, event_id, idx, worker_id, result, contact_id, replaces
+            )
         )
 
     async def mark_step_sending(self, event_id: str, idx: int, worker_id: str) -> bool:
@@ -368,8 +379,27 @@ class PostgresStore:
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
         return await self._transact(lambda c: queries.reserve_call(c, PH, now, ceilings))
 
+    async def calls_since(self, moments: list[float]) -> list[int]:
+        return await self._transact(lambda c: queries.calls_since(c, PH, moments))
+
     async def set_not_before(self, until: float) -> None:
         await self._transact(lambda c: queries.set_not_before(c, PH, until))
+
+    # contact reuse -----------------------------------------------------------------
+    async def reused_contact(self, email_key: str, fields_key: str, since: float) -> int | None:
+        return await self._transact(
+            lambda c: queries.reused_contact(c, PH, email_key, fields_key, since)
+        )
+
+    async def remember_contact(
+        self, email_key: str, fields_key: str, contact_id: int, now: float, keep: float
+    ) -> None:
+        await self._transact(
+            lambda c: queries.remember_contact(c, PH, email_key, fields_key, contact_id, now, keep)
+        )
+
+    async def forget_contact(self, email_key: str, contact_id: int) -> None:
+        await self._transact(lambda c: queries.forget_contact(c, PH, email_key, contact_id))
 
     # oauth -------------------------------------------------------------------------
     async def load_oauth_token(self) -> StoredToken | None:
@@ -447,6 +477,27 @@ class PostgresStore:
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._transact(lambda c: queries.count_by_status(c, PH))
+
+    async def dead_groups(self, limit: int) -> list[DeadGroup]:
+        return await self._transact(lambda c: queries.dead_groups(c, PH, limit))
+
+    async def dead_since(self, since: float, until: float, limit: int) -> list[DeadEvent]:
+        return await self._transact(lambda c: queries.dead_since(c, PH, since, until, limit))
+
+    async def load_alert_state(self, prefix: str) -> dict[str, tuple[float, float]]:
+        return await self._transact(lambda c: queries.load_alert_state(c, PH, prefix))
+
+    async def forget_alert_state(self, prefix: str, sent_before: float) -> int:
+        return await self._transact(
+            lambda c: queries.forget_alert_state(c, PH, prefix, sent_before)
+        )
+
+    async def advance_alert_state(
+        self, key: str, value: float, now: float, *, expected: float | None = None
+    ) -> bool:
+        return await self._transact(
+            lambda c: queries.advance_alert_state(c, PH, key, value, now, expected)
+        )
 
     async def purge_finished(self, before: float, batch: int) -> int:
         return await self._transact(lambda c: queries.purge_finished(c, PH, before, batch))

@@ -14,7 +14,11 @@ import orjson
 
 from app.store.base import (
     CONTACT_UPSERT,
+    QUOTA_RESET_MARGIN,
+    UTC_DAY_WINDOW,
     AttemptRecord,
+    DeadEvent,
+    DeadGroup,
     EventFilter,
     EventRecord,
     Inserted,
@@ -24,6 +28,7 @@ from app.store.base import (
     StepRecord,
     StoredToken,
     is_dry_run_step,
+    utc_day_start,
 )
 
 Conn = Any  # sqlite3.Connection or psycopg.Connection: both have .execute(sql, params)
@@ -157,7 +162,11 @@ _DUE = """SELECT e.id FROM events e
       AND NOT EXISTS (
         SELECT 1 FROM events p
         WHERE p.contact_key = e.contact_key AND p.status = 'pending' AND p.seq < e.seq)
-    ORDER BY e.next_attempt_at, e.seq
+    ORDER BY CASE WHEN e.priority = 0 OR EXISTS (
+        SELECT 1 FROM events l
+        WHERE l.contact_key = e.contact_key AND l.status = 'pending' AND l.priority = 0
+          AND l.seq > e.seq) THEN 0 ELSE 1 END,
+      e.next_attempt_at, e.seq
     LIMIT ?"""
 
 
@@ -165,7 +174,11 @@ def claim_due_events(
     conn: Conn, ph: str, worker_id: str, now: float, lease: float, limit: int
 ) -> list[EventRecord]:
     """Claim up to ``limit`` due events; an event waits while an earlier one of its
-    contact is pending, so one contact's events are delivered in the order received."""
+    contact is pending, so one contact's events are delivered in the order received.
+
+    Live events (priority 0) go before those a bulk replay queued (priority 1), so a
+    replay of thousands cannot starve new orders; a replayed event that holds back a live
+    event of its contact goes with the live ones."""
     due = _DUE + (" FOR UPDATE OF e SKIP LOCKED" if ph == POSTGRES else "")
     ids = [row["id"] for row in conn.execute(sql(due, ph), (now, now, limit)).fetchall()]
     if not ids:
@@ -216,7 +229,10 @@ def complete_step(
     worker_id: str,
     result: Any,
     contact_id: int | None,
+    replaces: int | None = None,
 ) -> bool:
+    """The event's contact id is the first upsert's; ``replaces``: a contact id that, if
+    it is the event's, gives way to ``contact_id`` (the contact was upserted again)."""
     if not _holds_claim(conn, ph, event_id, worker_id):
         return False
     steps = _load_steps(conn, ph, event_id)
@@ -224,8 +240,12 @@ def complete_step(
         status="done", attempts=steps[idx]["attempts"] + 1, result=result, last_error=None
     )
     conn.execute(
-        sql("UPDATE events SET steps = ?, contact_id = COALESCE(contact_id, ?) WHERE id = ?", ph),
-        (_dumps(steps), contact_id, event_id),
+        sql(
+            "UPDATE events SET steps = ?, contact_id = CASE WHEN contact_id = ? THEN ? "
+            "ELSE COALESCE(contact_id, ?) END WHERE id = ?",
+            ph,
+        ),
+        (_dumps(steps), replaces, contact_id, contact_id, event_id),
     )
     return True
 
@@ -352,18 +372,25 @@ def reserve_call(conn: Conn, ph: str, now: float, ceilings: list[tuple[int, floa
 
     A ceiling of ``limit`` calls in any sliding ``window`` is full when that many calls
     were made within the last ``window`` seconds; the next slot opens when the oldest of
-    the last ``limit`` calls leaves the window.
+    the last ``limit`` calls leaves the window. A UTC_DAY_WINDOW ceiling counts the
+    calls since 00:00 UTC and, once full, opens at the next 00:00 UTC (Keap's reset).
     """
     if ph == POSTGRES:
         conn.execute("SELECT pg_advisory_xact_lock(727274)")  # one limiter for all replicas
     row = conn.execute("SELECT not_before FROM limiter_state WHERE id = 1").fetchone()
     wait = max(0.0, float(row["not_before"]) - now)
     for limit, window in ceilings:
+        day = window == UTC_DAY_WINDOW
+        since = utc_day_start(now) if day else now - window
         oldest = conn.execute(
             sql("SELECT at FROM rate_calls WHERE at > ? ORDER BY at DESC LIMIT 1 OFFSET ?", ph),
-            (now - window, limit - 1),
+            (since, limit - 1),
         ).fetchone()
-        if oldest is not None:
+        if oldest is None:
+            continue
+        if day:  # the day's quota is spent: nothing until it resets
+            wait = max(wait, since + UTC_DAY_WINDOW + QUOTA_RESET_MARGIN - now)
+        else:
             wait = max(wait, float(oldest["at"]) + window - now)
     if wait > 0:
         return wait
@@ -374,10 +401,66 @@ def reserve_call(conn: Conn, ph: str, now: float, ceilings: list[tuple[int, floa
     return 0.0
 
 
+def calls_since(conn: Conn, ph: str, moments: list[float]) -> list[int]:
+    """How many calls were let through since each of ``moments`` (the quota budget)."""
+    return [
+        int(
+            conn.execute(
+                sql("SELECT COUNT(*) AS n FROM rate_calls WHERE at > ?", ph), (moment,)
+            ).fetchone()["n"]
+        )
+        for moment in moments
+    ]
+
+
 def set_not_before(conn: Conn, ph: str, until: float) -> None:
     conn.execute(
         sql("UPDATE limiter_state SET not_before = ? WHERE id = 1 AND not_before < ?", ph),
         (until, until),
+    )
+
+
+# contact reuse ---------------------------------------------------------------------
+def reused_contact(
+    conn: Conn, ph: str, email_key: str, fields_key: str, since: float
+) -> int | None:
+    """The contact id of the last upsert for this email, if it was made since ``since``
+    with these very fields."""
+    row = conn.execute(
+        sql(
+            "SELECT contact_id FROM contact_reuse "
+            "WHERE email_key = ? AND fields_key = ? AND made_at >= ?",
+            ph,
+        ),
+        (email_key, fields_key, since),
+    ).fetchone()
+    return int(row["contact_id"]) if row is not None else None
+
+
+def remember_contact(
+    conn: Conn, ph: str, email_key: str, fields_key: str, contact_id: int, now: float, keep: float
+) -> None:
+    """Record the last upsert for this email (replacing any before it); entries older than
+    ``keep`` seconds are pruned now and then."""
+    conn.execute(
+        sql(
+            "INSERT INTO contact_reuse (email_key, fields_key, contact_id, made_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (email_key) DO UPDATE SET "
+            "fields_key = excluded.fields_key, contact_id = excluded.contact_id, "
+            "made_at = excluded.made_at",
+            ph,
+        ),
+        (email_key, fields_key, contact_id, now),
+    )
+    if int(now * 1000) % 53 == 0:  # prune now and then, not on every upsert
+        conn.execute(sql("DELETE FROM contact_reuse WHERE made_at < ?", ph), (now - keep,))
+
+
+def forget_contact(conn: Conn, ph: str, email_key: str, contact_id: int) -> None:
+    """Drop the entry for this email if it still names ``contact_id``."""
+    conn.execute(
+        sql("DELETE FROM contact_reuse WHERE email_key = ? AND contact_id = ?", ph),
+        (email_key, contact_id),
     )
 
 
@@ -470,6 +553,12 @@ def _filter_clause(flt: EventFilter) -> tuple[str, list[Any]]:
     if flt.since is not None:
         clauses.append("received_at >= ?")
         params.append(flt.since)
+    if flt.reason is not None:
+        clauses.append("last_error = ?")
+        params.append(flt.reason)
+    if flt.routes_json is not None:
+        clauses.append("routes = ?")
+        params.append(flt.routes_json)
     return (" AND ".join(clauses) or "1 = 1"), params
 
 
@@ -572,10 +661,14 @@ def requeue(
     now: float,
     dry_run_steps: bool = False,
     replan: Replanner | None = None,
+    bulk: bool = False,
 ) -> bool:
     """Make the event pending again with its unfinished steps to run: also every step
     (``from_start``), or the steps only recorded in dry-run (``dry_run_steps``); with
     ``replan``, under the plan it returns, keeping the state of the steps it carries over.
+
+    A ``bulk`` replay's events are claimed after live ones (priority 1); a replay of one
+    event is an operator waiting for it (priority 0).
 
     False when the event is missing or ignored, when ``replan`` finds nothing to deliver,
     or — for a replan or dry-run replay, which rewrite steps — while a worker holds it.
@@ -606,7 +699,7 @@ def requeue(
         sql(
             "UPDATE events SET status = 'pending', next_attempt_at = ?, first_failure_at = NULL, "
             "claimed_by = NULL, claim_expires_at = NULL, updated_at = ?, steps = ?, routes = ?, "
-            "contact_email = ?, contact_key = ?, contact_id = ? WHERE id = ?",
+            "contact_email = ?, contact_key = ?, contact_id = ?, priority = ? WHERE id = ?",
             ph,
         ),
         (
@@ -617,6 +710,7 @@ def requeue(
             email,
             email.lower() if email else None,
             _known_contact_id(record.steps),
+            1 if bulk else 0,
             event_id,
         ),
     )
@@ -684,9 +778,10 @@ def requeue_many(
     dry_run_steps: bool = False,
     replan: Replanner | None = None,
 ) -> int:
-    """``requeue`` each event; the number made pending."""
+    """``requeue`` each event as a bulk replay (after live events); the number made
+    pending."""
     return sum(
-        requeue(conn, ph, event_id, from_start, now, dry_run_steps, replan)
+        requeue(conn, ph, event_id, from_start, now, dry_run_steps, replan, bulk=True)
         for event_id in event_ids
     )
 
@@ -713,3 +808,87 @@ def purge_finished(conn: Conn, ph: str, before: float, batch: int) -> int:
     for table, column in (("attempts", "event_id"), ("events", "id")):
         conn.execute(sql(f"DELETE FROM {table} WHERE {column} IN ({marks})", ph), ids)
     return len(ids)
+
+
+def _route_label(routes: str) -> str:
+    return ", ".join(json.loads(routes)) if routes else ""
+
+
+def dead_since(conn: Conn, ph: str, since: float, until: float, limit: int) -> list[DeadEvent]:
+    """Events that went dead between ``since`` and ``until`` (updated_at, both included),
+    oldest first: what the dead-event alerts count (index events_finished)."""
+    rows = conn.execute(
+        sql(
+            "SELECT source, routes, last_error, updated_at FROM events WHERE status = 'dead' "
+            "AND updated_at >= ? AND updated_at <= ? ORDER BY updated_at LIMIT ?",
+            ph,
+        ),
+        (since, until, limit),
+    ).fetchall()
+    return [
+        DeadEvent(r["source"], _route_label(r["routes"]), r["last_error"] or "", r["updated_at"])
+        for r in rows
+    ]
+
+
+def dead_groups(conn: Conn, ph: str, limit: int) -> list[DeadGroup]:
+    """Dead events by source, routes and reason, the largest groups first."""
+    rows = conn.execute(
+        sql(
+            "SELECT source, routes, last_error, COUNT(*) AS n, MIN(updated_at) AS first_at, "
+            "MAX(updated_at) AS last_at FROM events WHERE status = 'dead' "
+            "GROUP BY source, routes, last_error ORDER BY n DESC, last_at DESC LIMIT ?",
+            ph,
+        ),
+        (limit,),
+    ).fetchall()
+    return [
+        DeadGroup(
+            source=r["source"],
+            route=_route_label(r["routes"]),
+            reason=r["last_error"] or "",
+            count=int(r["n"]),
+            first_at=r["first_at"],
+            last_at=r["last_at"],
+            routes_json=r["routes"],
+        )
+        for r in rows
+    ]
+
+
+def load_alert_state(conn: Conn, ph: str, prefix: str) -> dict[str, tuple[float, float]]:
+    """{key: (value, sent_at)} for the alert state keys starting with ``prefix``."""
+    rows = conn.execute(
+        sql("SELECT key, value, sent_at FROM alert_state WHERE key LIKE ?", ph), (prefix + "%",)
+    ).fetchall()
+    return {r["key"]: (r["value"], r["sent_at"]) for r in rows}
+
+
+def forget_alert_state(conn: Conn, ph: str, prefix: str, sent_before: float) -> int:
+    """Delete the alert state keys starting with ``prefix`` last sent before a time."""
+    cursor = conn.execute(
+        sql("DELETE FROM alert_state WHERE key LIKE ? AND sent_at < ?", ph),
+        (prefix + "%", sent_before),
+    )
+    return int(cursor.rowcount)
+
+
+def advance_alert_state(
+    conn: Conn, ph: str, key: str, value: float, now: float, expected: float | None
+) -> bool:
+    """Set an alert's state to ``value`` if it is still ``expected`` (a missing key counts
+    as 0), or, without ``expected``, if it is below ``value``. True: this caller changed
+    it, and so is the one (of every replica) to send the alert."""
+    conn.execute(
+        sql(
+            "INSERT INTO alert_state (key, value, sent_at) VALUES (?, 0, 0) ON CONFLICT DO NOTHING",
+            ph,
+        ),
+        (key,),
+    )
+    guard, bound = ("value = ?", expected) if expected is not None else ("value < ?", value)
+    cursor = conn.execute(
+        sql(f"UPDATE alert_state SET value = ?, sent_at = ? WHERE key = ? AND {guard}", ph),
+        (value, now, key, bound),
+    )
+    return bool(cursor.rowcount == 1)

@@ -26,6 +26,8 @@ from app.store import queries
 from app.store.base import (
     CONTENT_ERRORS,
     AttemptRecord,
+    DeadEvent,
+    DeadGroup,
     EventFilter,
     EventRecord,
     Inserted,
@@ -392,10 +394,19 @@ class SQLiteStore:
             await self._write(lambda c: queries.renew_claims(c, "?", worker_id, event_ids, until))
 
     async def complete_step(
-        self, event_id: str, idx: int, worker_id: str, result: Any, contact_id: int | None
+        self,
+        event_id: str,
+        idx: int,
+        worker_id: str,
+        result: Any,
+        contact_id: int | None,
+        *,
+        replaces: int | None = None,
     ) -> bool:
         return await self._write(
-            lambda c: queries.complete_step(c, "?", event_id, idx, worker_id, result, contact_id)
+            lambda c: queries.complete_step(
+                c, "?", event_id, idx, worker_id, result, contact_id, replaces
+            )
         )
 
     async def mark_step_sending(self, event_id: str, idx: int, worker_id: str) -> bool:
@@ -445,8 +456,27 @@ class SQLiteStore:
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
         return await self._write(lambda c: queries.reserve_call(c, "?", now, ceilings))
 
+    async def calls_since(self, moments: list[float]) -> list[int]:
+        return await self._read(lambda c: queries.calls_since(c, "?", moments))
+
     async def set_not_before(self, until: float) -> None:
         await self._write(lambda c: queries.set_not_before(c, "?", until))
+
+    # contact reuse -----------------------------------------------------------------
+    async def reused_contact(self, email_key: str, fields_key: str, since: float) -> int | None:
+        return await self._read(
+            lambda c: queries.reused_contact(c, "?", email_key, fields_key, since)
+        )
+
+    async def remember_contact(
+        self, email_key: str, fields_key: str, contact_id: int, now: float, keep: float
+    ) -> None:
+        await self._write(
+            lambda c: queries.remember_contact(c, "?", email_key, fields_key, contact_id, now, keep)
+        )
+
+    async def forget_contact(self, email_key: str, contact_id: int) -> None:
+        await self._write(lambda c: queries.forget_contact(c, "?", email_key, contact_id))
 
     # oauth -------------------------------------------------------------------------
     async def load_oauth_token(self) -> StoredToken | None:
@@ -522,6 +552,25 @@ class SQLiteStore:
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._read(lambda c: queries.count_by_status(c, "?"))
+
+    async def dead_groups(self, limit: int) -> list[DeadGroup]:
+        return await self._read(lambda c: queries.dead_groups(c, "?", limit))
+
+    async def dead_since(self, since: float, until: float, limit: int) -> list[DeadEvent]:
+        return await self._read(lambda c: queries.dead_since(c, "?", since, until, limit))
+
+    async def load_alert_state(self, prefix: str) -> dict[str, tuple[float, float]]:
+        return await self._read(lambda c: queries.load_alert_state(c, "?", prefix))
+
+    async def forget_alert_state(self, prefix: str, sent_before: float) -> int:
+        return await self._write(lambda c: queries.forget_alert_state(c, "?", prefix, sent_before))
+
+    async def advance_alert_state(
+        self, key: str, value: float, now: float, *, expected: float | None = None
+    ) -> bool:
+        return await self._write(
+            lambda c: queries.advance_alert_state(c, "?", key, value, now, expected)
+        )
 
     async def purge_finished(self, before: float, batch: int) -> int:
         return await self._write(lambda c: queries.purge_finished(c, "?", before, batch))

@@ -154,7 +154,9 @@ async def test_event_json_in_the_list(admin: httpx.AsyncClient, store: Store) ->
         "status": "pending",
         "attempts": 0,
         "last_error": None,
+        "outcome_unknown": None,
         "params": {"contact_step": 0, "ids": [100]},
+        "records": {},
         "dry_run": False,
     }
 

@@ -90,7 +90,9 @@ class Relay:
         deadline = time.monotonic() + within
         while True:
             event = await self.event(event_id)
-            if event.status == status:
+            # The status is committed before the worker logs and counts it: wait for the
+            # worker to let go of the event too, so a test can stop the relay right after.
+            if event.status == status and not self._worker_busy_with(event_id):
                 return event
             if time.monotonic() > deadline:
                 raise AssertionError(
@@ -98,6 +100,10 @@ class Relay:
                     f"steps {[(s.action, s.status, s.last_error) for s in event.steps]}"
                 )
             await asyncio.sleep(0.05)
+
+    def _worker_busy_with(self, event_id: str) -> bool:
+        worker = self.app.state.runtime.worker
+        return worker is not None and bool(worker.working_on(event_id))
 
 
 RelayFactory = Callable[..., Awaitable[Relay]]

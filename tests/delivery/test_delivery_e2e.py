@@ -160,8 +160,8 @@ async def test_the_relay_never_exceeds_its_own_ceiling(
     database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
     fake_keap.state.configure(per_second=6)  # a hair above: network jitter is not ours
-    async with running_relay(
-        database_url, fake_keap, delivery_config, keap_rate_per_second=5
+    async with running_relay(  # one call per step (no batching): 20 calls to space out
+        database_url, fake_keap, delivery_config, keap_rate_per_second=5, batch_window_seconds=0
     ) as relay:
         ids = [
             await relay.post({"event": "tag", "id": f"t-{i}", "email": f"t{i}@example.com"})

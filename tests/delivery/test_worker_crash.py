@@ -71,6 +71,7 @@ MID_CALL = {
     "tags": ["done", "pending", "pending", "pending"],
     "action_set": ["done", "done", "sending", "pending"],
 }
+OPERATION = {"tags": "tags.add", "action_set": "action_set.run"}
 
 
 @pytest.mark.parametrize("in_flight", list(MID_CALL))
@@ -96,15 +97,18 @@ async def test_killed_worker_is_resumed_by_the_next(
             )
             first = start_relay(["worker"], env, tmp_path, log_name="worker-1.log")
             try:
-                # Kill it mid-call: the step before is recorded, the call is sent, and the
-                # fake takes 400 ms to answer it.
+                # Kill it mid-call: the step before is recorded, and the call has reached
+                # the fake, which takes 400 ms to answer it.
                 async def call_in_flight() -> bool:
-                    return await _step_statuses(store, event_id) == MID_CALL[in_flight]
+                    return (
+                        fake.state.in_flight()[OPERATION[in_flight]] == 1
+                        and await _step_statuses(store, event_id) == MID_CALL[in_flight]
+                    )
 
                 await _wait(call_in_flight, 20, f"{in_flight} in flight")
-                await asyncio.sleep(0.15)
                 first.send_signal(signal.SIGKILL)
                 first.wait()
+                killed_mid_call = fake.state.request_count(OPERATION[in_flight]) == 0
             finally:
                 stop(first)
             second = start_relay(["worker"], env, tmp_path, log_name="worker-2.log")
@@ -115,11 +119,14 @@ async def test_killed_worker_is_resumed_by_the_next(
                     await asyncio.sleep(0.05)
             finally:
                 stop(second)
+            # The killed worker never got the answer: the fake was still holding it.
+            assert killed_mid_call
             contact = fake.state.contact_by_email("k@example.com")
             assert contact is not None
             assert fake.state.tags_of(contact.id) == {500}
             assert len(fake.state.action_set_runs) == 1
             assert len(fake.state.emails_sent) == 1
+            requests = fake.state.request_count(OPERATION[in_flight])
     finally:
         await store.close()
 
@@ -129,3 +136,5 @@ async def test_killed_worker_is_resumed_by_the_next(
     # repeated, and its step says why; calls that may run twice (tags) are simply redone.
     unknown = [s.action for s in event.steps if "outcome_unknown" in (s.result or {})]
     assert unknown == ([] if in_flight == "tags" else ["action_set"])
+    # Tagging was sent again by the second worker; the action set was not.
+    assert requests == (2 if in_flight == "tags" else 1)

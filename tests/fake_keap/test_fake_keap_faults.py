@@ -75,6 +75,32 @@ def test_a_failure_after_handling_applies_the_call_and_loses_the_answer(
     assert fake.state.contact_by_email("a@x.test") is not None
 
 
+@pytest.mark.parametrize("status", [502, 504])
+def test_gateway_failures_answer_apigee_fault_bodies(
+    fake: FakeKeapServer, keap: httpx.Client, status: int
+) -> None:
+    fake.state.fail_next(status)
+    response = keap.get(PROFILE)
+    assert response.status_code == status
+    assert response.json()["fault"]["detail"]["errorcode"].startswith("messaging.adaptors.http")
+
+
+async def test_a_request_is_in_flight_until_its_answer_is_ready(fake: FakeKeapServer) -> None:
+    fake.state.configure(latency_ms=300)
+    headers = {"X-Keap-API-Key": "key-good"}
+    async with httpx.AsyncClient(base_url=fake.base_url, headers=headers) as client:
+        call = asyncio.create_task(client.get(PROFILE))
+        deadline = time.monotonic() + 5
+        while not fake.state.in_flight():
+            assert time.monotonic() < deadline, "the request never showed as in flight"
+            await asyncio.sleep(0.01)
+        assert fake.state.in_flight() == {"auth.probe": 1}
+        shown = await client.get(f"{fake.control_url}/in_flight")
+        assert shown.json() == {"in_flight": {"auth.probe": 1}}
+        assert (await call).status_code == 200
+    assert fake.state.in_flight() == {}
+
+
 def test_outage_fails_every_call_until_cleared(fake: FakeKeapServer, keap: httpx.Client) -> None:
     fake.state.set_outage(503)
     assert [keap.get(PROFILE).status_code for _ in range(3)] == [503, 503, 503]

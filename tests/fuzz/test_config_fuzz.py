@@ -18,7 +18,6 @@ from app.config.loader import load_config, parse_config
 from app.config.models import RelayConfig
 from app.errors import ConfigError
 from tests.conftest import CONFIG_YAML, SECRETS
-from tests.fuzz.conftest import DERANDOMIZE
 
 NAME = "conf/relay.yaml"
 VALID = yaml.safe_load(CONFIG_YAML)
@@ -127,7 +126,7 @@ def test_any_edit_of_the_valid_text_loads_or_is_explained(data: st.DataObject) -
     assert_loads_or_explains("\n".join(lines))
 
 
-@settings(max_examples=50, deadline=None, derandomize=DERANDOMIZE)
+@settings(max_examples=50, deadline=None)
 @given(st.binary(max_size=200))
 def test_any_file_bytes_load_or_are_explained(content: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from app.main import create_app
 from tests.conftest import make_config, make_settings
-from tests.fuzz.conftest import DERANDOMIZE
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install -e '.[test]'")
 from schemathesis import GenerationMode  # noqa: E402
@@ -32,10 +31,10 @@ EXAMPLES_PER_OPERATION = 40  # about 10 operations: well under a minute in-proce
 
 
 @pytest.fixture(scope="module")
-def relay_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    db = tmp_path_factory.mktemp("fuzz") / "relay.db"
+def relay_schema(fuzz_database_url: str) -> Iterator[Any]:
+    """The relay's schema, served in-process (on SQLite, then on PostgreSQL)."""
     app = create_app(
-        make_settings(f"sqlite:///{db}", admin_token=ADMIN_TOKEN),
+        make_settings(fuzz_database_url, admin_token=ADMIN_TOKEN),
         config=make_config(),
         run_worker=False,
     )
@@ -58,7 +57,6 @@ def _fuzz(operation: Any) -> None:
         max_examples=EXAMPLES_PER_OPERATION,
         deadline=None,
         suppress_health_check=list(HealthCheck),
-        derandomize=DERANDOMIZE,
         database=None,
     )
     @given(case=_cases(operation))

@@ -68,6 +68,62 @@ def test_server_failures_are_transient(status: int) -> None:
     assert error.retry_after is None
 
 
+# Whether Keap may have carried out a call, per answer (docs/delivery-guarantees.md).
+MAYBE_APPLIED_BY_STATUS = {
+    500: True,  # Keap (or Apigee) failed while it had the request
+    502: True,  # Apigee: "Unexpected EOF at target", Keap cut its answer
+    504: True,  # Apigee gave up waiting for Keap's answer
+    520: True,  # an unlisted 5xx: assume the worst
+    501: False,  # not implemented: nothing was done
+    503: False,  # Apigee could not hand the request to Keap
+    408: False,  # the server gave up waiting for our request
+}
+
+
+@pytest.mark.parametrize(("status", "maybe"), MAYBE_APPLIED_BY_STATUS.items())
+def test_whether_a_server_failure_may_have_been_applied(status: int, maybe: bool) -> None:
+    error = classify_http_error("action_set.run", status, {}, b"<html>error</html>")
+    assert isinstance(error, KeapTransientError)
+    assert error.maybe_applied is maybe
+
+
+@pytest.mark.parametrize("headers", [{}, {"Retry-After": "30"}])
+def test_a_503_with_or_without_retry_after_was_not_applied(headers: dict[str, str]) -> None:
+    error = classify_http_error("action_set.run", 503, headers, b"")
+    assert isinstance(error, KeapTransientError) and not error.maybe_applied
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 429])
+def test_refusals_were_not_applied(status: int) -> None:
+    error = classify_http_error("goal.achieve", status, {}, QUOTA_EXCEEDED)
+    assert not getattr(error, "maybe_applied", False)
+
+
+@pytest.mark.parametrize(
+    ("exc", "maybe"),
+    [
+        (httpx.ConnectError("refused", request=request()), False),
+        (httpx.ConnectTimeout("timed out", request=request()), False),
+        (httpx.PoolTimeout("timed out", request=request()), False),
+        (httpx.WriteTimeout("timed out", request=request()), False),
+        (httpx.ReadTimeout("timed out", request=request()), True),
+        (httpx.ReadError("connection reset", request=request()), True),
+        (httpx.RemoteProtocolError("peer closed connection", request=request()), True),
+    ],
+)
+def test_whether_a_transport_failure_may_have_been_applied(
+    exc: httpx.HTTPError, maybe: bool
+) -> None:
+    assert classify_transport_error("email_template.send", exc).maybe_applied is maybe
+
+
+def test_a_database_error_fault_may_have_been_applied() -> None:
+    error = classify_xmlrpc_fault("action_set.run", 4, "[DatabaseError]Database unavailable")
+    assert isinstance(error, KeapTransientError) and error.maybe_applied
+    throttled = classify_xmlrpc_fault("action_set.run", 0, "ThrottlingException: throttled")
+    assert isinstance(throttled, KeapThrottledError) and not throttled.maybe_applied
+
+
 def test_a_503_brownout_honours_retry_after() -> None:
     error = classify_http_error("action_set.run", 503, {"Retry-After": "3600"}, b"")
     assert isinstance(error, KeapTransientError)

@@ -16,6 +16,16 @@ CUSTOMER, REFUNDED, CANCELLED, MEMBER = 111111, 222222, 333333, 444444
 BOUGHT = [("tags", [CUSTOMER])]
 REFUND = [("remove_tags", [CUSTOMER]), ("tags", [REFUNDED])]
 CANCEL = [("tags", [CANCELLED])]
+# A refund route also notes on the contact what was refunded (docs/orders.md).
+REFUND_NOTES = {
+    "thrivecart": "Refunded 197.00 USD for Growth Course (ThriveCart order 4471)",
+    "samcart": "Refunded 97.00 for Copywriting Bootcamp (SamCart order 6310042)",
+    "shopify": "Order #1042 refunded (64.00 USD): Damaged in transit",
+    "woocommerce": "Order 727 refunded (89.00 EUR): Wrong size",
+    "stripe": "Charge ch_3Qa2Bb3Cc refunded: 4900 usd (Stripe amounts are in cents)",
+    "lemonsqueezy": "Order 1057 (Icon Pack Pro) refunded",
+    "gumroad": "Refunded Lightroom Presets Vol. 2 (Gumroad sale Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2==)",
+}
 JOINED = [("tags", [MEMBER])]
 
 
@@ -28,6 +38,7 @@ class Case:
     contact: dict[str, str]
     actions: list[tuple[str, list[int]]]
     headers: dict[str, str] = field(default_factory=dict)
+    note: str | None = None  # the text of the note the route adds, from the sample
 
     @property
     def id(self) -> str:
@@ -60,6 +71,7 @@ CASES = [
         "order.refund/4471/",
         person("maria.lopez@example.com"),
         REFUND,
+        note=REFUND_NOTES["thrivecart"],
     ),
     Case(
         "thrivecart",
@@ -85,6 +97,7 @@ CASES = [
         "Refund/6310042/44120",
         person("priya.n@example.com"),
         REFUND,
+        note=REFUND_NOTES["samcart"],
     ),
     Case(
         "samcart",
@@ -309,6 +322,7 @@ CASES = [
         "refund/Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2==",
         person("jules.martin@example.com"),
         REFUND,
+        note=REFUND_NOTES["gumroad"],
     ),
     Case(
         "gumroad",
@@ -336,6 +350,7 @@ CASES = [
         person("emma.wilson@example.com"),
         REFUND,
         shopify_id(2),
+        note=REFUND_NOTES["shopify"],
     ),
     Case(
         "shopify",
@@ -377,6 +392,7 @@ CASES = [
         "order.updated/727/refunded/2026-03-05T08:00:00",
         person("sofia.rossi@example.com"),
         REFUND,
+        note=REFUND_NOTES["woocommerce"],
     ),
     Case(
         "woocommerce",
@@ -410,6 +426,7 @@ CASES = [
         "evt_1Qa2Bb3Cc4Dd6Ff",
         person("chloe.martin@example.com"),
         REFUND,
+        note=REFUND_NOTES["stripe"],
     ),
     Case(
         "stripe",
@@ -468,6 +485,7 @@ CASES = [
         "order_refunded/1057001",
         person("mateo.alvarez@example.com"),
         REFUND,
+        note=REFUND_NOTES["lemonsqueezy"],
     ),
     Case(
         "lemonsqueezy",
@@ -532,9 +550,13 @@ async def test_sample_is_stored_and_planned(recipe_relay: RelayFactory, case: Ca
         assert event.contact_email == case.contact["email"]
         assert event.steps[0].action == "contact.upsert"
         assert event.steps[0].params == case.contact
-        assert planned_actions(event) == [
+        actions = planned_actions(event)
+        assert [a for a in actions if a[0] != "note"] == [
             (kind, {"contact_step": 0, "ids": ids}) for kind, ids in case.actions
         ]
+        assert [params["text"] for kind, params in actions if kind == "note"] == (
+            [case.note] if case.note else []
+        )
 
         # The sender's retry (new timestamp, signature or delivery id) is the same event.
         retry = as_sender_sends(case.sender, case.sample, case.event_type, case.headers)

@@ -50,7 +50,9 @@ TABLES = {
     "oauth_tokens",
     "rate_calls",
     "limiter_state",
+    "contact_reuse",
     "admin_sessions",
+    "alert_state",
     "schema_migrations",
 }
 
