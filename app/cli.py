@@ -15,6 +15,7 @@ from pydantic_settings import SettingsError
 from app.admin.cli import terminal_text
 from app.errors import ConfigError
 from app.interpreter import tune_for_serving
+from app.sandbox import SANDBOX_DATABASE
 from app.settings import Settings
 
 
@@ -58,19 +59,42 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the HTTP API (and, by default, the delivery worker)",
-        description="Run the webhook API on RELAY_HOST:RELAY_PORT. With --workers 0 only the "
-        "API runs (scale delivery apart with `relay worker`).",
+        description="Run the webhook API on RELAY_HOST:RELAY_PORT, with the delivery worker "
+        "in the same process. With --api-only the worker does not run (scale delivery "
+        "apart with `relay worker`).",
     )
     serve.add_argument("--host", help="listen address (default RELAY_HOST)")
     serve.add_argument("--port", type=int, help="listen port (default RELAY_PORT)")
     serve.add_argument(
+        "--api-only",
+        action="store_true",
+        help="serve the API without the delivery worker (run `relay worker` elsewhere)",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
-        default=1,
         choices=[0, 1],
-        help="1: deliver in this process (default); 0: API only",
+        help="deprecated: --workers 0 is --api-only; --workers 1 is the default",
     )
     serve.set_defaults(run=_serve)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the relay against a bundled fake Infusionsoft, to try relay.yaml safely",
+        description="Run the relay with your relay.yaml and its worker, delivering to the "
+        "bundled fake Infusionsoft on this machine (its own database: ./data/sandbox.db). "
+        "Prints the URLs to post to, the dashboard login and how to make calls fail. "
+        "See docs/sandbox.md.",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, help="the relay's port (default RELAY_PORT)")
+    sandbox.add_argument(
+        "--fake-port", type=int, default=9000, help="the fake Infusionsoft's port (default 9000)"
+    )
+    sandbox.add_argument(
+        "--database", help=f"where the sandbox keeps events (default {SANDBOX_DATABASE})"
+    )
+    sandbox.set_defaults(run=_sandbox)
 
     worker = commands.add_parser(
         "worker",
@@ -90,11 +114,20 @@ def _parser() -> argparse.ArgumentParser:
     sign = commands.add_parser(
         "sign",
         help="print the headers a sender would attach to FILE",
-        description="Print the signature headers for posting FILE to /hooks/SOURCE, one "
-        "'Name: value' per line: each line is one curl -H argument (see the README).",
+        description="Print every header the sender would attach when posting FILE to "
+        "/hooks/SOURCE — the signature and, for senders that name the event in headers "
+        "(Shopify, WooCommerce), its topic, a fresh delivery id and the time — one "
+        "'Name: value' per line: each line is one curl -H argument (see the README). "
+        "On stderr: which routes would take the event, or why it would be ignored.",
     )
     sign.add_argument("source", help="a source name from relay.yaml")
     sign.add_argument("file", type=Path, help="the body to sign, byte for byte")
+    sign.add_argument(
+        "--event",
+        metavar="TYPE",
+        help="the event type, for a sender that sends it in a header (e.g. orders/paid); "
+        "default: the event of the source's first route",
+    )
     sign.set_defaults(run=_sign)
 
     replay = commands.add_parser(
@@ -155,9 +188,10 @@ def _parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser(
         "init",
-        help="write a relay.yaml from recipes",
-        description="Write relay.yaml (never over an existing file) from the named senders' "
-        "recipes, and print the .env lines for their secrets.",
+        help="write a relay.yaml from recipes, or add senders to yours",
+        description="Write relay.yaml from the named senders' recipes or, when it exists, "
+        "add their sources and routes to it (its lines and comments are kept; a sender "
+        "already there is left out), and print the .env lines for their secrets.",
     )
     init.add_argument("senders", nargs="+", metavar="SENDER", help="e.g. thrivecart shopify")
     init.add_argument("--output", type=Path, help="where to write (default RELAY_CONFIG)")
@@ -196,14 +230,28 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.main import create_app
+    from app.config.startup import log_startup
+    from app.main import create_app, log
     from app.observability.logging import configure_logging
     from app.server import server_config
 
+    if args.workers is not None:
+        replacement = "--api-only" if args.workers == 0 else "nothing (the default)"
+        print(
+            f"relay serve: --workers {args.workers} is deprecated; use {replacement}",
+            file=sys.stderr,
+        )
+    run_worker = not args.api_only and args.workers != 0
     configure_logging(settings.log_format, pii=settings.log_pii)
-    app = create_app(settings, run_worker=args.workers > 0)
+    app = create_app(settings, run_worker=run_worker)
     if not _database_answers(settings):
         return 2
+    worker = (
+        "runs in this process"
+        if run_worker
+        else "off (--api-only): events are stored, and delivered by `relay worker`"
+    )
+    log_startup(log, settings, app.state.config, app.state.config_detail, worker=worker)
     config = server_config(
         app, settings, args.host or settings.host, settings.port if args.port is None else args.port
     )
@@ -212,20 +260,31 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from app.sandbox import run_sandbox
+
+    database = args.database or SANDBOX_DATABASE
+    if not _database_answers(settings.model_copy(update={"database_url": database}), "--database"):
+        return 2
+    return run_sandbox(settings, args)
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from app.config.startup import log_startup
     from app.delivery.runner import run_worker_forever
-    from app.main import load_relay_config
+    from app.main import load_relay_config, log
     from app.observability.logging import configure_logging
 
     configure_logging(settings.log_format, pii=settings.log_pii)
-    config, _ = load_relay_config(settings)
+    config, detail = load_relay_config(settings)
     if not _database_answers(settings):
         return 2
+    log_startup(log, settings, config, detail, worker="this process delivers only (no API)")
     asyncio.run(run_worker_forever(settings, config))
     return 0
 
 
-def _database_answers(settings: Settings) -> bool:
+def _database_answers(settings: Settings, named: str = "RELAY_DATABASE_URL") -> bool:
     """Open (and migrate) the database once before serving: a clear line, not a traceback."""
     from app.store.base import StoreUnavailable
     from app.store.factory import open_store
@@ -238,20 +297,24 @@ def _database_answers(settings: Settings) -> bool:
     try:
         asyncio.run(probe())
     except (StoreUnavailable, OSError, ValueError) as exc:
-        print(f"cannot open the database (RELAY_DATABASE_URL): {exc}", file=sys.stderr)
+        print(f"cannot open the database ({named}): {exc}", file=sys.stderr)
         return False
     return True
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
     from app.config.describe import describe_config
+    from app.config.placeholders import find_placeholders
     from app.config.sunset import sunset_warnings
     from app.main import load_relay_config
 
     path = Path(settings.config)
     if not path.exists():
         print(f"no config file at {path}: every hook would answer 404.")
-        print("Copy relay.example.yaml to relay.yaml (or set RELAY_CONFIG) and run relay check.")
+        print(
+            "Write one from the sender recipes with `relay init SENDER...` (see `relay "
+            "recipes`), or copy relay.example.yaml to relay.yaml; then run relay check."
+        )
         return 2
     config, _ = load_relay_config(settings)
     print(describe_config(config, settings))
@@ -259,38 +322,24 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     if warnings:  # a warning, not an error: action sets run until Keap switches XML-RPC off
         print("")
         print("\n".join(warnings))
+    placeholders = find_placeholders(config, path.read_text(encoding="utf-8"))
+    if placeholders:
+        print(
+            f"{path} still holds {len(placeholders)} placeholder id"
+            f"{'s' if len(placeholders) != 1 else ''} from the recipes; replace each with "
+            "your own Infusionsoft id:",
+            file=sys.stderr,
+        )
+        for placeholder in placeholders:
+            print(f"  {placeholder.describe(str(path))}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _sign(settings: Settings, args: argparse.Namespace) -> int:
-    from app.ingest.signatures import sign_request
-    from app.main import load_relay_config
+    from app.ingest.cli import print_signed_headers
 
-    config, _ = load_relay_config(settings)
-    source = config.sources.get(args.source)
-    if source is None:
-        known = ", ".join(sorted(config.sources)) or "none"
-        print(f"no source named {args.source!r} (sources: {known})", file=sys.stderr)
-        return 2
-    try:
-        body = args.file.read_bytes()
-    except OSError as exc:
-        print(f"{args.file}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
-    headers = sign_request(source.verify, body)
-    scheme = source.verify.scheme
-    if scheme == "token" and source.verify.at is not None:
-        print(
-            f"# scheme token: put the shared secret at {source.verify.at.expression}",
-            file=sys.stderr,
-        )
-    elif scheme == "none":
-        print(
-            "# scheme none: nothing to sign; the sender's address must be allowed", file=sys.stderr
-        )
-    for name, value in headers.items():
-        print(f"{name}: {value}")
-    return 0
+    return print_signed_headers(settings, args)
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:

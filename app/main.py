@@ -40,8 +40,9 @@ def load_relay_config(settings: Settings) -> tuple[RelayConfig, str]:
             "no config file: every hook answers 404 until you add one",
             extra={
                 "path": str(path),
-                "hint": "copy relay.example.yaml to relay.yaml (or set "
-                "RELAY_CONFIG), fill in your sources and routes, then run `relay check`",
+                "hint": "write one from the sender recipes with `relay init SENDER...` "
+                "(`relay recipes` lists them; or copy relay.example.yaml, or set "
+                "RELAY_CONFIG), then run `relay check`",
             },
         )
         return RelayConfig(), f"no {path} found: no sources configured"
@@ -59,7 +60,7 @@ class Runtime:
 
     def worker_check(self) -> dict[str, str]:
         if not self.run_worker:
-            return health.check("skipped", "this process runs no worker (--workers 0)")
+            return health.check("skipped", "this process runs no worker (--api-only)")
         if self.worker is None:
             return health.check("not_started", "the worker has not started yet")
         result: dict[str, str] = self.worker.health()

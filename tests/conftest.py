@@ -23,6 +23,10 @@ from app.config.models import RelayConfig
 from app.main import create_app
 from app.settings import Settings
 from bench.databases import fresh_postgres_schema, postgres_unreachable_reason
+from tests.support.no_skips import (  # noqa: F401  hooks: under RELAY_FORBID_SKIPS=1 a skip fails
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
 
 # Under CI (CI=true) every hypothesis test is derandomized: a red build reproduces exactly
 # and a green one is not a matter of luck. Locally each run draws new examples (and replays

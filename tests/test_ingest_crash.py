@@ -33,7 +33,7 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
     tmp_path: Path, database_url: str
 ) -> None:
     port = free_port()
-    env = relay_env(tmp_path, database_url, CONFIG, {"CART_SECRET": "k"})
+    env = relay_env(tmp_path, database_url, CONFIG, {"CART_SECRET": "crash-key"})
     process = start_relay(["serve", "--workers", "0", "--port", str(port)], env, tmp_path, port)
     acknowledged: list[str] = []
     outstanding = cut_off = 0
@@ -46,7 +46,7 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
                 body = json.dumps(
                     {"id": f"o-{i}", "event": "sale", "email": f"c{i}@example.com"}
                 ).encode()
-                sig = hmac.new(b"k", body, hashlib.sha256).hexdigest()
+                sig = hmac.new(b"crash-key", body, hashlib.sha256).hexdigest()
                 outstanding += 1
                 try:
                     response = await client.post(

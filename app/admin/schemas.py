@@ -85,6 +85,9 @@ class EventOut(BaseModel):
     attempts: int = Field(description="how many delivery runs the event has had")
     next_attempt_at: datetime | None
     last_error: str | None
+    reason: str | None = Field(
+        description="for an ignored event, why no route took it (e.g. no route for its type)"
+    )
     routes: list[str]
     steps: list[StepOut]
 
@@ -221,6 +224,7 @@ def _event_fields(record: EventRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "next_attempt_at": utc(record.next_attempt_at),
         "last_error": record.last_error,
+        "reason": record.last_error if record.status == "ignored" else None,
         "routes": list(record.routes),
         "steps": [step_out(step) for step in record.steps],
     }

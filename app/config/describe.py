@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.config.models import Action, OrderSpec, RelayConfig, Route
+from app.config.startup import database_shown
 from app.settings import Settings
 
 
@@ -92,7 +93,7 @@ def describe_config(config: RelayConfig, settings: Settings) -> str:
     per_s, per_min, per_day = settings.rate_ceilings
     mode = {"key": "API key", "oauth": "OAuth2", "none": "no credentials"}[settings.auth_mode]
     lines = [
-        f"database: {settings.database_url.split('@')[-1]}",
+        f"database: {database_shown(settings.database_url)}",
         f"infusionsoft: {mode}{' (dry-run: nothing is sent)' if settings.is_dry_run else ''}, "
         f"at most {per_s}/s, {per_min}/min, {per_day}/day",
         "",

@@ -49,22 +49,55 @@ def parse_config(text: str, environ: Mapping[str, str], *, name: str = "relay.ya
     if not isinstance(raw, dict):
         raise ConfigError([f"{name}: the top level must be a mapping with sources and routes"])
     problems: list[str] = []
-    interpolated = _interpolate(raw, environ, (), problems)
+    variables: dict[tuple[Any, ...], list[str]] = {}  # path -> the ${NAME}s in its value
+    interpolated = _interpolate(raw, environ, (), problems, variables)
     if problems:
         raise ConfigError([f"{name}: {p}" for p in problems])
     try:
-        return RelayConfig.model_validate(interpolated)
+        config = RelayConfig.model_validate(interpolated)
     except ValidationError as exc:
-        raise ConfigError([f"{name}: {line}" for line in _describe_validation(exc)]) from None
+        lines = _describe_validation(exc, variables, environ)
+        raise ConfigError([f"{name}: {line}" for line in lines]) from None
+    if short := _short_secrets(config, variables, environ):
+        raise ConfigError([f"{name}: {line}" for line in short])
+    return config
+
+
+# A sender's secret shorter than this, read from the environment, is a truncated paste or
+# a placeholder (secrets the senders generate are far longer; init makes 32 characters).
+MIN_SECRET_LENGTH = 8
+
+
+def _short_secrets(
+    config: RelayConfig, variables: dict[tuple[Any, ...], list[str]], environ: Mapping[str, str]
+) -> list[str]:
+    problems = []
+    for source_name, source in config.sources.items():
+        path = ("sources", source_name, "verify", "secret")
+        secret = source.verify.secret
+        if secret is None or path not in variables or len(secret) >= MIN_SECRET_LENGTH:
+            continue
+        named = " and ".join(variables[path])
+        problems.append(
+            f"{format_path(path)}: {named} is {len(secret)} character"
+            f"{'s' if len(secret) != 1 else ''} long: too short for "
+            f"a secret (at least {MIN_SECRET_LENGTH}; is the whole value there?)"
+        )
+    return problems
 
 
 def _interpolate(
-    value: Any, environ: Mapping[str, str], path: tuple[Any, ...], problems: list[str]
+    value: Any,
+    environ: Mapping[str, str],
+    path: tuple[Any, ...],
+    problems: list[str],
+    variables: dict[tuple[Any, ...], list[str]],
 ) -> Any:
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
             variable = match.group(1)
+            variables.setdefault(path, []).append(variable)
             if variable not in environ:
                 problems.append(f"{format_path(path)}: environment variable {variable} is not set")
                 return ""
@@ -72,9 +105,13 @@ def _interpolate(
 
         return _VARIABLE.sub(replace, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, environ, (*path, k), problems) for k, v in value.items()}
+        return {
+            k: _interpolate(v, environ, (*path, k), problems, variables) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_interpolate(v, environ, (*path, i), problems) for i, v in enumerate(value)]
+        return [
+            _interpolate(v, environ, (*path, i), problems, variables) for i, v in enumerate(value)
+        ]
     return value
 
 
@@ -91,7 +128,11 @@ def format_path(path: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _describe_validation(exc: ValidationError) -> list[str]:
+def _describe_validation(
+    exc: ValidationError,
+    variables: dict[tuple[Any, ...], list[str]],
+    environ: Mapping[str, str],
+) -> list[str]:
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -100,8 +141,25 @@ def _describe_validation(exc: ValidationError) -> list[str]:
         elif error["type"] == "missing":
             message = "required key is missing"
         location = tuple(error["loc"])
+        message += _from_variables(location, variables, environ)
         lines.append(f"{format_path(location)}: {message}" if location else message)
     return lines
+
+
+def _from_variables(
+    location: tuple[Any, ...],
+    variables: dict[tuple[Any, ...], list[str]],
+    environ: Mapping[str, str],
+) -> str:
+    """Which environment variables the values at or under ``location`` came from, so a
+    bad secret is named by its variable (never shown)."""
+    named = [
+        f"{variable} is empty" if not environ.get(variable) else f"from ${{{variable}}}"
+        for path, names in variables.items()
+        if path[: len(location)] == location
+        for variable in names
+    ]
+    return f" ({'; '.join(dict.fromkeys(named))})" if named else ""
 
 
 def _describe_yaml_error(exc: yaml.YAMLError) -> str:

@@ -63,7 +63,11 @@ class FakeKeapServer:
         # without it Nagle's algorithm holds each response body back ~40 ms.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        try:
+            self._socket.bind((host, port))
+        except OSError:
+            self._socket.close()  # a busy port: no socket left open behind the error
+            raise
         self.port: int = self._socket.getsockname()[1]
         connections = ConnectionRegistry()
         config = uvicorn.Config(

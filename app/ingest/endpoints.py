@@ -154,24 +154,22 @@ def _count_and_log(metrics: Metrics, label: str, result: IngestResult) -> None:
     if result.ping:
         metrics.received(label, "ping")
         return
-    for inserted, status, routes in zip(
-        result.inserted, result.statuses, result.routes, strict=True
+    for inserted, status, routes, reason in zip(
+        result.inserted, result.statuses, result.routes, result.reasons, strict=True
     ):
         outcome = "accepted" if inserted.created else "duplicate"
         metrics.received(label, outcome)
+        fields: dict[str, object] = {
+            "source": label,
+            "event_id": inserted.id,
+            "outcome": outcome,
+            "status": status,
+            "routes": routes,
+        }
         if inserted.created and status in ("ignored", "dead"):
             metrics.events_finished.labels(status).inc()
-        log_line(
-            log,
-            "webhook received",
-            {
-                "source": label,
-                "event_id": inserted.id,
-                "outcome": outcome,
-                "status": status,
-                "routes": routes,
-            },
-        )
+            fields["reason"] = reason  # why no route took it (or why it cannot be delivered)
+        log_line(log, "webhook received", fields)
 
 
 def _outcome(result: IngestResult) -> str:

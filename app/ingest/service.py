@@ -66,6 +66,7 @@ class IngestResult:
     ping: bool = False
     statuses: tuple[str, ...] = ()  # the stored status of each inserted event
     routes: tuple[list[str], ...] = ()  # the routes each inserted event matched
+    reasons: tuple[str | None, ...] = ()  # why each one is ignored (or dead) at once
 
 
 class IngestService:
@@ -214,6 +215,7 @@ class IngestService:
             split=split,
             statuses=tuple(e.status for e in events),
             routes=tuple(e.routes for e in events),
+            reasons=tuple(e.last_error for e in events),
         )
 
     def _new_event(

@@ -140,6 +140,7 @@ async def test_event_json_in_the_list(admin: httpx.AsyncClient, store: Store) ->
         "attempts",
         "next_attempt_at",
         "last_error",
+        "reason",
         "routes",
         "steps",
     }

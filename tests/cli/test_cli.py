@@ -7,8 +7,10 @@ import gc
 import hashlib
 import hmac
 import logging
+import re
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -28,7 +30,7 @@ NOW = time.time()
     [
         ("check", "print each source and route"),
         ("replay", "Re-queue matching events"),
-        ("sign", "Print the signature headers"),
+        ("sign", "Print every header the sender would attach"),
         ("events", "List recent events"),
         ("serve", "Run the webhook API"),
     ],
@@ -70,7 +72,7 @@ def test_check_without_a_config_file_says_how_to_add_one(
     monkeypatch.setenv("RELAY_CONFIG", str(workdir / "missing.yaml"))
     result = cli("check")
     assert result.code == 2
-    assert "no config file at" in result.out and "relay.example.yaml" in result.out
+    assert "no config file at" in result.out and "relay init SENDER" in result.out
 
 
 def test_check_names_the_file_path_and_reason_of_a_bad_config(
@@ -95,33 +97,80 @@ def test_check_refuses_a_bad_environment(cli: Cli, monkeypatch: pytest.MonkeyPat
 
 
 # sign --------------------------------------------------------------------------------
-def test_sign_prints_the_shopify_header_for_the_file(cli: Cli, workdir: Path) -> None:
-    body = b'{"id": 1, "financial_status": "paid"}'
+def test_sign_prints_every_header_shopify_sends(cli: Cli, workdir: Path) -> None:
+    body = b'{"id": 1, "financial_status": "paid", "customer": {"email": "a@example.com"}}'
     (workdir / "order.json").write_bytes(body)
     result = cli("sign", "shop", "order.json")
     assert result.code == 0, result.err
+    headers = dict(line.split(": ", 1) for line in result.out.splitlines())
     expected = base64.b64encode(
         hmac.new(SECRETS["SHOP_SECRET"].encode(), body, hashlib.sha256).digest()
     ).decode()
-    assert result.out == f"X-Shopify-Hmac-SHA256: {expected}\n"
+    assert headers.pop("X-Shopify-Hmac-SHA256") == expected
+    assert headers.pop("X-Shopify-Topic") == "orders/paid"  # the source's first route
+    assert abs(datetime.fromisoformat(headers.pop("X-Shopify-Triggered-At")).timestamp() - NOW) < 60
+    assert len(headers.pop("X-Shopify-Webhook-Id")) == 36 and headers == {}
+    assert "event 'orders/paid': routed by paid-order" in result.err
+    again = dict(line.split(": ", 1) for line in cli("sign", "shop", "order.json").out.splitlines())
+    assert again["X-Shopify-Webhook-Id"] != result.out  # each run is a new delivery
 
 
-@pytest.mark.parametrize("source", ["shop", "stripe", "members", "legacy-cart"])
-async def test_signed_headers_are_accepted_by_the_relay(
+def test_sign_says_when_the_event_would_be_ignored(cli: Cli, workdir: Path) -> None:
+    (workdir / "order.json").write_text('{"id": 1, "financial_status": "pending"}')
+    result = cli("sign", "shop", "order.json", "--event", "orders/create")
+    assert result.code == 0, result.err
+    assert "X-Shopify-Topic: orders/create\n" in result.out
+    assert "stored as ignored: no route for event 'orders/create'" in result.err
+
+
+def test_sign_names_the_woocommerce_topic_headers(cli: Cli, workdir: Path) -> None:
+    (workdir / "order.json").write_text('{"id": 5, "billing": {"email": "b@example.com"}}')
+    result = cli("sign", "woo", "order.json", "--event", "order.updated")
+    assert result.code == 0, result.err
+    headers = dict(line.split(": ", 1) for line in result.out.splitlines())
+    assert headers["X-WC-Webhook-Topic"] == "order.updated"
+    assert (headers["X-WC-Webhook-Resource"], headers["X-WC-Webhook-Event"]) == (
+        "order",
+        "updated",
+    )
+    assert re.fullmatch("[0-9a-f]{32}", headers["X-WC-Webhook-Delivery-ID"])  # a wp_hash
+    assert "routed by woo-order" in result.err
+
+
+SIGNED_BODIES = {
+    "shop": b'{"id": 1, "financial_status": "paid", "customer": {"email": "a@example.com"}}',
+    "woo": b'{"id": 2, "billing": {"email": "a@example.com"}}',
+    "stripe": b'{"id": "evt_1", "type": "checkout.session.completed", "data": {"object": '
+    b'{"customer_details": {"email": "a@example.com"}}}}',
+    "members": b'{"type": "member.created", "data": {"email": "a@example.com"}}',
+    "legacy-cart": b'{"event": "sale", "email": "a@example.com"}',
+}
+
+
+@pytest.mark.parametrize("source", list(SIGNED_BODIES))
+async def test_signed_headers_are_accepted_and_routed_by_the_relay(
     cli: Cli, workdir: Path, relay: httpx.AsyncClient, source: str
 ) -> None:
-    body = (
-        b'{"id": "evt_1", "type": "member.created", "event": "sale", '
-        b'"data": {"email": "a@example.com"}}'
-    )
+    body = SIGNED_BODIES[source]
     (workdir / "body.json").write_bytes(body)
-    result = cli("sign", source, "body.json")
+    event = ["--event", "order.created"] if source == "woo" else []  # its route: order.*
+    result = cli("sign", source, "body.json", *event)
     assert result.code == 0, result.err
     headers = dict(line.split(": ", 1) for line in result.out.splitlines())
     headers["Content-Type"] = "application/json"
-    headers["X-Shopify-Topic"] = "orders/create"
     response = await relay.post(f"/hooks/{source}", content=body, headers=headers)
     assert response.status_code == 202, response.text
+    store = relay.app.state.store  # type: ignore[attr-defined]
+    stored = await store.get_event(response.json()["event_id"])
+    assert stored.status == "pending", stored.last_error  # routed, not ignored
+    assert f"routed by {', '.join(stored.routes)}" in result.err
+
+
+def test_sign_asks_for_the_event_when_no_route_names_one(cli: Cli, workdir: Path) -> None:
+    (workdir / "order.json").write_text("{}")
+    result = cli("sign", "woo", "order.json")  # the woo route matches the pattern order.*
+    assert result.code == 2 and result.out == ""
+    assert "reads the event type from a header: name it with --event" in result.err
 
 
 def test_sign_explains_a_token_source_on_stderr(cli: Cli, workdir: Path) -> None:

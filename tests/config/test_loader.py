@@ -92,11 +92,11 @@ def test_secret_values_never_appear_in_errors() -> None:
 def test_the_spec_example_loads(tmp_path: Path) -> None:
     example = Path(__file__).parents[2] / "relay.example.yaml"
     env = {
-        "SHOP_SECRET": "a",
+        "SHOP_SECRET": "shpss_0123456789",
         "MEMBERS_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        "CART_SECRET": "c",
-        "THRIVECART_SECRET": "t",
-        "MM_TOKEN": "m",
+        "CART_SECRET": "cart-secret",
+        "THRIVECART_SECRET": "thrive-word",
+        "MM_TOKEN": "mm-token-123",
     }
     config = load_config(example, env)
     assert list(config.sources) == ["shop", "members", "legacy-cart", "thrivecart", "membermouse"]

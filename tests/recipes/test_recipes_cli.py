@@ -10,6 +10,7 @@ import pytest
 
 from app.cli import main
 from app.config.loader import parse_config
+from app.config.placeholders import PLACEHOLDER_IDS
 from app.recipes.catalog import Recipe, compose_config, load_all, recipe_names
 from tests.recipes.delivery import TEST_ENV
 
@@ -72,13 +73,59 @@ def test_init_then_check_accepts_the_file_once_secrets_are_set(
     assert main(["check"]) == 2  # the secrets are not set yet
     assert "THRIVECART_SECRET is not set" in capsys.readouterr().err
 
-    monkeypatch.setenv("THRIVECART_SECRET", "word")
-    monkeypatch.setenv("SHOPIFY_SECRET", "shpss_x")
-    assert main(["check"]) == 0
-    plan = capsys.readouterr().out
-    assert "thrivecart: POST /hooks/thrivecart" in plan and "shopify-purchase:" in plan
+    monkeypatch.setenv("THRIVECART_SECRET", "secret-word")
+    monkeypatch.setenv("SHOPIFY_SECRET", "shpss_0123456789")
+    assert main(["check"]) == 2  # the recipes' placeholder ids are still in place
+    captured = capsys.readouterr()
+    assert "thrivecart: POST /hooks/thrivecart" in captured.out
+    assert "still holds 9 placeholder ids from the recipes" in captured.err
     text = (tmp_path / "relay.yaml").read_text()
     assert text.count("TODO-ID") >= 7 and "Settings > API & Webhooks" in text
+
+    ids = iter(range(501, 600))
+    (tmp_path / "relay.yaml").write_text(
+        re.sub(r"\b([1-4])\1{5}\b", lambda _: str(next(ids)), text)
+    )
+    assert main(["check"]) == 0
+    plan = capsys.readouterr().out
+    assert "shopify-purchase:" in plan and "apply tags 505" in plan
+
+
+def test_check_names_each_placeholder_its_route_and_where_to_find_the_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELAY_CONFIG", "relay.yaml")
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert main(["init", "shopify"]) == 0
+    lines = (tmp_path / "relay.yaml").read_text().splitlines()
+    refunded = next(n for n, line in enumerate(lines, 1) if "[222222]" in line)
+    lines[refunded - 1] = lines[refunded - 1].replace("222222", "87")  # one id done
+    (tmp_path / "relay.yaml").write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["check"]) == 2
+    problems = capsys.readouterr().err.splitlines()
+    assert problems[0].startswith("relay.yaml still holds 4 placeholder ids")
+    first_tag = next(n for n, line in enumerate(lines, 1) if "tags: [111111]" in line)
+    assert problems[1] == (
+        f"  relay.yaml:{first_tag}: route shopify-purchase, step 2 (tags): 111111 is a "
+        'placeholder (your "Shopify customer" tag id). Find the real id: CRM > Settings > '
+        "Tags in Infusionsoft: the ID column of the tag list"
+    )
+    assert [p.split(": route ")[1].split(":")[0] for p in problems[2:]] == [
+        "shopify-refund, step 2 (remove_tags)",
+        "shopify-cancellation, step 2 (tags)",
+        "shopify-signup, step 2 (tags)",
+    ]
+
+
+def test_every_recipe_placeholder_is_one_check_knows() -> None:
+    for recipe in load_all():
+        for line in recipe.text.splitlines():
+            if "TODO-ID" in line and line.split("#", 1)[0].strip():  # not commented out
+                ids = re.findall(r"\d+", line.split("#", 1)[0])
+                assert ids and all(int(i) in PLACEHOLDER_IDS for i in ids), line
 
 
 def test_init_secrets_from_dotenv_pass_check(
@@ -93,18 +140,11 @@ def test_init_secrets_from_dotenv_pass_check(
     assert lines[1] == "STRIPE_SECRET="
     (tmp_path / ".env").write_text(f"{lines[0]}\nSTRIPE_SECRET=whsec_abc\n")
     monkeypatch.setenv("RELAY_CONFIG", "relay.yaml")
+    assert main(["check"]) == 2
+    assert "placeholder" in capsys.readouterr().err  # the secrets are fine: only the ids
+    text = (tmp_path / "relay.yaml").read_text()
+    (tmp_path / "relay.yaml").write_text(re.sub(r"\b([1-4])\1{5}\b", "77", text))
     assert main(["check"]) == 0
-
-
-def test_init_never_overwrites(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    existing = tmp_path / "relay.yaml"
-    existing.write_text("sources: {}\n")
-    assert main(["init", "thrivecart", "--output", str(existing)]) == 2
-    assert "already exists" in capsys.readouterr().err
-    assert existing.read_text() == "sources: {}\n"
 
 
 def test_init_unknown_sender_lists_the_known_ones(
