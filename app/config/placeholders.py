@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.config.models import Action, RelayConfig, SequenceRef
+from app.config.models import Action, OrderSpec, RelayConfig, SequenceRef
 
 # Six equal digits: what every TODO-ID in app/recipes/senders uses (a test keeps it so).
 PLACEHOLDER_IDS = frozenset(digit * 111111 for digit in range(1, 10))
@@ -23,6 +23,9 @@ WHERE_TO_FIND = {
     "optional_properties=sequences",
     "email_template": "the email template's id in Infusionsoft (Marketing > Email & Broadcasts"
     " > Templates)",
+    "order": "the product ids (E-Commerce > Products in Infusionsoft, or Keap REST GET "
+    "/v2/products) and the order custom field id (Keap REST GET "
+    "/v2/orders/model)",
 }
 
 
@@ -70,6 +73,9 @@ def _ids(action: Action) -> list[int]:
         return [int(v) for v in value]
     if isinstance(value, SequenceRef):
         return [value.campaign, value.sequence]
+    if isinstance(value, OrderSpec):
+        products = list((value.products or {}).values())
+        return [*products, *(i for i in (value.fallback_product, value.order_id_field) if i)]
     return [value] if isinstance(value, int) else []
 
 

@@ -155,3 +155,35 @@ def test_init_unknown_sender_lists_the_known_ones(
     err = capsys.readouterr().err
     assert "'paypal'" in err and "thrivecart" in err and "woocommerce" in err
     assert not (tmp_path / "relay.yaml").exists()
+
+
+def test_check_names_the_placeholders_of_an_uncommented_order_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELAY_CONFIG", "relay.yaml")
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert main(["init", "shopify"]) == 0
+    text = (tmp_path / "relay.yaml").read_text()
+    lines = text.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.strip() == "# - order:")
+    end = next(n for n in range(start, len(lines)) if "payment:" in lines[n])
+    for n in range(start, end + 1):  # uncomment the order block, as docs/orders.md says
+        lines[n] = lines[n].replace("# ", "", 1)
+    text = "\n".join(lines) + "\n"
+    ids = iter(range(501, 600))  # every id but the order block's is filled in
+    text = re.sub(r"\b([1-4])\1{5}\b", lambda _: str(next(ids)), text)
+    (tmp_path / "relay.yaml").write_text(text)
+    capsys.readouterr()
+
+    assert main(["check"]) == 2
+    problems = capsys.readouterr().err.splitlines()
+    assert problems[0].startswith("relay.yaml still holds 3 placeholder ids")
+    assert all("route shopify-purchase, step 3 (order)" in p for p in problems[1:])
+    assert [p.split(": ")[2].split(" ")[0] for p in problems[1:]] == [
+        "555555",
+        "999999",
+        "888888",
+    ]
+    assert "E-Commerce > Products" in problems[1]
