@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import time
 
 import psycopg
 import pytest
@@ -293,8 +295,8 @@ async def test_not_before_delays_every_call_and_only_moves_forward(store: Store)
 
 # oauth -----------------------------------------------------------------------------
 async def test_oauth_token_is_saved_by_compare_and_swap(store: Store) -> None:
-    first = StoredToken("refresh-1", "access-1", T0 + 3600, "seed")
-    second = StoredToken("refresh-2", "access-2", T0 + 7200, "seed")
+    first = StoredToken("refresh-1", "access-1", T0 + 3600, "seed", stored_at=T0)
+    second = StoredToken("refresh-2", "access-2", T0 + 7200, "seed", stored_at=T0 + 60)
     assert await store.load_oauth_token() is None
 
     assert await store.save_oauth_token(first, previous_refresh_token=None)
@@ -304,6 +306,16 @@ async def test_oauth_token_is_saved_by_compare_and_swap(store: Store) -> None:
 
     assert await store.save_oauth_token(second, previous_refresh_token="refresh-1")
     assert await store.load_oauth_token() == second
+
+
+async def test_a_token_saved_without_its_time_is_stamped_when_stored(store: Store) -> None:
+    before = time.time()
+    token = StoredToken("refresh-1", "access-1", T0 + 3600, "seed")
+    assert await store.save_oauth_token(token, previous_refresh_token=None)
+    loaded = await store.load_oauth_token()
+    assert loaded is not None and loaded.stored_at is not None
+    assert before - 1 <= loaded.stored_at <= time.time() + 1  # the refresh token's age starts
+    assert dataclasses.replace(loaded, stored_at=None) == token
 
 
 # operator --------------------------------------------------------------------------
