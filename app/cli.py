@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         "sandbox",
         help="run the relay against a bundled fake Infusionsoft, to try relay.yaml safely",
         description="Run the relay with your relay.yaml and its worker, delivering to the "
-        "bundled fake Infusionsoft on this machine (its own database: ./data/sandbox.db). "
+        "fake Infusionsoft of a source checkout (fake_keap/) on this machine (its own "
+        "database: ./data/sandbox.db). "
         "Prints the URLs to post to, the dashboard login and how to make calls fail. "
         "See docs/sandbox.md.",
     )

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from app.main import create_app
 from tests.conftest import make_config, make_settings
 

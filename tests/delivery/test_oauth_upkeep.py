@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from app.keap.auth import OAuthSession
 from app.store.factory import open_store
 from tests.delivery.conftest import running_relay

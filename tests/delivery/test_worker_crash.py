@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from app.main import create_app
 from app.store.base import Store
 from app.store.factory import open_store

@@ -1,4 +1,4 @@
-"""`python -m app.fake_keap --help` documents the defaults and the control API, and every
+"""`python -m fake_keap --help` documents the defaults and the control API, and every
 control example it (and `relay sandbox`) shows is one the fake accepts."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import sys
 
 import httpx
 
-from app.fake_keap import FakeKeapServer
+from fake_keap import FakeKeapServer
 from app.sandbox import FAILURES
 
 
 def help_text() -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "app.fake_keap", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "fake_keap", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

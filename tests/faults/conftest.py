@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.fake_keap.state import FakeKeapState
+from fake_keap.state import FakeKeapState
 from app.store.base import EventRecord, Store
 
 TOKEN = "t0ken"

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from app.fake_keap.server import FakeKeapServer
-from app.fake_keap.state import FakeKeapState
+from fake_keap.server import FakeKeapServer
+from fake_keap.state import FakeKeapState
 from app.store.base import EventRecord
 from app.store.factory import open_store
 from app.store.sqlite import sqlite_path

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from app.observability import logging as relay_logging
 from tests.conftest import make_config
 from tests.delivery.conftest import API_KEY, DELIVERY_YAML

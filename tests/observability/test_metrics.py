@@ -8,7 +8,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import API_KEY, running_relay
 
 ORDER = {

@@ -14,7 +14,7 @@ import pytest
 
 from app.config.models import RelayConfig
 from app.delivery.retention import purge_expired
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from app.store.base import EventStatus, NewEvent, PlannedStep, Store
 from app.store.factory import open_store
 from app.store.ids import new_event_id
