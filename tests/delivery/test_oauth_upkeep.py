@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
-from fake_keap.server import FakeKeapServer
 from app.keap.auth import OAuthSession
 from app.store.factory import open_store
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import running_relay
 from tests.delivery.test_oauth_e2e import CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH, oauth_settings
 

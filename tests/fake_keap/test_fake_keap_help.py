@@ -10,8 +10,8 @@ import sys
 
 import httpx
 
-from fake_keap import FakeKeapServer
 from app.sandbox import FAILURES
+from fake_keap import FakeKeapServer
 
 
 def help_text() -> str:
