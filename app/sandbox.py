@@ -95,10 +95,10 @@ def sandbox_settings(settings: Settings, args: argparse.Namespace, base_url: str
 def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.bootstrap import setup_logging
     from app.config.placeholders import find_placeholders
     from app.config.startup import log_startup
     from app.main import create_app, load_relay_config, log
-    from app.observability.logging import configure_logging
     from app.server import server_config
 
     fake_keap = load_fake_keap()
@@ -119,7 +119,7 @@ def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     with fake_server as fake:
         # After the fake's uvicorn.Config: building one resets the logging configuration.
-        configure_logging(settings.log_format, pii=settings.log_pii)
+        setup_logging(settings)
         sandbox = sandbox_settings(settings, args, fake.base_url)
         app = create_app(sandbox, config=config, run_worker=True)
         path = Path(settings.config)
