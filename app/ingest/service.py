@@ -33,7 +33,8 @@ from app.errors import (
 )
 from app.ingest.bodies import BodyError, BodyTooLarge, UnsupportedBody, parse_body, parse_query
 from app.ingest.redaction import redactor_for
-from app.ingest.signatures import SignatureError, verify_signature
+from app.ingest.schemes import SignatureError
+from app.ingest.signatures import verify_signature
 from app.observability.tracing import LINK_HEADER, IngestTrace
 from app.plan.planner import plan_event
 from app.store.base import Inserted, NewEvent, Store, StoreUnavailable, UnstorableEvent

@@ -21,7 +21,8 @@ from standardwebhooks.webhooks import Webhook
 
 from app.config.models import VerifySpec
 from app.config.selectors import Selector
-from app.ingest.signatures import SignatureError, sign_request, verify_signature
+from app.ingest.schemes import SignatureError, sign_request
+from app.ingest.signatures import verify_signature
 
 NOW = 1_700_000_000  # 2023-11-14T22:13:20Z
 BODY = b'{"id":"evt_1","type":"order.paid","email":"ann@example.com"}'
