@@ -97,21 +97,11 @@ def verify_hmac(spec: VerifySpec, request: SignedRequest) -> None:
 
 
 def verify_stripe(spec: VerifySpec, request: SignedRequest) -> None:
-    fields = _split_pairs(request.header(STRIPE_HEADER), ",", STRIPE_HEADER)
-    timestamp = _single(fields, "t", STRIPE_HEADER)
-    seconds = _parse_unix_seconds(timestamp, STRIPE_HEADER)
-    candidates = _decoded_candidates(spec, fields.get("v1", []), STRIPE_HEADER)
-    _require_match(digest(spec, Signed(request.raw_body, timestamp)), candidates)
-    _require_within_window(seconds, request.now, _tolerance(spec))
+    _verify_timestamped_pairs(spec, request, STRIPE_HEADER, ",", ("t", "v1"))
 
 
 def verify_paddle(spec: VerifySpec, request: SignedRequest) -> None:
-    fields = _split_pairs(request.header(PADDLE_HEADER), ";", PADDLE_HEADER)
-    timestamp = _single(fields, "ts", PADDLE_HEADER)
-    seconds = _parse_unix_seconds(timestamp, PADDLE_HEADER)
-    candidates = _decoded_candidates(spec, fields.get("h1", []), PADDLE_HEADER)
-    _require_match(digest(spec, Signed(request.raw_body, timestamp)), candidates)
-    _require_within_window(seconds, request.now, _tolerance(spec))
+    _verify_timestamped_pairs(spec, request, PADDLE_HEADER, ";", ("ts", "h1"))
 
 
 def verify_standard(spec: VerifySpec, request: SignedRequest) -> None:
@@ -171,6 +161,20 @@ def _verify_body_hmac(
     if signature is None:
         raise SignatureError(f"malformed {header} header (expected {encoding(spec)})")
     _require_match(digest(spec, Signed(request.raw_body)), [signature])
+
+
+def _verify_timestamped_pairs(
+    spec: VerifySpec, request: SignedRequest, header: str, separator: str, keys: tuple[str, str]
+) -> None:
+    """Stripe's and Paddle's ``time=…<sep>signature=…`` header (one time, one or more
+    signatures, any of which may match)."""
+    time_key, signature_key = keys
+    fields = _split_pairs(request.header(header), separator, header)
+    timestamp = _single(fields, time_key, header)
+    seconds = _parse_unix_seconds(timestamp, header)
+    candidates = _decoded_candidates(spec, fields.get(signature_key, []), header)
+    _require_match(digest(spec, Signed(request.raw_body, timestamp)), candidates)
+    _require_within_window(seconds, request.now, _tolerance(spec))
 
 
 def _decoded_candidates(spec: VerifySpec, encoded: list[str], header: str) -> list[bytes]:
