@@ -25,9 +25,9 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse
 
-from app.api.problems import problem
+from app.api.problems import problem_for
 from app.api.proxies import TrustedProxies
-from app.errors import Forbidden, NotFound
+from app.errors import Forbidden, NotFound, Unauthorized
 
 SESSION_COOKIE = "relay_admin_session"
 COOKIE_PATH = "/admin"
@@ -241,13 +241,8 @@ class AdminRoute(APIRoute):
             try:
                 return await handler(request)
             except BearerRejected as exc:
-                return problem(
-                    401,
-                    "Unauthorized",
-                    exc.detail,
-                    "unauthorized",
-                    headers={"WWW-Authenticate": 'Bearer realm="relay-admin"'},
-                )
+                challenge = {"WWW-Authenticate": 'Bearer realm="relay-admin"'}
+                return problem_for(Unauthorized(exc.detail), challenge)
             except LoginRequired as exc:
                 target = admin_path(request, "/admin/login?next=" + quote(exc.next_path))
                 return RedirectResponse(target, status_code=303)

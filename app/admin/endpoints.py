@@ -19,11 +19,11 @@ from app.admin.schemas import (
     BulkReplayRequest,
     EventDetail,
     EventPage,
-    Problem,
     ReplayAccepted,
     event_detail,
     event_out,
 )
+from app.api.problems import PROBLEM_JSON, Problem
 from app.api.requests import read_body
 from app.errors import BadRequest
 from app.store.base import Store
@@ -35,7 +35,7 @@ def _problem(description: str) -> dict[str, Any]:
     return {
         "model": Problem,
         "description": description,
-        "content": {"application/problem+json": {}},
+        "content": {PROBLEM_JSON: {}},
     }
 
 
