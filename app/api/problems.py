@@ -21,9 +21,9 @@ UNEXPECTED_DETAIL = "an unexpected error happened; see the logs"
 log = logging.getLogger("relay.http")
 
 
+# The shape problem_document builds, for the OpenAPI document (its docstring is shown there).
 class Problem(BaseModel):
-    """An ``application/problem+json`` error (RFC 9457): the shape ``problem_document``
-    builds, for the OpenAPI document."""
+    """An ``application/problem+json`` error (RFC 9457)."""
 
     type: str
     title: str

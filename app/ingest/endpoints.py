@@ -19,9 +19,10 @@ from typing import Any
 from starlette.datastructures import State
 from starlette.types import Message, Receive, Scope, Send
 
+from app.api.deps import ingest_of, metrics_of, settings_of
 from app.api.problems import PROBLEM_JSON, UNEXPECTED_DETAIL, error_headers, problem_body
 from app.errors import MethodNotAllowed, PayloadTooLarge, RelayError, RequestTimeout
-from app.ingest.service import IngestRequest, IngestResult, IngestService
+from app.ingest.service import IngestRequest, IngestResult
 from app.observability import tracing
 from app.observability.logging import log_line
 from app.observability.metrics import Metrics
@@ -79,8 +80,8 @@ async def _receive(
     state: State, scope: Scope, receive: Receive, send: Send, trace: IngestTrace | None
 ) -> None:
     started = time.perf_counter()
-    service: IngestService = state.ingest
-    metrics: Metrics = state.metrics
+    service = ingest_of(state)
+    metrics = metrics_of(state)
     source = scope["path"][len(PREFIX) :]
     method: str = scope["method"]
     label = source if source in service.config.sources else "unknown"
@@ -97,7 +98,7 @@ async def _receive(
             if trace is not None:
                 trace.answered(200, "probe", label)
             return
-        body = await _read_limited(receive, headers, state.settings.max_body_bytes)
+        body = await _read_limited(receive, headers, settings_of(state).max_body_bytes)
         result = await service.receive(
             IngestRequest(
                 source=source,
