@@ -4,11 +4,13 @@
 only readers. FastAPI routes take the ``…Dep`` forms (``store: StoreDep``); code that is
 handed a request outside a route's parameters calls the ``get_…`` functions; the hook fast
 path, which runs before FastAPI's routing and pays for no dependency solving, reads its
-parts from the state with the ``…_of`` accessors.
+parts from the state with the ``…_of`` accessors (C-level attribute reads).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
@@ -34,72 +36,48 @@ class Runtime(Protocol):
     def keap_auth_check(self) -> dict[str, str]: ...
 
 
-# --- on the state: for the hook fast path, and the request-level getters below ---------
+def _on_state(name: str) -> Callable[[Request], Any]:
+    """A reader of ``app.state.<name>`` (typed where it is bound)."""
+
+    def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    get.__name__ = get.__qualname__ = f"get_{name}"
+    return get
 
 
-def settings_of(state: State) -> Settings:
-    settings: Settings = state.settings
-    return settings
+def _depends(get: Callable[[Request], Any]) -> Any:
+    """``Depends`` on ``get``, as a coroutine: FastAPI runs a plain function dependency in a
+    worker thread, a hop this attribute read does not need."""
+
+    async def dependency(request: Request) -> Any:
+        return get(request)
+
+    dependency.__name__ = dependency.__qualname__ = get.__name__
+    return Depends(dependency)
 
 
-def metrics_of(state: State) -> Metrics:
-    metrics: Metrics = state.metrics
-    return metrics
+# For the hook fast path: a C-level attribute read of the state, typed.
+settings_of: Callable[[State], Settings] = attrgetter("settings")
+metrics_of: Callable[[State], Metrics] = attrgetter("metrics")
+ingest_of: Callable[[State], IngestService] = attrgetter("ingest")  # set in the lifespan
 
+# Per request. The store and the ingest service exist while the app serves (the lifespan).
+get_settings: Callable[[Request], Settings] = _on_state("settings")
+get_metrics: Callable[[Request], Metrics] = _on_state("metrics")
+get_store: Callable[[Request], Store] = _on_state("store")
+get_config: Callable[[Request], RelayConfig] = _on_state("config")
+# Where the config came from and what it holds, for /readyz.
+get_config_detail: Callable[[Request], str] = _on_state("config_detail")
+get_runtime: Callable[[Request], Runtime] = _on_state("runtime")
+get_proxies: Callable[[Request], TrustedProxies] = _on_state("proxies")
+# Failed dashboard sign-ins, per client address.
+get_failed_logins: Callable[[Request], FailedLogins] = _on_state("failed_logins")
 
-def ingest_of(state: State) -> IngestService:
-    """The ingest service (set in the lifespan, with the store)."""
-    service: IngestService = state.ingest
-    return service
-
-
-# --- per request ------------------------------------------------------------------------
-
-
-def get_settings(request: Request) -> Settings:
-    return settings_of(request.app.state)
-
-
-def get_metrics(request: Request) -> Metrics:
-    return metrics_of(request.app.state)
-
-
-def get_store(request: Request) -> Store:
-    """The store (set in the lifespan: it exists while the app serves)."""
-    store: Store = request.app.state.store
-    return store
-
-
-def get_config(request: Request) -> RelayConfig:
-    config: RelayConfig = request.app.state.config
-    return config
-
-
-def get_config_detail(request: Request) -> str:
-    """Where the config came from and what it holds, for /readyz."""
-    detail: str = request.app.state.config_detail
-    return detail
-
-
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def get_proxies(request: Request) -> TrustedProxies:
-    proxies: TrustedProxies = request.app.state.proxies
-    return proxies
-
-
-def get_failed_logins(request: Request) -> FailedLogins:
-    """Failed dashboard sign-ins, per client address."""
-    limits: FailedLogins = request.app.state.failed_logins
-    return limits
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-StoreDep = Annotated[Store, Depends(get_store)]
-ConfigDep = Annotated[RelayConfig, Depends(get_config)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-FailedLoginsDep = Annotated[FailedLogins, Depends(get_failed_logins)]
+SettingsDep = Annotated[Settings, _depends(get_settings)]
+MetricsDep = Annotated[Metrics, _depends(get_metrics)]
+StoreDep = Annotated[Store, _depends(get_store)]
+ConfigDep = Annotated[RelayConfig, _depends(get_config)]
+ConfigDetailDep = Annotated[str, _depends(get_config_detail)]
+RuntimeDep = Annotated[Runtime, _depends(get_runtime)]
+FailedLoginsDep = Annotated[FailedLogins, _depends(get_failed_logins)]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
-from app.api.deps import ConfigDep, RuntimeDep, SettingsDep, StoreDep, get_config_detail
+from app.api.deps import ConfigDep, ConfigDetailDep, RuntimeDep, SettingsDep, StoreDep
 from app.config.models import RelayConfig
 from app.config.sunset import sunset_summary
 from app.settings import Settings
@@ -32,7 +32,7 @@ async def readyz(
     config: ConfigDep,
     settings: SettingsDep,
     runtime: RuntimeDep,
-    config_detail: Annotated[str, Depends(get_config_detail)],
+    config_detail: ConfigDetailDep,
 ) -> JSONResponse:
     checks: dict[str, Any] = {
         "database": await _database_check(store),
