@@ -52,28 +52,28 @@ def _body_only(signed: Signed) -> bytes:
     return signed.body
 
 
-def _stripe_content(signed: Signed) -> bytes:
+def _timestamp_dot_body(signed: Signed) -> bytes:
     return text_bytes(signed.timestamp) + b"." + signed.body
 
 
-def _paddle_content(signed: Signed) -> bytes:
+def _timestamp_colon_body(signed: Signed) -> bytes:
     return text_bytes(signed.timestamp) + b":" + signed.body
 
 
-def _standard_content(signed: Signed) -> bytes:
+def _id_timestamp_body(signed: Signed) -> bytes:
     return text_bytes(f"{signed.message_id}.{signed.timestamp}.") + signed.body
 
 
-# The bytes each scheme's HMAC is taken over (ClickFunnels signs its timestamp exactly as
-# sent, whichever format it is in, like Stripe).
+# The bytes each scheme's HMAC is taken over. A timestamp is signed exactly as sent
+# (ClickFunnels' may be ISO-8601 as well as Unix seconds).
 SIGNED_CONTENT: dict[str, Callable[[Signed], bytes]] = {
     "shopify": _body_only,
     "woocommerce": _body_only,
     "hmac": _body_only,
-    "stripe": _stripe_content,
-    "clickfunnels": _stripe_content,
-    "paddle": _paddle_content,
-    "standard": _standard_content,
+    "stripe": _timestamp_dot_body,
+    "clickfunnels": _timestamp_dot_body,
+    "paddle": _timestamp_colon_body,
+    "standard": _id_timestamp_body,
 }
 # How each scheme writes its digest ("hmac": the source's `encoding`).
 ENCODING = {
@@ -94,7 +94,7 @@ def digest(spec: VerifySpec, signed: Signed) -> bytes:
 
 
 def encoding(spec: VerifySpec) -> str:
-    """ "hex" or "base64": how the scheme writes its digest in the header."""
+    """How the scheme writes its digest in the header: "hex" or "base64"."""
     return ENCODING.get(spec.scheme, spec.encoding)
 
 
@@ -151,7 +151,7 @@ def _standard_headers(spec: VerifySpec, signed: Signed, mac: str) -> dict[str, s
     }
 
 
-# Each scheme's header layout, as a sender writes it (the verifiers above read it back).
+# Each scheme's header layout, as a sender writes it (app.ingest.signatures reads it back).
 _SIGNATURE_HEADERS: dict[str, Callable[[VerifySpec, Signed, str], dict[str, str]]] = {
     "shopify": _shopify_headers,
     "woocommerce": _woocommerce_headers,
