@@ -35,13 +35,13 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
     env = relay_env(tmp_path, database_url, CONFIG, {"CART_SECRET": "crash-key"})
     process = start_relay(["serve", "--workers", "0", "--port", str(port)], env, tmp_path, port)
     acknowledged: list[str] = []
-    outstanding = cut_off = 0
+    outstanding = cut_off = outstanding_at_kill = 0
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             enough = asyncio.Event()
 
             async def post(i: int) -> None:
-                nonlocal outstanding, cut_off
+                nonlocal outstanding, cut_off, outstanding_at_kill
                 body = json.dumps(
                     {"id": f"o-{i}", "event": "sale", "email": f"c{i}@example.com"}
                 ).encode()
@@ -60,13 +60,15 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
                     outstanding -= 1
                 if response.status_code == 202:
                     acknowledged.append(response.json()["event_id"])
-                    if len(acknowledged) >= 150:
+                    if len(acknowledged) == 150:
+                        # Kill mid-burst, here and now: once this task yields, a loaded
+                        # machine may answer every other request before the test looks.
+                        outstanding_at_kill = outstanding
+                        process.send_signal(signal.SIGKILL)
                         enough.set()
 
             burst = [asyncio.create_task(post(i)) for i in range(400)]
-            await asyncio.wait_for(enough.wait(), timeout=30)  # kill mid-burst
-            outstanding_at_kill = outstanding
-            process.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(enough.wait(), timeout=30)
             await asyncio.gather(*burst)
     finally:
         process.wait()
