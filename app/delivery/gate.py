@@ -40,11 +40,22 @@ RESERVE_ATTEMPTS = 3  # reservations per call at most, however late each answer 
 
 # Keap counts a call when it arrives, the gate at its slot: a call held up on the way (a
 # busy loop, a slow connection) can land in the next window beside the calls made after
-# it. Slightly wider windows absorb that jitter: FRESH_SLOT_SECONDS plus ~25 ms of sending,
-# at a cost of 1 - 1/1.04 = 3.8 % of the per-second ceiling (when it is the one that binds,
-# as at OAuth ceilings: 25/s x 60 = 1 500/min). (The daily quota is counted per UTC day, as
-# Keap counts it: UTC_DAY_WINDOW.)
-WINDOW_MARGIN = {1.0: 0.04, 60.0: 0.5}
+# it. Slightly wider windows absorb that jitter. The second's margin is as wide as the
+# minute ceiling leaves room for, within SECOND_MARGIN_BOUNDS: with a key (5/s, 240/min)
+# the minute binds (4 a second on average), so 0.15 s costs nothing; at OAuth ceilings
+# (25/s x 60 = 1 500/min) the second binds, and 0.04 s (FRESH_SLOT_SECONDS plus ~25 ms of
+# sending) costs 1 - 1/1.04 = 3.8 % of the quota. (The daily quota is counted per UTC day,
+# as Keap counts it: UTC_DAY_WINDOW.)
+SECOND_MARGIN_BOUNDS = (0.04, 0.15)
+MINUTE_MARGIN = 0.5
+
+
+def second_margin(per_second: int, per_minute: int) -> float:
+    """The widest margin on the 1 s window that still lets ``per_minute`` calls through in
+    a minute, within SECOND_MARGIN_BOUNDS."""
+    room = per_second * 60.0 / per_minute - 1.0
+    low, high = SECOND_MARGIN_BOUNDS
+    return min(max(room, low), high)
 
 
 def ceilings_for(per_second: int, per_minute: int, per_day: int) -> list[tuple[int, float]]:
@@ -52,8 +63,8 @@ def ceilings_for(per_second: int, per_minute: int, per_day: int) -> list[tuple[i
     Keap's spike arrest counts in sub-second slices: a burst of 5 in 10 ms can trip 5/s."""
     return [
         (1, 1.0 / per_second),
-        (per_second, 1.0 + WINDOW_MARGIN[1.0]),
-        (per_minute, 60.0 + WINDOW_MARGIN[60.0]),
+        (per_second, 1.0 + second_margin(per_second, per_minute)),
+        (per_minute, 60.0 + MINUTE_MARGIN),
         (per_day, UTC_DAY_WINDOW),
     ]
 
