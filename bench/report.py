@@ -195,9 +195,9 @@ def _oauth_scale_section(run: dict[str, Any], has_plot: bool) -> list[str]:
         f"{plan['events']} events; route: {plan['route']}; {plan['worker']}; ceilings "
         f"{c['per_second']}/s, {c['per_minute']}/min, {c['latency_ms']:g} ms latency.",
         "",
-        "| workers | calls per full minute (share of the quota) | 429s (after 1 s) | "
-        "calls per event | drain | statuses |",
-        "|---|---|---|---|---|---|",
+        "| workers | calls per full minute (share of the quota) | busiest 60 s window | "
+        "429s (after 1 s) | calls per event | drain | statuses |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, f in run["runs"].items():
         minutes = ", ".join(
@@ -205,6 +205,7 @@ def _oauth_scale_section(run: dict[str, Any], has_plot: bool) -> list[str]:
         )
         lines.append(
             f"| {name.replace('_', ' ')} | {minutes or 'no full minute'} | "
+            f"{f['busiest_minute']} ({f['busiest_minute'] / c['per_minute']:.1%}) | "
             f"{f['throttled_429']} ({f['throttled_429_after_first_second']}) | "
             f"{f['calls_per_event']} | {f['drain_seconds']:.1f} s | "
             f"{_operations(f['final_statuses'])} |"
