@@ -26,7 +26,7 @@ def plot_delivery(delivery: dict[str, Any], path: Path) -> None:
 def plot_flash_sale(flash: dict[str, Any], path: Path) -> None:
     f = flash["figures"]
     title = (
-        f"Flash sale: {f['events']} events, {f['calls']} calls ({f['calls_per_event']} a event): "
+        f"Flash sale: {f['events']} events, {f['calls']} calls ({f['calls_per_event']} per event): "
         f"{f['events_per_minute']} events/min, {f['over_naive']}x the naive bound"
     )
     plot_drains([("one worker", flash["series"], f)], flash["ceilings"], title, path)
