@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from app.admin.endpoints import router as admin_router
 from app.admin.login_limits import FailedLogins
 from app.api import health, metrics
-from app.api.problems import install_problem_handlers
+from app.api.problems import Problem, install_problem_handlers
 from app.api.proxies import TrustedProxies
 from app.config.loader import load_config
 from app.config.models import RelayConfig
@@ -164,20 +164,8 @@ def _document_hooks(app: FastAPI) -> None:
             schema = build()
             schema["paths"] = {**openapi_paths(), **schema.get("paths", {})}
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.setdefault("Problem", PROBLEM_SCHEMA)
+            components.setdefault("Problem", Problem.model_json_schema())
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-    },
-}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import signal
 from pathlib import Path
@@ -13,6 +11,7 @@ import httpx
 
 from app.store.factory import open_store
 from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.senders import hex_signature
 
 CONFIG = """
 sources:
@@ -46,7 +45,7 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
                 body = json.dumps(
                     {"id": f"o-{i}", "event": "sale", "email": f"c{i}@example.com"}
                 ).encode()
-                sig = hmac.new(b"crash-key", body, hashlib.sha256).hexdigest()
+                sig = hex_signature("crash-key", body)
                 outstanding += 1
                 try:
                     response = await client.post(

@@ -14,7 +14,7 @@ import pytest
 
 from app.config.loader import parse_config
 from app.fake_keap.server import FakeKeapServer
-from app.ingest.signatures import sign_request
+from app.ingest.schemes import sign_request
 from tests.support.processes import free_port, relay_env, start_relay, stop
 
 API_KEY = "kp-LIVE-7f3a9c2e1b4d-api-key"
