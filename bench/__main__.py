@@ -2,7 +2,8 @@
 ``python -m bench soak [--minutes 10]`` (bench/soak.py)
 
 Runs the ingest and delivery benchmarks on loopback, then writes ``results.json``,
-``results.md`` and ``delivery.png`` to the output folder. Exit status: 0 when every
+``results.md`` and a plot per delivery scenario (``delivery.png``, ``flash_sale.png``,
+``oauth_scale.png``) to the output folder. Exit status: 0 when every
 benchmark ran (targets met or not: the results say), 1 when a 202 was not stored or the
 backlog did not drain, 2 when a tool is missing.
 """
@@ -20,7 +21,13 @@ from typing import Any
 from bench import delivery, flash_sale, ingest, oauth_scale
 from bench.databases import DEFAULT_POSTGRES_URL
 from bench.machine import describe_machine
-from bench.report import PLOT_NAME, merge_results, write_results
+from bench.report import (
+    FLASH_PLOT_NAME,
+    OAUTH_PLOT_NAME,
+    PLOT_NAME,
+    merge_results,
+    write_results,
+)
 from bench.wrk import wrk_path, wrk_version
 
 DEFAULT_OUT = Path("bench/results")
@@ -87,9 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 new["oauth_scale"] = {"command": command, "machine": machine, **result}
     out: Path = args.out
     if "delivery" in new:
-        from bench.plot import plot_delivery
+        from bench.plot import plot_delivery, plot_flash_sale, plot_oauth_scale
 
         plot_delivery(new["delivery"], out / PLOT_NAME)
+        plot_flash_sale(new["flash_sale"], out / FLASH_PLOT_NAME)
+        if "oauth_scale" in new:
+            plot_oauth_scale(new["oauth_scale"], out / OAUTH_PLOT_NAME)
     write_results(out, merge_results(out, new))
     print((out / "results.md").read_text())
     return 1 if failed else 0

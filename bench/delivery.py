@@ -81,7 +81,7 @@ def run_delivery(plan: DeliveryPlan, workdir: Path, log: Log) -> dict[str, Any]:
         "ceilings": {"per_second": PER_SECOND, "per_minute": PER_MINUTE, "latency_ms": LATENCY_MS},
         "figures": figures,
         "target": _target(figures, outcome.statuses, plan.events),
-        "series": _series(outcome.calls),
+        "series": series_of(outcome.calls),
     }
 
 
@@ -207,7 +207,7 @@ def _target(figures: dict[str, Any], statuses: dict[str, int], events: int) -> d
     }
 
 
-def _series(calls: list[Call]) -> dict[str, Any]:
+def series_of(calls: list[Call]) -> dict[str, Any]:
     """The request log, relative to the first call, for the plot and for re-analysis."""
     if not calls:
         return {"start": None, "calls": []}

@@ -24,9 +24,11 @@ from bench.delivery import (
     PER_SECOND,
     Log,
     drain_backlog,
+    series_of,
     start_fake,
     statuses_of,
 )
+from bench.delivery_audit import audit_database
 from bench.drain import analyse_drain, calls_from_log
 
 CONFIG = Path(__file__).resolve().parent / "flash_sale.yaml"
@@ -82,6 +84,7 @@ def run_flash_sale(plan: FlashPlan, workdir: Path, log: Log) -> dict[str, Any]:
     figures["final_statuses"] = statuses
     complete = _every_contact_served(state, plan.contacts)
     figures["contacts_with_tag_and_sequence"] = complete
+    figures["applied_and_order"] = audit = audit_database(url)
     return {
         "plan": {
             "events": events,
@@ -97,8 +100,10 @@ def run_flash_sale(plan: FlashPlan, workdir: Path, log: Log) -> dict[str, Any]:
             "met": (figures["over_naive"] or 0) >= TARGET_OVER_NAIVE
             and figures.get("throttled_429_after_first_second") == 0
             and statuses.get("delivered") == events
-            and complete == plan.contacts,
+            and complete == plan.contacts
+            and audit["met"],
         },
+        "series": series_of(calls),
     }
 
 

@@ -11,6 +11,8 @@ from typing import Any
 JSON_NAME = "results.json"
 MARKDOWN_NAME = "results.md"
 PLOT_NAME = "delivery.png"
+FLASH_PLOT_NAME = "flash_sale.png"
+OAUTH_PLOT_NAME = "oauth_scale.png"
 
 
 def merge_results(out: Path, new: dict[str, Any]) -> dict[str, Any]:
@@ -38,9 +40,9 @@ def render_markdown(results: dict[str, Any], out: Path) -> str:
     if "delivery" in results:
         lines += _delivery_section(results["delivery"], (out / PLOT_NAME).exists())
     if "flash_sale" in results:
-        lines += _flash_sale_section(results["flash_sale"])
+        lines += _flash_sale_section(results["flash_sale"], (out / FLASH_PLOT_NAME).exists())
     if "oauth_scale" in results:
-        lines += _oauth_scale_section(results["oauth_scale"])
+        lines += _oauth_scale_section(results["oauth_scale"], (out / OAUTH_PLOT_NAME).exists())
     return "\n".join(lines) + "\n"
 
 
@@ -140,7 +142,19 @@ def _delivery_section(delivery: dict[str, Any], has_plot: bool) -> list[str]:
     return [*lines, ""]
 
 
-def _flash_sale_section(run: dict[str, Any]) -> list[str]:
+def _applied_line(audit: dict[str, Any] | None) -> str:
+    """The audit of the relay's records (bench/delivery_audit.py) as one table cell."""
+    if not audit:
+        return "not audited"
+    return (
+        f"{audit['steps_applied_once']} of {audit['steps_audited']} tag/sequence/action-set "
+        f"steps applied exactly once ({audit['steps_applied_more_than_once']} more than once, "
+        f"{audit['steps_never_applied']} never); {audit['contacts_out_of_order']} of "
+        f"{audit['contacts']} contacts out of order"
+    )
+
+
+def _flash_sale_section(run: dict[str, Any], has_plot: bool) -> list[str]:
     f, c, plan = run["figures"], run["ceilings"], run["plan"]
     lines = ["## Delivery: a flash sale (contact reuse and batching)", "", *_machine_lines(run)]
     lines += [
@@ -158,6 +172,7 @@ def _flash_sale_section(run: dict[str, Any]) -> list[str]:
         f"({f['throttled_429_after_first_second']}) |",
         f"| drain time (first call to last answer) | {f['drain_seconds']:.1f} s |",
         f"| contacts with their tag and sequence | {f['contacts_with_tag_and_sequence']} |",
+        f"| each step once, per-contact order | {_applied_line(f.get('applied_and_order'))} |",
         f"| final statuses | {_operations(f['final_statuses'])} |",
         "",
     ]
@@ -165,21 +180,24 @@ def _flash_sale_section(run: dict[str, Any]) -> list[str]:
     verdict = "met" if target["met"] else "not met"
     lines.append(
         f"- target: ≥ {target['over_naive_at_least']}x the naive bound, no 429 after the first "
-        f"second, all delivered, every contact served: **{verdict}**"
+        f"second, all delivered, every contact served, each step applied once, per-contact "
+        f"order kept: **{verdict}**"
     )
+    if has_plot:
+        lines += ["", f"![the flash-sale drain]({FLASH_PLOT_NAME})"]
     return [*lines, ""]
 
 
-def _oauth_scale_section(run: dict[str, Any]) -> list[str]:
+def _oauth_scale_section(run: dict[str, Any], has_plot: bool) -> list[str]:
     c, plan = run["ceilings"], run["plan"]
     lines = ["## Delivery: OAuth scale (share of the quota used)", "", *_machine_lines(run)]
     lines += [
         f"{plan['events']} events; route: {plan['route']}; {plan['worker']}; ceilings "
         f"{c['per_second']}/s, {c['per_minute']}/min, {c['latency_ms']:g} ms latency.",
         "",
-        "| workers | calls per full minute (share of the quota) | 429s (after 1 s) | "
-        "calls per event | drain | statuses |",
-        "|---|---|---|---|---|---|",
+        "| workers | calls per full minute (share of the quota) | busiest 60 s window | "
+        "429s (after 1 s) | calls per event | drain | statuses |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, f in run["runs"].items():
         minutes = ", ".join(
@@ -187,16 +205,24 @@ def _oauth_scale_section(run: dict[str, Any]) -> list[str]:
         )
         lines.append(
             f"| {name.replace('_', ' ')} | {minutes or 'no full minute'} | "
+            f"{f['busiest_minute']} ({f['busiest_minute'] / c['per_minute']:.1%}) | "
             f"{f['throttled_429']} ({f['throttled_429_after_first_second']}) | "
             f"{f['calls_per_event']} | {f['drain_seconds']:.1f} s | "
             f"{_operations(f['final_statuses'])} |"
         )
+    lines.append("")
+    for name, f in run["runs"].items():
+        lines.append(f"- {name.replace('_', ' ')}: {_applied_line(f.get('applied_and_order'))}")
     verdict = "met" if run["target"]["met"] else "not met"
     lines += [
         "",
         f"- target: every full minute ≥ {run['target']['full_minute_use_at_least']:.0%} of "
-        f"the quota, on each, no 429 after the first second, all delivered: **{verdict}**",
+        f"the quota, on each, no 429 after the first second, all delivered, each step "
+        f"applied once: **{verdict}**",
     ]
+    lines += [f"- note: {note}" for note in run.get("notes", [])]
+    if has_plot:
+        lines += ["", f"![the OAuth-scale drains]({OAUTH_PLOT_NAME})"]
     return [*lines, ""]
 
 

@@ -22,19 +22,40 @@ before_send: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = cont
 )
 
 
-# How long after its reserved time a call may still be sent on that reservation. The
-# windows count reserved times, so a call sent later could crowd a window; the windows'
-# margins (WINDOW_MARGIN, 0.15 s on the second) absorb anything under this. A late slot
-# is not reused but stays counted, so a stricter value wastes quota on a busy host.
-FRESH_SLOT_SECONDS = 0.1
+# A slot is reserved a little ahead of when its call is sent (the lead): the grant, and
+# the durable "sending" mark after it, come back within the lead, then the call waits for
+# its slot and goes out on time. Keap counts a call when it arrives, so the jitter between
+# slot and arrival is what the windows' margin must absorb; without a lead it was the whole
+# database round trip (and the mark's commit), with one it is the wake-up alone. The lead
+# follows the round trips measured (LEAD_FACTOR x their moving average, within bounds):
+# it adds that much latency to a call, never a call's worth of quota.
+LEAD_BOUNDS = (0.04, 0.5)
+LEAD_FACTOR = 4.0
+# How long after its slot a call may still be sent on it: the windows' margin absorbs
+# anything under this. A late slot is not reused but stays counted, so a stricter value
+# wastes quota on a busy host, a looser one needs a wider margin (less quota used).
+FRESH_SLOT_SECONDS = 0.015
 RESERVE_ATTEMPTS = 3  # reservations per call at most, however late each answer comes
 
 
-# Keap counts a call when it arrives, the gate when it is let through: a call held up on
-# the way (a busy loop, a slow connection) can land in the next window beside the calls
-# made after it. Slightly wider windows absorb that jitter, at a cost of ~1 % of quota.
-# (The daily quota is counted per UTC day, as Keap counts it: UTC_DAY_WINDOW.)
-WINDOW_MARGIN = {1.0: 0.15, 60.0: 0.5}
+# Keap counts a call when it arrives, the gate at its slot: a call held up on the way (a
+# busy loop, a slow connection) can land in the next window beside the calls made after
+# it. Slightly wider windows absorb that jitter. The second's margin is as wide as the
+# minute ceiling leaves room for, within SECOND_MARGIN_BOUNDS: with a key (5/s, 240/min)
+# the minute binds (4 a second on average), so 0.15 s costs nothing; at OAuth ceilings
+# (25/s x 60 = 1 500/min) the second binds, and 0.04 s (FRESH_SLOT_SECONDS plus ~25 ms of
+# sending) costs 1 - 1/1.04 = 3.8 % of the quota. (The daily quota is counted per UTC day,
+# as Keap counts it: UTC_DAY_WINDOW.)
+SECOND_MARGIN_BOUNDS = (0.04, 0.15)
+MINUTE_MARGIN = 0.5
+
+
+def second_margin(per_second: int, per_minute: int) -> float:
+    """The widest margin on the 1 s window that still lets ``per_minute`` calls through in
+    a minute, within SECOND_MARGIN_BOUNDS."""
+    room = per_second * 60.0 / per_minute - 1.0
+    low, high = SECOND_MARGIN_BOUNDS
+    return min(max(room, low), high)
 
 
 def ceilings_for(per_second: int, per_minute: int, per_day: int) -> list[tuple[int, float]]:
@@ -42,8 +63,8 @@ def ceilings_for(per_second: int, per_minute: int, per_day: int) -> list[tuple[i
     Keap's spike arrest counts in sub-second slices: a burst of 5 in 10 ms can trip 5/s."""
     return [
         (1, 1.0 / per_second),
-        (per_second, 1.0 + WINDOW_MARGIN[1.0]),
-        (per_minute, 60.0 + WINDOW_MARGIN[60.0]),
+        (per_second, 1.0 + second_margin(per_second, per_minute)),
+        (per_minute, 60.0 + MINUTE_MARGIN),
         (per_day, UTC_DAY_WINDOW),
     ]
 
@@ -60,6 +81,10 @@ class StoreCallGate:
         # order: without it every waiting call retries at once when a slot frees up, and
         # the herd of refused reservations costs more database time than the calls.
         self._turn = asyncio.Lock()
+        self._spacing = min((w for n, w in ceilings if n == 1), default=0.0)
+        self._last_slot = 0.0
+        self._round_trip = 0.0
+        self.lead = LEAD_BOUNDS[0]
 
     async def acquire(self) -> None:
         """Return when this call may be sent: a slot is reserved in the shared windows."""
@@ -67,13 +92,16 @@ class StoreCallGate:
         if hook is not None:
             before_send.set(None)
         for attempt in range(1, RESERVE_ATTEMPTS + 1):
-            slot = await self._reserve()
+            slot, asked_at = await self._reserve()
             last = attempt == RESERVE_ATTEMPTS  # a database always this slow: send anyway
             if hook is not None and (last or self._fresh(slot)):
                 await hook()
                 hook = None
+            self._measured(time.time() - asked_at)
             if hook is None and (last or self._fresh(slot)):
-                return
+                await asyncio.sleep(max(0.0, slot - time.time()))
+                if last or self._fresh(slot):
+                    return
             # The grant (or the hook after it) came back late — a slow commit, a busy
             # host: the slot recorded lies in the past, and a call sent now would crowd
             # the next window. Take a fresh slot; the stale one stays counted, which only
@@ -84,16 +112,31 @@ class StoreCallGate:
     def _fresh(slot: float) -> bool:
         return time.time() - slot <= FRESH_SLOT_SECONDS
 
-    async def _reserve(self) -> float:
-        """Wait for and reserve a slot; the time it was reserved at."""
+    def _measured(self, round_trip: float) -> None:
+        """Follow the round trips from asking for a granted slot to being ready to send
+        on it (the grant, and the mark if any): the lead is LEAD_FACTOR x their average."""
+        self._round_trip += (round_trip - self._round_trip) / 8
+        low, high = LEAD_BOUNDS
+        self.lead = min(max(LEAD_FACTOR * self._round_trip, low), high)
+
+    async def _reserve(self) -> tuple[float, float]:
+        """Wait for and reserve a slot: the time reserved (``lead`` ahead, or later), and
+        when the reservation that got it was asked for."""
         async with self._turn:
+            # Ask for the next slot this process could have (its last one plus the
+            # spacing), not for "now": a request bound to be refused is a wasted round trip.
+            slot = max(time.time() + self.lead, self._last_slot + self._spacing)
             while True:
+                early = slot - self.lead - time.time()
+                if early > 0:  # never reserve further ahead than the lead
+                    await asyncio.sleep(min(early, 5.0))
                 asked_at = time.time()
-                wait = await self.store.reserve_call(asked_at, self.ceilings)
+                wait = await self.store.reserve_call(slot, self.ceilings)
                 if wait <= 0:
-                    return asked_at
-                # The wait counts from when we asked, not from when the answer came back.
-                await asyncio.sleep(min(max(asked_at + wait - time.time(), 0.0), 5.0))
+                    self._last_slot = slot
+                    return slot, asked_at
+                # The wait counts from the slot asked for, not from when the answer came.
+                slot = max(slot + min(wait, 5.0), time.time() + self.lead)
 
     def observe(self, headers: Mapping[str, str], status: int) -> None:
         """Slow down for everyone when Keap says its throttle or quota is spent."""

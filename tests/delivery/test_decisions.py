@@ -5,7 +5,14 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from app.delivery.gate import ceilings_for, throttle_pause_until
+import pytest
+
+from app.delivery.gate import (
+    SECOND_MARGIN_BOUNDS,
+    ceilings_for,
+    second_margin,
+    throttle_pause_until,
+)
 from app.delivery.retry import MAX_DELAY, backoff_delay, decide_retry
 from app.store.base import UTC_DAY_WINDOW
 
@@ -59,3 +66,16 @@ def test_ceilings_keep_a_margin_below_keaps_windows() -> None:
     assert ceilings[0.2] == 1  # calls spaced 1/5 s apart
     assert ceilings[1.15] == 5 and ceilings[60.5] == 240
     assert ceilings[UTC_DAY_WINDOW] == 30_000  # the UTC day, as Keap counts its quota
+
+
+def test_the_seconds_margin_is_as_wide_as_the_minute_leaves_room_for() -> None:
+    # A key: the minute binds (240/min = 4/s), so the second keeps a wide margin.
+    assert second_margin(5, 240) == SECOND_MARGIN_BOUNDS[1]
+    # OAuth: 25/s x 60 = 1 500/min, the second binds: the narrowest margin, so that the
+    # gate lets through 25 / 1.04 = 96 % of the quota.
+    assert second_margin(25, 1500) == SECOND_MARGIN_BOUNDS[0]
+    assert 25 * 60 / (1 + second_margin(25, 1500)) >= 0.95 * 1500
+    # In between: just enough room for the minute's calls.
+    assert second_margin(22, 1200) == pytest.approx(0.1)
+    ceilings = dict((window, limit) for limit, window in ceilings_for(25, 1500, 150_000))
+    assert ceilings[1.04] == 25 and ceilings[60.5] == 1500 and ceilings[0.04] == 1
