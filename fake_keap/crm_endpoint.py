@@ -72,12 +72,15 @@ async def crm_endpoint(request: Request) -> Response:
     operation = route.operation if route else (call.operation if call else UNPARSABLE)
     credential = presented_credential(request.headers)
     with state.serving(operation):
+        # Admitted (and counted against the rate windows) on arrival, then answered after
+        # the latency: Keap's gateway applies its quota and spike policies in the request
+        # flow, before the call reaches the target (KEAP_API_NOTES "Quotas and throttling";
+        # Apigee's Quota/SpikeArrest policies run on the proxy's request PreFlow).
+        xmlrpc_method = (call.method if call else "") if is_xmlrpc else None
+        admission = state.admit(CallInfo(operation, credential, xmlrpc_method))
         latency_ms = state.behaviour.latency_ms
         if latency_ms:
             await asyncio.sleep(latency_ms / 1000)
-
-        xmlrpc_method = (call.method if call else "") if is_xmlrpc else None
-        admission = state.admit(CallInfo(operation, credential, xmlrpc_method))
         response = _answer(state, admission, route, call, body, request, registry)
         if not isinstance(response, DroppedConnection):
             response.headers.update(state.throttle_headers(admission.credential_id))
