@@ -9,8 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from app.delivery.budget import read_budget
+from app.domain.events import EVENT_STATUSES
 from app.observability.metrics import Metrics
-from app.store.base import EVENT_STATUSES
 
 router = APIRouter()
 

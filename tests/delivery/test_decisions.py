@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from app.delivery.gate import ceilings_for, throttle_pause_until
 from app.delivery.retry import MAX_DELAY, backoff_delay, decide_retry
-from app.store.base import UTC_DAY_WINDOW
+from app.domain.quota import UTC_DAY_WINDOW
 
 NOW = 1_800_000_000.0
 

@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.domain.events import EventRecord
 from app.fake_keap.state import FakeKeapState
-from app.store.base import EventRecord, Store
+from app.store.base import Store
 
 TOKEN = "t0ken"
 ACTION_SET = 42

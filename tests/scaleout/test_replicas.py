@@ -16,8 +16,8 @@ import httpx
 import psycopg
 import pytest
 
+from app.domain.events import EventFilter, EventRecord
 from app.fake_keap.server import FakeKeapServer
-from app.store.base import EventFilter, EventRecord
 from app.store.factory import open_store
 from app.store.migrations import MIGRATIONS
 from tests.support.processes import free_port, relay_env, start_relay, stop, wait_healthy
