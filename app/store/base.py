@@ -47,7 +47,7 @@ def storing_failed(
 class Store(Protocol):
     """What the relay needs from a database. Every write is durable when it returns."""
 
-    dialect: str
+    dialect: str  # "sqlite" or "postgres", as /readyz names it
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
