@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from app.ingest.bodies import MAX_NESTING
-from app.store import queries
+from app.store.queries import events as event_sql
 from tests.test_ingest_http import ORDER, shopify_headers
 
 _ids = itertools.count(1)
@@ -99,8 +99,8 @@ def queued_requests(relay: httpx.AsyncClient) -> int:
     flushers' pending list on PostgreSQL)."""
     store = relay.app.state.store  # type: ignore[attr-defined]
     if store.dialect == "sqlite":
-        return int(store._jobs.qsize())
-    return len(store._pending_inserts)
+        return int(store.db._jobs.qsize())
+    return len(store.db._pending_inserts)
 
 
 async def post_batch_with_one_poisoned(
@@ -135,14 +135,14 @@ async def post_batch_with_one_poisoned(
 def poison_encoder(monkeypatch: pytest.MonkeyPatch, fault: Callable[[], str]) -> None:
     """The JSON encoder the store serialises payloads with, failing for the poisoned
     order's customer only (the way its fallback once produced a lone surrogate)."""
-    original = queries._dumps
+    original = event_sql.dumps
 
     def dumps(value: Any) -> str:
         if isinstance(value, dict) and value.get("customer", {}).get("poison"):
             return fault()
         return original(value)
 
-    monkeypatch.setattr(queries, "_dumps", dumps)
+    monkeypatch.setattr(event_sql, "dumps", dumps)
 
 
 def lone_surrogate() -> str:

@@ -16,10 +16,10 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from app.domain.events import EventFilter, EventRecord
 from app.observability.logging import mask_email
 from app.settings import Settings
-from app.store.base import EventFilter, EventRecord
-from app.store.sqlite import sqlite_path
+from app.store.sqlite_db import sqlite_path
 
 ERROR_WIDTH = 60
 COLUMNS = ("RECEIVED (UTC)", "ID", "SOURCE", "TYPE", "CONTACT", "STATUS", "STEPS", "LAST ERROR")

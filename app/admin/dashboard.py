@@ -42,8 +42,8 @@ from app.api.deps import (
 )
 from app.api.requests import read_body
 from app.config.sunset import sunset_summary
+from app.domain.problems import DeadGroup
 from app.errors import BadRequest, NotFound, RelayError, TooManyRequests
-from app.store.base import DeadGroup
 
 _MAX_FORM_BYTES = 16_384
 _MAX_FORM_FIELDS = 100

@@ -10,8 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.ingest.bodies import MAX_NESTING, nesting_depth
-from app.store.base import (
+from app.domain.events import (
     AttemptRecord,
     EventRecord,
     EventStatus,
@@ -19,6 +18,7 @@ from app.store.base import (
     StepStatus,
     is_dry_run_step,
 )
+from app.ingest.bodies import MAX_NESTING, nesting_depth
 
 ReplayableStatus = Literal["pending", "delivered", "dead"]
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from app.config.models import RelayConfig
 from app.delivery.budget import QuotaBudget, read_budget
+from app.domain.events import EVENT_STATUSES, EventFilter, EventRecord, Replanner
 from app.errors import BadRequest, NotFound, RelayError
 from app.plan.planner import plan_event
 from app.plan.replan import replan_event
-from app.store.base import EVENT_STATUSES, EventFilter, EventRecord, Replanner, Store
+from app.store.base import Store
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500

@@ -32,7 +32,8 @@ from app.alerts.messages import (
 )
 from app.alerts.sender import AlertSender
 from app.delivery.budget import read_budget
-from app.store.base import UTC_DAY_WINDOW, Store, StoreUnavailable
+from app.domain.quota import UTC_DAY_WINDOW
+from app.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("relay.alerts")
 

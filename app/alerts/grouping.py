@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from app.store.base import DeadEvent, DeadGroup
+from app.domain.problems import DeadEvent, DeadGroup
 
 DEAD_KEY_PREFIX = "dead:"
 DEAD_CURSOR_KEY = "dead-cursor"

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from app.delivery.budget import QuotaBudget
-from app.store.base import DeadGroup
+from app.domain.problems import DeadGroup
 
 DISCORD_CONTENT_MAX = 2000  # Discord refuses longer messages
 RETIRED_MARK = "Keap retired XML-RPC"  # in the reason of a step given up after the sunset

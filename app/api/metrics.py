@@ -10,9 +10,10 @@ from starlette.responses import Response
 
 from app.api.deps import MetricsDep, SettingsDep, StoreDep
 from app.delivery.budget import read_budget
+from app.domain.events import EVENT_STATUSES
 from app.observability.metrics import Metrics
 from app.settings import Settings
-from app.store.base import EVENT_STATUSES, Store
+from app.store.base import Store
 
 router = APIRouter()
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.store.base import UTC_DAY_WINDOW, Store, utc_day_start
+from app.domain.quota import UTC_DAY_WINDOW, utc_day_start
+from app.store.base import Store
 
 WINDOWS = (("second", 1.0), ("minute", 60.0), ("day", UTC_DAY_WINDOW))
 

@@ -9,9 +9,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from app.domain.quota import UTC_DAY_WINDOW
 from app.keap.throttle import ThrottleState, read_throttle, spent_pause_seconds
 from app.observability.metrics import Metrics
-from app.store.base import UTC_DAY_WINDOW, Store
+from app.store.base import Store
 
 log = logging.getLogger("relay.limiter")
 

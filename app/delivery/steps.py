@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from app.domain.events import StepRecord
 from app.keap.client import ContactFields
 from app.keap.errors import KeapPermanentError
 from app.plan.planner import CONTACT_UPSERT
-from app.store.base import StepRecord
 
 
 class KeapActions(Protocol):

@@ -32,6 +32,7 @@ from app.delivery.retry import decide_retry
 from app.delivery.reuse import ContactReuse, says_contact_missing
 from app.delivery.steps import KeapActions, run_step
 from app.delivery.token_upkeep import TokenKeeper, describe_token_age, keep_refresh_token_fresh
+from app.domain.events import AttemptRecord, EventRecord, StepRecord
 from app.keap.client import KeapCall
 from app.keap.errors import (
     KeapAuthError,
@@ -46,7 +47,7 @@ from app.observability.logging import bind_log_context, log_context, mask_email
 from app.observability.metrics import Metrics
 from app.observability.tracing import delivery_outcome, delivery_span
 from app.plan.planner import CONTACT_UPSERT
-from app.store.base import AttemptRecord, EventRecord, StepRecord, Store, StoreUnavailable
+from app.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("relay.worker")
 

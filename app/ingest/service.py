@@ -21,6 +21,7 @@ from typing import Any
 
 from app.api.proxies import TrustedProxies
 from app.config.models import RelayConfig, Source, VerifySpec
+from app.domain.events import Inserted, NewEvent
 from app.errors import (
     BadRequest,
     Forbidden,
@@ -37,7 +38,7 @@ from app.ingest.schemes import SignatureError
 from app.ingest.signatures import verify_signature
 from app.observability.tracing import LINK_HEADER, IngestTrace
 from app.plan.planner import plan_event
-from app.store.base import Inserted, NewEvent, Store, StoreUnavailable, UnstorableEvent
+from app.store.base import Store, StoreUnavailable, UnstorableEvent
 from app.store.ids import new_event_id
 
 # Headers never stored: signatures, credentials and anything that smells like one.
@@ -49,7 +50,7 @@ OFF_LOOP_BYTES = 64 * 1024
 _PING_BYTES = 1024
 
 
-# Not frozen: made on every webhook (see app.store.base.PlannedStep).
+# Not frozen: made on every webhook (see app.domain.events.PlannedStep).
 @dataclass(slots=True)
 class IngestRequest:
     source: str

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
 
+    from app.domain.events import EventRecord
     from app.keap.models import KeapCall
-    from app.store.base import EventRecord
 
 log = logging.getLogger("relay.tracing")
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.config.models import Action, ContactMapping, RelayConfig, Route
+from app.domain.events import CONTACT_UPSERT, EventStatus, PlannedStep
 from app.plan.orders import NOTE_STEP, ORDER_STEP, PAYMENT_STEP, PlanError, plan_note, plan_order
-from app.store.base import CONTACT_UPSERT, EventStatus, PlannedStep
 
 __all__ = ["CONTACT_UPSERT", "EventPlan", "matching_routes", "plan_event", "resolve_contact"]
 

@@ -15,8 +15,8 @@ from collections import defaultdict
 from typing import Any
 
 from app.config.models import RelayConfig
+from app.domain.events import CONTACT_UPSERT, EventRecord, PlannedStep, Replanned, StepRecord
 from app.plan.planner import plan_event
-from app.store.base import CONTACT_UPSERT, EventRecord, PlannedStep, Replanned, StepRecord
 
 # States worth keeping: "done" must not repeat, "sending" (a worker died mid-call) must not
 # be blindly repeated either. Pending and failed steps have nothing to keep.

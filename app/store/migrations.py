@@ -7,6 +7,12 @@ PostgreSQL takes an advisory lock first so replicas starting together migrate on
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from typing import Any
+
+from app.store.dialect import POSTGRES, SQLITE
+
 MIGRATIONS: list[tuple[int, str, dict[str, list[str]]]] = [
     (
         1,
@@ -217,3 +223,57 @@ MIGRATIONS += [
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate_sqlite(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, description, statements in MIGRATIONS:
+        if version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-check under the write lock: another process may have migrated meanwhile.
+            if conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone():
+                conn.execute("COMMIT")
+                continue
+            for statement in statements[SQLITE.name]:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                (version, description, time.time()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def migrate_postgres(conn: Any) -> None:
+    """Apply the missing migrations, each in a transaction holding the migration lock, so
+    replicas starting together on an empty database migrate exactly once."""
+    for version, description, statements in MIGRATIONS:
+        with conn.transaction():
+            conn.execute(POSTGRES.migration_lock)
+            # Under the lock: IF NOT EXISTS alone is not safe against a concurrent CREATE.
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            applied = conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)
+            ).fetchone()
+            if applied:
+                continue
+            for statement in statements[POSTGRES.name]:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, description, applied_at) "
+                "VALUES (%s, %s, %s)",
+                (version, description, time.time()),
+            )

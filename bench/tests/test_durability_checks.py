@@ -26,10 +26,10 @@ def test_a_lost_202_is_found_even_when_the_count_matches(tmp_path: Path) -> None
 async def test_the_recorded_settings_are_the_databases_own(
     tmp_path: Path, postgres_schema_url: str
 ) -> None:
-    from app.store.sqlite import SQLiteStore
+    from app.store.factory import open_store
 
     db = tmp_path / "relay.db"
-    store = SQLiteStore(databases.sqlite_url(db))
+    store = open_store(databases.sqlite_url(db))
     await store.open()
     await store.close()
     sqlite = databases.sqlite_file_durability(db)

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.domain.events import AttemptRecord, NewEvent, PlannedStep
 from app.main import create_app
-from app.store.base import AttemptRecord, NewEvent, PlannedStep, Store
+from app.store.base import Store
 from app.store.ids import new_event_id
 from tests.conftest import make_config, make_settings
 

@@ -8,8 +8,9 @@ import time
 import httpx
 
 from app.delivery.gate import ceilings_for
+from app.domain.quota import UTC_DAY_WINDOW, utc_day_start
 from app.settings import KEY_CEILINGS
-from app.store.base import UTC_DAY_WINDOW, Store, utc_day_start
+from app.store.base import Store
 from tests.admin.conftest import login
 
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from app.store.base import EventRecord, Store
+from app.domain.events import EventRecord
+from app.store.base import Store
 from tests.admin.conftest import BEARER, csrf_from, insert, kill, login, new_event
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.alerts.grouping import dead_key, plan_dead_alerts
 from app.alerts.messages import dead_events_alert
-from app.store.base import DeadEvent, DeadGroup
+from app.domain.problems import DeadEvent, DeadGroup
 
 T0 = 1_700_000_000.0
 WINDOW = 300.0

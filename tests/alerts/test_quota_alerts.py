@@ -8,7 +8,8 @@ import httpx
 
 from app.alerts.alerter import Alerter, AlertOptions
 from app.alerts.sender import AlertSender
-from app.store.base import Store, utc_day_start
+from app.domain.quota import utc_day_start
+from app.store.base import Store
 from tests.alerts.conftest import AlertReceiver
 
 CEILINGS = (5, 240, 4)  # four calls a day

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.store.base import EventFilter, NewEvent
+from app.domain.events import EventFilter, NewEvent
 from app.store.factory import open_store
 from tests.admin.conftest import insert, kill
 from tests.conftest import CONFIG_YAML, SECRETS

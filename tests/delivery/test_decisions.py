@@ -14,7 +14,7 @@ from app.delivery.gate import (
     throttle_pause_until,
 )
 from app.delivery.retry import MAX_DELAY, backoff_delay, decide_retry
-from app.store.base import UTC_DAY_WINDOW
+from app.domain.quota import UTC_DAY_WINDOW
 
 NOW = 1_800_000_000.0
 

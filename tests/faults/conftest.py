@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.store.base import EventRecord, Store
+from app.domain.events import EventRecord
+from app.store.base import Store
 from devkit.cart import cart_yaml, headers
 from devkit.cart import order as order
 from fake_keap.state import FakeKeapState

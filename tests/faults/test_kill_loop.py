@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from app.store.base import EventRecord
+from app.domain.events import EventRecord
 from app.store.factory import open_store
-from app.store.sqlite import sqlite_path
+from app.store.sqlite_db import sqlite_path
 from fake_keap.server import FakeKeapServer
 from fake_keap.state import FakeKeapState
 from tests.delivery.conftest import API_KEY

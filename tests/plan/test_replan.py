@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain.events import EventRecord, StepRecord
 from app.plan.planner import plan_event
 from app.plan.replan import replan_event
-from app.store.base import EventRecord, StepRecord
 from tests.conftest import make_config
 
 HEAD = """

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import psycopg
 import pytest
 
-from app.store.base import NewEvent, PlannedStep, Store
+from app.domain.events import NewEvent, PlannedStep
+from app.store.base import Store
 from app.store.factory import open_store
 from app.store.ids import new_event_id
 

@@ -22,7 +22,8 @@ import pytest
 
 from app.config.models import RelayConfig
 from app.main import create_app
-from app.store.postgres import PostgresStore
+from app.store.base import Store
+from app.store.factory import open_store
 from tests.conftest import make_settings
 from tests.store.test_store_contract import make_event
 from tests.test_ingest_http import ORDER, shopify_headers
@@ -100,7 +101,7 @@ async def test_two_replicas_deliver_one_contact_in_the_order_answered(
     await asyncio.sleep(0.3)  # order 1 has its row and is committing
     second = asyncio.create_task(post(a, "wh-order-2", "fast"))
     await asyncio.gather(first, second)
-    store: PostgresStore = a.app.state.store  # type: ignore[attr-defined]
+    store: Store = a.app.state.store  # type: ignore[attr-defined]
     events = {e.id: e for e in [await store.get_event(i) for i in answered] if e}
     assert [events[i].seq for i in answered] == sorted(e.seq for e in events.values())
     # The worker's claim: only the first answered is due; the second waits for it.
@@ -138,7 +139,7 @@ def test_racing_replicas_never_show_a_contact_event_ahead_of_an_earlier_one(
                 seen.append(snapshot)
 
     async def replica(rng: random.Random, burst: bool) -> None:
-        store = PostgresStore(postgres_schema_url, pool_size=4)
+        store = open_store(postgres_schema_url, pool_size=4)
         await store.open()
         try:
             for _ in range(rounds):
@@ -182,6 +183,6 @@ def test_racing_replicas_never_show_a_contact_event_ahead_of_an_earlier_one(
 
 
 async def _open_and_close(url: str) -> Any:
-    store = PostgresStore(url, pool_size=1)
+    store = open_store(url, pool_size=1)
     await store.open()
     await store.close()

@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from app.store.base import EventFilter, EventRecord
+from app.domain.events import EventFilter, EventRecord
 from app.store.factory import open_store
 from app.store.migrations import MIGRATIONS
 from fake_keap.server import FakeKeapServer

@@ -14,7 +14,8 @@ import pytest
 
 from app.config.models import RelayConfig
 from app.delivery.retention import purge_expired
-from app.store.base import EventStatus, NewEvent, PlannedStep, Store
+from app.domain.events import EventStatus, NewEvent, PlannedStep
+from app.store.base import Store
 from app.store.factory import open_store
 from app.store.ids import new_event_id
 from fake_keap.server import FakeKeapServer

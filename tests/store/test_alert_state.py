@@ -8,14 +8,9 @@ import asyncio
 import pytest
 
 from app.delivery.budget import read_budget
-from app.store.base import (
-    QUOTA_RESET_MARGIN,
-    UTC_DAY_WINDOW,
-    DeadEvent,
-    DeadGroup,
-    Store,
-    utc_day_start,
-)
+from app.domain.problems import DeadEvent, DeadGroup
+from app.domain.quota import QUOTA_RESET_MARGIN, UTC_DAY_WINDOW, utc_day_start
+from app.store.base import Store
 from tests.store.test_store_contract import T0, claimed_ids, insert, make_event
 
 

@@ -18,11 +18,11 @@ import httpx
 import psycopg
 import pytest
 
-from app.store import sqlite as sqlite_module
+from app.store import sqlite_db
 from app.store.base import StoreUnavailable
 from app.store.factory import open_store
-from app.store.postgres import durability_problem
-from app.store.sqlite import DURABLE_PRAGMAS, SQLiteStore, writer_pragmas
+from app.store.postgres_db import durability_problem
+from app.store.sqlite_db import DURABLE_PRAGMAS, SQLiteDatabase, writer_pragmas
 from tests.support.processes import free_port, relay_env
 from tests.test_ingest_http import ORDER, shopify_headers
 
@@ -38,18 +38,18 @@ async def post_order(relay: httpx.AsyncClient, webhook_id: str) -> httpx.Respons
 async def test_the_sqlite_writer_connection_is_wal_with_full_sync(tmp_path: Path) -> None:
     """Read on the writer's own connection, through the writer: WAL, fsynced at every
     commit (synchronous=FULL) — what docs/operations.md promises."""
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'relay.db'}")
-    await store.open()
+    db = SQLiteDatabase(f"sqlite:///{tmp_path / 'relay.db'}")
+    await db.open()
     try:
         assert DURABLE_PRAGMAS == {"journal_mode": "wal", "synchronous": "full"}
-        assert await store._write(writer_pragmas) == DURABLE_PRAGMAS
-        assert store.durability() == DURABLE_PRAGMAS
-        await store.ping()
+        assert await db.write(writer_pragmas) == DURABLE_PRAGMAS
+        assert db.durability() == DURABLE_PRAGMAS
+        await db.ping()
         # A connection the writer reopens after a failed write is set up the same way.
-        store._write_failure = "the last write failed (test)"
-        assert await store._write(writer_pragmas) == DURABLE_PRAGMAS
+        db._write_failure = "the last write failed (test)"
+        assert await db.write(writer_pragmas) == DURABLE_PRAGMAS
     finally:
-        await store.close()
+        await db.close()
 
 
 async def test_readyz_names_the_writer_durability(relay: httpx.AsyncClient) -> None:
@@ -97,7 +97,7 @@ async def test_a_stopped_writer_fails_its_batch_and_is_restarted(
     catches): the request it held hears 503 instead of waiting for ever, /readyz says
     the writer is down while it is, and it comes back by itself."""
     store = relay.app.state.store  # type: ignore[attr-defined]
-    original = SQLiteStore._commit_batch
+    original = sqlite_db.commit_batch
     calls = {"n": 0}
 
     def dies_once(conn: sqlite3.Connection, batch: list[Any]) -> bool:
@@ -106,7 +106,7 @@ async def test_a_stopped_writer_fails_its_batch_and_is_restarted(
             raise SystemExit("the writer was told to stop")
         return original(conn, batch)
 
-    monkeypatch.setattr(SQLiteStore, "_commit_batch", staticmethod(dies_once))
+    monkeypatch.setattr(sqlite_db, "commit_batch", dies_once)
     first = await asyncio.wait_for(post_order(relay, "wh-dies"), timeout=5)
     assert first.status_code == 503
     assert "the database writer stopped" in first.json()["detail"]
@@ -123,7 +123,7 @@ async def test_a_stopped_writer_fails_its_batch_and_is_restarted(
     again = await post_order(relay, "wh-dies")  # the refused webhook, sent again
     assert again.status_code == 202
     assert await store.get_event(again.json()["event_id"]) is not None
-    assert await store._write(writer_pragmas) == DURABLE_PRAGMAS
+    assert await store.db.write(writer_pragmas) == DURABLE_PRAGMAS
 
 
 @ON_SQLITE
@@ -135,19 +135,19 @@ async def test_a_writer_thread_that_ended_is_started_again_by_the_next_check(
     ends. The next look at the writer (/readyz here, as a load balancer polls it) finds
     it gone, answers the request it held with 503 and starts a new one."""
     store = relay.app.state.store  # type: ignore[attr-defined]
-    original_commit, original_fail = SQLiteStore._commit_batch, sqlite_module._fail_batch
+    original_commit, original_fail = sqlite_db.commit_batch, sqlite_db.fail_batch
 
     def dies_once(conn: sqlite3.Connection, batch: list[Any]) -> bool:
-        monkeypatch.setattr(SQLiteStore, "_commit_batch", staticmethod(original_commit))
+        monkeypatch.setattr(sqlite_db, "commit_batch", original_commit)
         raise SystemExit("the writer was told to stop")
 
     def supervisor_fails(batch: list[Any], error: BaseException) -> None:
-        monkeypatch.setattr(sqlite_module, "_fail_batch", original_fail)
+        monkeypatch.setattr(sqlite_db, "fail_batch", original_fail)
         raise SystemExit("and so was its supervisor")
 
-    monkeypatch.setattr(SQLiteStore, "_commit_batch", staticmethod(dies_once))
-    monkeypatch.setattr(sqlite_module, "_fail_batch", supervisor_fails)
-    thread = store._writer
+    monkeypatch.setattr(sqlite_db, "commit_batch", dies_once)
+    monkeypatch.setattr(sqlite_db, "fail_batch", supervisor_fails)
+    thread = store.db._writer
     held = asyncio.create_task(post_order(relay, "wh-orphaned"))
     for _ in range(100):
         if not thread.is_alive():
@@ -164,7 +164,7 @@ async def test_a_writer_thread_that_ended_is_started_again_by_the_next_check(
             break
         await asyncio.sleep(0.05)
     again = await post_order(relay, "wh-orphaned")
-    assert again.status_code == 202 and store._writer is not thread
+    assert again.status_code == 202 and store.db._writer is not thread
 
 
 @ON_SQLITE
@@ -172,7 +172,7 @@ async def test_a_writer_bug_fails_one_batch_and_the_writer_goes_on(
     relay: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = relay.app.state.store  # type: ignore[attr-defined]
-    original = SQLiteStore._commit_batch
+    original = sqlite_db.commit_batch
     calls = {"n": 0}
 
     def fails_once(conn: sqlite3.Connection, batch: list[Any]) -> bool:
@@ -181,13 +181,13 @@ async def test_a_writer_bug_fails_one_batch_and_the_writer_goes_on(
             raise KeyError("a bug")
         return original(conn, batch)
 
-    monkeypatch.setattr(SQLiteStore, "_commit_batch", staticmethod(fails_once))
-    thread = store._writer
+    monkeypatch.setattr(sqlite_db, "commit_batch", fails_once)
+    thread = store.db._writer
     first = await post_order(relay, "wh-bug")
     assert first.status_code == 503 and "KeyError" in first.json()["detail"]
     second = await post_order(relay, "wh-bug")
     assert second.status_code == 202
-    assert store._writer is thread and thread.is_alive()  # not restarted: never stopped
+    assert store.db._writer is thread and thread.is_alive()  # not restarted: never stopped
     assert (await relay.get("/readyz")).status_code == 200
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.store import sqlite as sqlite_store
-from app.store.sqlite import SQLiteStore
+from app.store import sqlite_db
+from app.store.sqlite_db import SQLiteDatabase
 from tests.store.test_store_contract import make_event
 
 LIMIT = 512 * 1024
@@ -19,9 +19,9 @@ LIMIT = 512 * 1024
 async def test_restart_runs_when_the_wal_fills_not_every_interval(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", LIMIT)
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_INTERVAL", 0.01)
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'relay.db'}")
+    monkeypatch.setattr(sqlite_db, "WAL_RESTART_BYTES", LIMIT)
+    monkeypatch.setattr(sqlite_db, "CHECKPOINT_INTERVAL", 0.01)
+    store = SQLiteDatabase(f"sqlite:///{tmp_path / 'relay.db'}")
     await store.open()
     wal = tmp_path / "relay.db-wal"
     largest = 0

@@ -11,14 +11,17 @@ from typing import Any
 
 import pytest
 
-from app.store import queries
-from app.store.sqlite import SQLiteStore, _connect, _InsertJob
+from app.store.factory import open_store
+from app.store.queries import events as event_sql
+from app.store.sqlite_commit import InsertJob, commit_batch
+from app.store.sqlite_db import _connect
+from app.store.store import SQLStore
 from tests.store.test_store_contract import make_event
 
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> Any:
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'relay.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
     await store.open()
     yield store
     await store.close()
@@ -26,20 +29,20 @@ async def sqlite_store(tmp_path: Path) -> Any:
 
 def _commit(conn: sqlite3.Connection, requests: list[Any]) -> bool:
     """Commit ``(events, rows, future)`` insert requests as the writer thread does."""
-    batch = [(_InsertJob(events, rows), f, f.get_loop()) for events, rows, f in requests]
-    return SQLiteStore._commit_batch(conn, batch)
+    batch = [(InsertJob(events, rows), f, f.get_loop()) for events, rows, f in requests]
+    return commit_batch(conn, batch)
 
 
 def _requests(*event_lists: list[Any]) -> list[Any]:
     loop = asyncio.get_running_loop()
     return [
-        (events, [queries.event_row(e) for e in events], loop.create_future())
+        (events, [event_sql.event_row(e) for e in events], loop.create_future())
         for events in event_lists
     ]
 
 
-async def _run(store: SQLiteStore, requests: list[Any]) -> tuple[bool, list[Any]]:
-    conn = _connect(store.path)
+async def _run(store: SQLStore, requests: list[Any]) -> tuple[bool, list[Any]]:
+    conn = _connect(store.db.path)
     try:
         statements: list[str] = []
         conn.set_trace_callback(statements.append)
@@ -50,7 +53,7 @@ async def _run(store: SQLiteStore, requests: list[Any]) -> tuple[bool, list[Any]
         conn.close()
 
 
-async def test_a_batch_of_new_webhooks_is_one_statement(sqlite_store: SQLiteStore) -> None:
+async def test_a_batch_of_new_webhooks_is_one_statement(sqlite_store: SQLStore) -> None:
     """Here the count of statements is the point: every statement is a release and
     retake of the GIL the event loop is waiting for (docs/performance.md)."""
     requests = _requests(*([make_event()] for _ in range(5)))
@@ -63,7 +66,7 @@ async def test_a_batch_of_new_webhooks_is_one_statement(sqlite_store: SQLiteStor
 
 
 async def test_a_duplicate_in_the_batch_is_named_and_its_neighbours_created(
-    sqlite_store: SQLiteStore,
+    sqlite_store: SQLStore,
 ) -> None:
     """The one statement stores the new rows and skips the duplicate: each request must
     still hear which of its events are new and which event a duplicate repeats."""
@@ -82,11 +85,11 @@ async def test_a_duplicate_in_the_batch_is_named_and_its_neighbours_created(
         assert await sqlite_store.get_event(event.id) is not None
 
 
-async def test_a_failed_batch_stores_nothing_and_says_so(sqlite_store: SQLiteStore) -> None:
+async def test_a_failed_batch_stores_nothing_and_says_so(sqlite_store: SQLStore) -> None:
     requests = _requests([make_event()], [make_event()])
-    blocker = sqlite3.connect(sqlite_store.path, timeout=0)
+    blocker = sqlite3.connect(sqlite_store.db.path, timeout=0)
     blocker.execute("BEGIN EXCLUSIVE")  # the database is locked: every write fails
-    conn = _connect(sqlite_store.path)
+    conn = _connect(sqlite_store.db.path)
     conn.execute("PRAGMA busy_timeout = 0")
     try:
         ok = _commit(conn, requests)

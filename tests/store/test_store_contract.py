@@ -10,19 +10,12 @@ import time
 import psycopg
 import pytest
 
-from app.store.base import (
-    AttemptRecord,
-    EventFilter,
-    EventStatus,
-    NewEvent,
-    PlannedStep,
-    Store,
-    StoredToken,
-    StoreUnavailable,
-)
+from app.domain.events import AttemptRecord, EventFilter, EventStatus, NewEvent, PlannedStep
+from app.keap.models import StoredToken
+from app.store.base import Store, StoreUnavailable
+from app.store.factory import open_store
 from app.store.ids import new_event_id
 from app.store.migrations import MIGRATIONS
-from app.store.postgres import PostgresStore
 from tests.store.conftest import StoreFactory
 
 T0 = 1_700_000_000.0
@@ -411,7 +404,7 @@ async def test_ping_answers(store: Store) -> None:
 
 # PostgreSQL only -------------------------------------------------------------------
 async def test_replicas_starting_together_migrate_once(postgres_schema_url: str) -> None:
-    replicas = [PostgresStore(postgres_schema_url, pool_size=2) for _ in range(3)]
+    replicas = [open_store(postgres_schema_url, pool_size=2) for _ in range(3)]
     try:
         await asyncio.gather(*(replica.open() for replica in replicas))
         assert await replicas[0].count_by_status() == {}
@@ -428,7 +421,7 @@ async def test_replicas_starting_together_migrate_once(postgres_schema_url: str)
 
 @pytest.mark.parametrize("scheme", ["postgres://", "postgresql+psycopg://"])
 async def test_postgres_url_spellings_are_accepted(postgres_schema_url: str, scheme: str) -> None:
-    store = PostgresStore(scheme + postgres_schema_url.split("://", 1)[1], pool_size=1)
+    store = open_store(scheme + postgres_schema_url.split("://", 1)[1], pool_size=1)
     await store.open()
     try:
         await store.ping()
@@ -437,7 +430,7 @@ async def test_postgres_url_spellings_are_accepted(postgres_schema_url: str, sch
 
 
 async def test_an_unreachable_postgres_is_unavailable_without_its_password() -> None:
-    store = PostgresStore("postgresql://relay:s3cr%40t-pw@127.0.0.1:1/relay", pool_size=1)
+    store = open_store("postgresql://relay:s3cr%40t-pw@127.0.0.1:1/relay", pool_size=1)
     try:
         with pytest.raises(StoreUnavailable) as raised:
             await store.open()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
-from app.store import queries
-from app.store.base import EventFilter, EventRecord, PlannedStep, Replanned, StepRecord, Store
+from app.domain.events import EventFilter, EventRecord, PlannedStep, Replanned, StepRecord
+from app.store.base import Store
+from app.store.queries import replay
 from tests.admin.conftest import WORKER, insert, new_event
 
 UPSERT = PlannedStep("r", "contact.upsert", {"email": "ada@example.com"})
@@ -123,7 +124,7 @@ async def test_replan_writes_the_new_plan_routes_and_contact(store: Store) -> No
 
 async def test_a_bulk_replay_larger_than_one_batch_requeues_every_event(store: Store) -> None:
     now = time.time()
-    count = queries.REQUEUE_BATCH * 2 + 3
+    count = replay.REQUEUE_BATCH * 2 + 3
     events = [new_event(received_at=now - 10 + i / 1000) for i in range(count)]
     ids = await insert(store, *events)
     assert await store.requeue_matching(EventFilter(status="pending"), now) == count

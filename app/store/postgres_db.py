@@ -1,10 +1,11 @@
 """PostgreSQL, for several replicas sharing one database.
 
-The SQL lives in ``queries`` (shared with SQLite); this module runs it with psycopg 3 on a
-sync connection pool, from a thread pool of the same size so a call never waits for a
-thread while a connection is free. Each store call is one transaction. Claims use
-``FOR UPDATE SKIP LOCKED`` and the limiter an advisory lock, so replicas cooperate
-through the database alone.
+The SQL lives in ``app.store.queries`` (shared with SQLite); this module runs it with
+psycopg 3 on a sync connection pool, from a thread pool of the same size so a call never
+waits for a thread while a connection is free. Each store call is one transaction (a
+serialization failure or deadlock retries it). Claims use ``FOR UPDATE SKIP LOCKED`` and
+the limiter an advisory lock (see ``app.store.dialect``), so replicas cooperate through
+the database alone; webhooks are written by flushers in group commits.
 """
 
 from __future__ import annotations
@@ -26,28 +27,16 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
-from app.store import queries
-from app.store.base import (
-    CONTENT_ERRORS,
-    AttemptRecord,
-    DeadEvent,
-    DeadGroup,
-    EventFilter,
-    EventRecord,
-    Inserted,
-    NewEvent,
-    Replanner,
-    StoredToken,
-    StoreUnavailable,
-    storing_failed,
-)
-from app.store.migrations import MIGRATIONS
+from app.domain.events import Inserted, NewEvent
+from app.store.base import CONTENT_ERRORS, StoreUnavailable, storing_failed
+from app.store.dialect import POSTGRES
+from app.store.migrations import migrate_postgres
+from app.store.queries import events as queries
 
 T = TypeVar("T")
 Conn = psycopg.Connection[DictRow]
-PH = "%s"
+PH = POSTGRES  # the dialect the insert path writes its SQL in
 
-_MIGRATION_LOCK = 727273  # pg_advisory_xact_lock key; the limiter uses 727274
 # pg_advisory_xact_lock(_CONTACT_LOCKS, crc32 of the contact key): the two-key form, a
 # space of its own. Held by an insert from before its rows take their ``seq`` until it
 # has committed, so per contact ``seq`` follows commit order (see _lock_contacts).
@@ -91,8 +80,8 @@ def _password_forms(url: str) -> list[str]:
     return sorted((form for form in forms if form), key=len, reverse=True)
 
 
-class PostgresStore:
-    dialect = "postgres"
+class PostgresDatabase:
+    dialect = POSTGRES
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self._secrets = _password_forms(url)
@@ -129,7 +118,7 @@ class PostgresStore:
             # A plain connection first: its error says why (refused, bad password), where
             # a pool that cannot fill would only report a timeout.
             with psycopg.connect(self._conninfo, **self._connect_kwargs) as conn:
-                _migrate(conn)
+                migrate_postgres(conn)
                 # Refuse to start rather than answer 202 for what a crash could lose.
                 self.settings = _durability_settings(conn)
                 if problem := durability_problem(self.settings, self._where):
@@ -193,6 +182,12 @@ class PostgresStore:
     async def _transact(self, fn: Callable[[Conn], T], *, pool_timeout: float | None = None) -> T:
         return await self._in_thread(lambda: self._run_transaction(fn, pool_timeout))
 
+    async def write(self, fn: Callable[[Conn], T]) -> T:
+        return await self._transact(fn)
+
+    async def read(self, fn: Callable[[Conn], T]) -> T:
+        return await self._transact(fn)  # one transaction: a consistent snapshot
+
     def _run_transaction(self, fn: Callable[[Conn], T], pool_timeout: float | None) -> T:
         pool = self._pool
         if pool is None:
@@ -219,7 +214,6 @@ class PostgresStore:
             text = text.replace(secret, "***")
         return text
 
-    # ingest ------------------------------------------------------------------------
     async def insert_events(self, events: list[NewEvent]) -> list[Inserted]:
         """Group commit, as on SQLite: requests that arrive while a batch is being written
         are written together in the next one, one transaction (one WAL flush) each."""
@@ -304,204 +298,6 @@ class PostgresStore:
         error = storing_failed(cause, _CONTENT_ERRORS)
         return type(error)(self._redact(str(error)))
 
-    # delivery ----------------------------------------------------------------------
-    async def claim_due_events(
-        self, worker_id: str, now: float, lease_seconds: float, limit: int
-    ) -> list[EventRecord]:
-        return await self._transact(
-            lambda c: queries.claim_due_events(c, PH, worker_id, now, lease_seconds, limit)
-        )
-
-    async def renew_claims(self, worker_id: str, event_ids: list[str], until: float) -> None:
-        if event_ids:
-            await self._transact(lambda c: queries.renew_claims(c, PH, worker_id, event_ids, until))
-
-    async def complete_step(
-        self,
-        event_id: str,
-        idx: int,
-        worker_id: str,
-        result: Any,
-        contact_id: int | None,
-        *,
-        replaces: int | None = None,
-    ) -> bool:
-        return await self._transact(
-            lambda c: queries.complete_step(
-                c, PH, event_id, idx, worker_id, result, contact_id, replaces
-            )
-        )
-
-    async def mark_step_sending(self, event_id: str, idx: int, worker_id: str) -> bool:
-        return await self._transact(
-            lambda c: queries.mark_step_sending(c, PH, event_id, idx, worker_id)
-        )
-
-    async def fail_step(
-        self,
-        event_id: str,
-        idx: int,
-        worker_id: str,
-        error: str,
-        *,
-        dead: bool,
-        next_attempt_at: float | None,
-        now: float,
-    ) -> bool:
-        return await self._transact(
-            lambda c: queries.fail_step(
-                c, PH, event_id, idx, worker_id, error, dead, next_attempt_at, now
-            )
-        )
-
-    async def give_up_step(self, event_id: str, idx: int, worker_id: str, error: str) -> bool:
-        return await self._transact(
-            lambda c: queries.give_up_step(c, PH, event_id, idx, worker_id, error)
-        )
-
-    async def finish_event(
-        self, event_id: str, worker_id: str, now: float, *, dead_reason: str | None = None
-    ) -> bool:
-        return await self._transact(
-            lambda c: queries.finish_event(c, PH, event_id, worker_id, now, dead_reason)
-        )
-
-    async def release_claim(self, event_id: str, worker_id: str, next_attempt_at: float) -> None:
-        await self._transact(
-            lambda c: queries.release_claim(c, PH, event_id, worker_id, next_attempt_at)
-        )
-
-    async def record_attempts(self, attempts: list[AttemptRecord]) -> None:
-        if attempts:
-            await self._transact(lambda c: queries.record_attempts(c, PH, attempts))
-
-    # limiter -----------------------------------------------------------------------
-    async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
-        return await self._transact(lambda c: queries.reserve_call(c, PH, now, ceilings))
-
-    async def calls_since(self, moments: list[float]) -> list[int]:
-        return await self._transact(lambda c: queries.calls_since(c, PH, moments))
-
-    async def set_not_before(self, until: float) -> None:
-        await self._transact(lambda c: queries.set_not_before(c, PH, until))
-
-    # contact reuse -----------------------------------------------------------------
-    async def reused_contact(self, email_key: str, fields_key: str, since: float) -> int | None:
-        return await self._transact(
-            lambda c: queries.reused_contact(c, PH, email_key, fields_key, since)
-        )
-
-    async def remember_contact(
-        self, email_key: str, fields_key: str, contact_id: int, now: float, keep: float
-    ) -> None:
-        await self._transact(
-            lambda c: queries.remember_contact(c, PH, email_key, fields_key, contact_id, now, keep)
-        )
-
-    async def forget_contact(self, email_key: str, contact_id: int) -> None:
-        await self._transact(lambda c: queries.forget_contact(c, PH, email_key, contact_id))
-
-    # oauth -------------------------------------------------------------------------
-    async def load_oauth_token(self) -> StoredToken | None:
-        return await self._transact(lambda c: queries.load_oauth_token(c, PH))
-
-    async def save_oauth_token(
-        self, token: StoredToken, *, previous_refresh_token: str | None
-    ) -> bool:
-        return await self._transact(
-            lambda c: queries.save_oauth_token(c, PH, token, previous_refresh_token, time.time())
-        )
-
-    # admin sessions ----------------------------------------------------------------
-    async def create_admin_session(self, id_hash: str, now: float, expires_at: float) -> None:
-        await self._transact(
-            lambda c: queries.create_admin_session(c, PH, id_hash, now, expires_at)
-        )
-
-    async def admin_session_active(self, id_hash: str, now: float) -> bool:
-        return await self._transact(lambda c: queries.admin_session_active(c, PH, id_hash, now))
-
-    async def revoke_admin_session(self, id_hash: str) -> None:
-        await self._transact(lambda c: queries.revoke_admin_session(c, PH, id_hash))
-
-    # operator ----------------------------------------------------------------------
-    async def event_payload_text(self, event_id: str) -> str | None:
-        return await self._transact(lambda c: queries.event_payload_text(c, PH, event_id))
-
-    async def list_events(
-        self, flt: EventFilter, limit: int, before_seq: int | None
-    ) -> list[EventRecord]:
-        return await self._transact(lambda c: queries.list_events(c, PH, flt, limit, before_seq))
-
-    async def get_event(self, event_id: str) -> EventRecord | None:
-        return await self._transact(lambda c: queries.get_event(c, PH, event_id))
-
-    async def requeue(
-        self,
-        event_id: str,
-        *,
-        from_start: bool,
-        now: float,
-        dry_run_steps: bool = False,
-        replan: Replanner | None = None,
-    ) -> bool:
-        return await self._transact(
-            lambda c: queries.requeue(
-                c, PH, event_id, from_start, now, dry_run_steps=dry_run_steps, replan=replan
-            )
-        )
-
-    async def requeue_matching(
-        self,
-        flt: EventFilter,
-        now: float,
-        *,
-        from_start: bool = False,
-        dry_run_steps: bool = False,
-        replan: Replanner | None = None,
-    ) -> int:
-        ids = await self._transact(lambda c: queries.requeue_candidates(c, PH, flt, dry_run_steps))
-        count = 0
-        for start in range(0, len(ids), queries.REQUEUE_BATCH):
-            requeue_batch = functools.partial(
-                queries.requeue_many,
-                ph=PH,
-                event_ids=ids[start : start + queries.REQUEUE_BATCH],
-                now=now,
-                from_start=from_start,
-                dry_run_steps=dry_run_steps,
-                replan=replan,
-            )
-            count += await self._transact(requeue_batch)
-        return count
-
-    async def count_by_status(self) -> dict[str, int]:
-        return await self._transact(lambda c: queries.count_by_status(c, PH))
-
-    async def dead_groups(self, limit: int) -> list[DeadGroup]:
-        return await self._transact(lambda c: queries.dead_groups(c, PH, limit))
-
-    async def dead_since(self, since: float, until: float, limit: int) -> list[DeadEvent]:
-        return await self._transact(lambda c: queries.dead_since(c, PH, since, until, limit))
-
-    async def load_alert_state(self, prefix: str) -> dict[str, tuple[float, float]]:
-        return await self._transact(lambda c: queries.load_alert_state(c, PH, prefix))
-
-    async def forget_alert_state(self, prefix: str, sent_before: float) -> int:
-        return await self._transact(
-            lambda c: queries.forget_alert_state(c, PH, prefix, sent_before)
-        )
-
-    async def advance_alert_state(
-        self, key: str, value: float, now: float, *, expected: float | None = None
-    ) -> bool:
-        return await self._transact(
-            lambda c: queries.advance_alert_state(c, PH, key, value, now, expected)
-        )
-
-    async def purge_finished(self, before: float, batch: int) -> int:
-        return await self._transact(lambda c: queries.purge_finished(c, PH, before, batch))
-
 
 def _insert_locked(conn: Conn, events: list[NewEvent]) -> list[Inserted]:
     _lock_contacts(conn, events)
@@ -577,28 +373,3 @@ def durability_problem(settings: dict[str, str], where: str) -> str | None:
         f"PostgreSQL at {where} runs with {' and '.join(problems)}: a webhook answered 202 "
         "could be lost in a crash, so the relay will not use it"
     )
-
-
-def _migrate(conn: Conn) -> None:
-    """Apply the missing migrations, each in a transaction holding the migration lock, so
-    replicas starting together on an empty database migrate exactly once."""
-    for version, description, statements in MIGRATIONS:
-        with conn.transaction():
-            conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-            # Under the lock: IF NOT EXISTS alone is not safe against a concurrent CREATE.
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                "description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
-            )
-            applied = conn.execute(
-                "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)
-            ).fetchone()
-            if applied:
-                continue
-            for statement in statements["postgres"]:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, description, applied_at) "
-                "VALUES (%s, %s, %s)",
-                (version, description, time.time()),
-            )
