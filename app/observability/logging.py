@@ -208,7 +208,7 @@ class ConsoleFormatter(logging.Formatter):
         return scrub(line)
 
 
-class BatchingStreamHandler(logging.StreamHandler):
+class BatchingStreamHandler(logging.StreamHandler[TextIO]):
     """A stream handler that writes lines in batches instead of one write and flush each
     (docs/performance.md, "Register": also why not ``QueueHandler``).
 
