@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -22,6 +24,9 @@ def relay_env(
     tmp_path: Path, database_url: str, config_text: str | None, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    # The checkout under test, not whatever `app` the venv's install points at (a shared
+    # venv's editable install may be another worktree's).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     config = tmp_path / "relay.yaml"
     if config_text is not None:
         config.write_text(config_text)
