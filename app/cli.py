@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         "sandbox",
         help="run the relay against a bundled fake Infusionsoft, to try relay.yaml safely",
         description="Run the relay with your relay.yaml and its worker, delivering to the "
-        "bundled fake Infusionsoft on this machine (its own database: ./data/sandbox.db). "
+        "fake Infusionsoft of a source checkout (fake_keap/) on this machine (its own "
+        "database: ./data/sandbox.db). "
         "Prints the URLs to post to, the dashboard login and how to make calls fail. "
         "See docs/sandbox.md.",
     )
@@ -230,9 +231,9 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.bootstrap import setup_logging
     from app.config.startup import log_startup
     from app.main import create_app, log
-    from app.observability.logging import configure_logging
     from app.server import server_config
 
     if args.workers is not None:
@@ -242,7 +243,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     run_worker = not args.api_only and args.workers != 0
-    configure_logging(settings.log_format, pii=settings.log_pii)
+    setup_logging(settings)
     app = create_app(settings, run_worker=run_worker)
     if not _database_answers(settings):
         return 2
@@ -270,12 +271,12 @@ def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from app.bootstrap import setup_logging
     from app.config.startup import log_startup
     from app.delivery.runner import run_worker_forever
     from app.main import load_relay_config, log
-    from app.observability.logging import configure_logging
 
-    configure_logging(settings.log_format, pii=settings.log_pii)
+    setup_logging(settings)
     config, detail = load_relay_config(settings)
     if not _database_answers(settings):
         return 2
@@ -286,18 +287,16 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def _database_answers(settings: Settings, named: str = "RELAY_DATABASE_URL") -> bool:
     """Open (and migrate) the database once before serving: a clear line, not a traceback."""
-    from app.store.base import StoreUnavailable
-    from app.store.factory import open_store
+    from app.bootstrap import DatabaseUnavailable, bootstrap
 
     async def probe() -> None:
-        store = open_store(settings.database_url, pool_size=1)
-        await store.open()
-        await store.close()
+        async with bootstrap(settings, pool_size=1):
+            pass
 
     try:
         asyncio.run(probe())
-    except (StoreUnavailable, OSError, ValueError) as exc:
-        print(f"cannot open the database ({named}): {exc}", file=sys.stderr)
+    except DatabaseUnavailable as exc:
+        print(f"cannot open the database ({named}): {exc.cause}", file=sys.stderr)
         return False
     return True
 
@@ -345,8 +344,8 @@ def _sign(settings: Settings, args: argparse.Namespace) -> int:
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from app.admin.cli import missing_database
     from app.admin.service import ReplayOptions, replay_matching
+    from app.bootstrap import bootstrap
     from app.main import load_relay_config
-    from app.store.factory import open_store
 
     since = None
     if args.since:
@@ -372,12 +371,8 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     async def run() -> int:
-        store = open_store(settings.database_url)
-        await store.open()
-        try:
-            return await replay_matching(store, status, args.source, since, options)
-        finally:
-            await store.close()
+        async with bootstrap(settings) as opened:
+            return await replay_matching(opened.store, status, args.source, since, options)
 
     count = asyncio.run(run())
     print(f"requeued {count} event{'s' if count != 1 else ''}")

@@ -1,5 +1,5 @@
-"""The application factory: build the app and, in its lifespan, the store, the HTTP
-client and the worker — and close them in reverse order."""
+"""The application factory: build the app and, in its lifespan, the store and the HTTP
+client (app/bootstrap.py) and the worker — and close them in reverse order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 
 from app.admin.endpoints import router as admin_router
@@ -18,6 +17,7 @@ from app.api import health, metrics
 from app.api.hook_dispatch import HookDispatcher
 from app.api.problems import install_problem_handlers
 from app.api.proxies import TrustedProxies
+from app.bootstrap import bootstrap
 from app.config.loader import load_config
 from app.config.models import RelayConfig
 from app.ingest.openapi import document_hooks
@@ -25,9 +25,7 @@ from app.ingest.service import IngestService
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
 from app.observability.secrets import secret_values
-from app.observability.tracing import start_tracing, stop_tracing
 from app.settings import Settings
-from app.store.factory import open_store
 
 log = logging.getLogger("relay")
 
@@ -92,33 +90,27 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        traced = start_tracing()  # decided once: the hot path tests one attribute
-        store = open_store(settings.database_url, pool_size=settings.database_pool_size)
-        await store.open()
-        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-        app.state.store = store
-        app.state.http = http
-        worker = None
-        if run_worker:
-            from app.delivery.runner import build_worker
+        async with bootstrap(settings, tracing=True) as opened:
+            store, http = opened.store, opened.http
+            app.state.store = store
+            app.state.http = http
+            worker = None
+            if run_worker:
+                from app.delivery.runner import build_worker
 
-            worker = build_worker(settings, config, store, http, app.state.metrics)
-        app.state.ingest = IngestService(
-            config, store, settings.trusted_proxies, on_stored=worker.wake if worker else None
-        )
-        try:
-            if worker is not None:
-                runtime.worker = worker
-                await worker.start()
-            yield
-        finally:
-            if worker is not None:
-                await worker.stop()
-            app.state.ingest.close()
-            await http.aclose()
-            await store.close()
-            if traced:
-                stop_tracing()  # sends the spans still queued
+                worker = build_worker(settings, config, store, http, app.state.metrics)
+            app.state.ingest = IngestService(
+                config, store, settings.trusted_proxies, on_stored=worker.wake if worker else None
+            )
+            try:
+                if worker is not None:
+                    runtime.worker = worker
+                    await worker.start()
+                yield
+            finally:
+                if worker is not None:
+                    await worker.stop()
+                app.state.ingest.close()
 
     app = FastAPI(
         title="Infusionsoft webhook relay",

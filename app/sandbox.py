@@ -1,6 +1,9 @@
-"""``relay sandbox``: the relay with your relay.yaml, delivering to the bundled fake
-Infusionsoft (app/fake_keap) on this machine — to watch an order go through, fail and be
-replayed before any real account is involved.
+"""``relay sandbox``: the relay with your relay.yaml, delivering to the fake Infusionsoft
+(the top-level ``fake_keap`` package of a source checkout) on this machine — to watch an
+order go through, fail and be replayed before any real account is involved.
+
+The fake is a development tool, not part of the relay: it is not in the wheel or the image,
+and nothing in ``app`` imports it but :func:`load_fake_keap`, lazily, for this command.
 
 The sandbox keeps its events in its own database (``./data/sandbox.db`` by default), so
 trying things never touches the real one, and it serves on 127.0.0.1 unless told otherwise.
@@ -9,11 +12,13 @@ trying things never touches the real one, and it serves on 127.0.0.1 unless told
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import secrets
 import shlex
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from pydantic import SecretStr
 
@@ -21,7 +26,7 @@ from app.settings import Settings
 
 SANDBOX_DATABASE = "sqlite:///./data/sandbox.db"
 SANDBOX_KEY = "sandbox-api-key"  # the only key the fake accepts; not a real credential
-# What to post to the fake's POST /_fake/config to make calls fail (python -m app.fake_keap
+# What to post to the fake's POST /_fake/config to make calls fail (python -m fake_keap
 # --help lists every control).
 FAILURES = (
     (
@@ -34,6 +39,37 @@ FAILURES = (
     ),
     ("every call answers 503 for 60 s (an outage)", {"outage": {"status": 503, "seconds": 60}}),
 )
+
+
+NEEDS_CHECKOUT = (
+    "relay sandbox needs a source checkout: the fake Infusionsoft it runs (fake_keap/) is "
+    "not part of the installed package. Clone the repository and run `pip install -e .` "
+    "there (docs/sandbox.md)."
+)
+
+
+def source_checkout() -> Path:
+    """Where a source checkout would hold fake_keap/: the folder above the app package (an
+    editable install imports app/ from the checkout; a wheel from site-packages)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def load_fake_keap() -> ModuleType | None:
+    """The fake Infusionsoft package, or None when this is no source checkout.
+
+    ``python -m app.cli`` from the checkout imports it from the working directory; the
+    ``relay`` script of an editable install does not have the checkout on sys.path, so the
+    checkout beside app/ is added (at the end: it shadows nothing installed)."""
+    try:
+        return importlib.import_module("fake_keap")
+    except ModuleNotFoundError as exc:
+        if exc.name != "fake_keap":
+            raise  # the fake is there but something it needs is not: say so, as it is
+    checkout = source_checkout()
+    if not (checkout / "fake_keap" / "__init__.py").is_file():
+        return None
+    sys.path.append(str(checkout))
+    return importlib.import_module("fake_keap")
 
 
 def sandbox_settings(settings: Settings, args: argparse.Namespace, base_url: str) -> Settings:
@@ -59,16 +95,19 @@ def sandbox_settings(settings: Settings, args: argparse.Namespace, base_url: str
 def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.bootstrap import setup_logging
     from app.config.placeholders import find_placeholders
     from app.config.startup import log_startup
-    from app.fake_keap import FakeKeapServer
     from app.main import create_app, load_relay_config, log
-    from app.observability.logging import configure_logging
     from app.server import server_config
 
+    fake_keap = load_fake_keap()
+    if fake_keap is None:
+        print(NEEDS_CHECKOUT, file=sys.stderr)
+        return 2
     config, detail = load_relay_config(settings)  # a bad file stops here, with its problems
     try:
-        fake_server = FakeKeapServer(
+        fake_server = fake_keap.FakeKeapServer(
             host="127.0.0.1", port=args.fake_port, valid_keys=frozenset([SANDBOX_KEY])
         )
     except OSError as exc:
@@ -80,7 +119,7 @@ def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     with fake_server as fake:
         # After the fake's uvicorn.Config: building one resets the logging configuration.
-        configure_logging(settings.log_format, pii=settings.log_pii)
+        setup_logging(settings)
         sandbox = sandbox_settings(settings, args, fake.base_url)
         app = create_app(sandbox, config=config, run_worker=True)
         path = Path(settings.config)

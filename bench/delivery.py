@@ -73,7 +73,7 @@ def run_delivery(plan: DeliveryPlan, workdir: Path, log: Log) -> dict[str, Any]:
             "events": plan.events,
             "calls_per_event_planned": CALLS_PER_EVENT,
             "route": "contact upsert + tags: [101] + action_set: 42 (bench/bench.yaml)",
-            "fake": f"python -m app.fake_keap --per-second {PER_SECOND} --per-minute "
+            "fake": f"python -m fake_keap --per-second {PER_SECOND} --per-minute "
             f"{PER_MINUTE} --latency-ms {LATENCY_MS:g}",
             "worker": "relay worker, key auth, default ceilings (5/s, 240/min, 30000/day), "
             "RELAY_WORKER_CONCURRENCY default (8), SQLite",

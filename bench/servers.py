@@ -106,9 +106,9 @@ def start_fake_keap(
     latency_ms: float,
     oauth: tuple[str, str, str] | None = None,
 ) -> Process:
-    """``python -m app.fake_keap`` with these ceilings; ``url`` is its root. ``oauth``:
+    """``python -m fake_keap`` with these ceilings; ``url`` is its root. ``oauth``:
     (client id, client secret, first refresh token) it also accepts."""
-    argv = [sys.executable, "-m", "app.fake_keap", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "fake_keap", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--api-key", api_key, "--per-second", str(per_second)]
     argv += ["--per-minute", str(per_minute), "--latency-ms", str(latency_ms)]
     if oauth is not None:

@@ -30,29 +30,14 @@ import httpx
 import psycopg
 
 from bench import servers
-from bench.pgcluster import ThrowawayPostgres, unavailable_reason
 from bench.soak_audit import audit, read_events
+from devkit.cart import cart_yaml, headers, order
+from devkit.pgcluster import ThrowawayPostgres, unavailable_reason
 
 DEFAULT_OUT = Path("bench/results")
 API_KEY = "soak-key"
-TOKEN = "soak-token"
-SOAK_YAML = f"""
-sources:
-  cart:
-    verify: {{scheme: token, secret: {TOKEN}, at: 'headers."x-token"'}}
-    event_type: body.event
-    event_id: body.id
-routes:
-  - name: order
-    source: cart
-    event: order.paid
-    contact: {{email: body.email}}
-    actions:
-      - tags: [500]
-      - action_set: 42
-      - email_template: 55
-      - goal: {{integration: shop, call_name: purchase}}
-"""
+# The fault tests' cart (tests/faults/), whose route also sends an email and achieves a goal.
+SOAK_YAML = cart_yaml("email_template: 55", "goal: {integration: shop, call_name: purchase}")
 FAULTS = (
     "kill_replica",
     "outage",
@@ -139,7 +124,7 @@ class Soak:
 
     async def _post(self, client: httpx.AsyncClient, number: int) -> None:
         """Like a sender behind a load balancer: one replica, then the other."""
-        body = {"event": "order.paid", "id": f"soak-{number}", "email": f"soak{number}@example.com"}
+        body = order(number, prefix="soak")
         self.webhooks["sent"] += 1
         first = number % len(self.replicas)
         outcome = "no answer"
@@ -147,7 +132,7 @@ class Soak:
             self.posts_in_flight += 1
             try:
                 response = await client.post(
-                    f"{replica.url}/hooks/cart", json=body, headers={"x-token": TOKEN}
+                    f"{replica.url}/hooks/cart", json=body, headers=headers()
                 )
             except httpx.HTTPError as exc:
                 outcome = f"cut off ({type(exc).__name__})"

@@ -10,7 +10,7 @@ RELAY_REQUIRE_POSTGRES=1 (CI), where an unreachable server fails them instead.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,8 @@ from app.config.loader import parse_config
 from app.config.models import RelayConfig
 from app.main import create_app
 from app.settings import Settings
-from bench.databases import fresh_postgres_schema, postgres_unreachable_reason
-from tests.support.no_skips import (  # noqa: F401  hooks: under RELAY_FORBID_SKIPS=1 a skip fails
+from devkit.fixtures import postgres_schema_url, postgres_server_url  # noqa: F401  fixtures
+from devkit.no_skips import (  # noqa: F401  hooks: under RELAY_FORBID_SKIPS=1 a skip fails
     pytest_make_collect_report,
     pytest_runtest_makereport,
 )
@@ -153,25 +153,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def postgres_server_url() -> str:
-    """The test server's URL, once it has answered a connection (else skip or fail)."""
-    url = postgres_url()
-    reason = postgres_unreachable_reason(url)
-    if reason is not None:
-        if os.environ.get("RELAY_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return url
-
-
-@pytest.fixture
-def postgres_schema_url(postgres_server_url: str) -> Iterator[str]:
-    """A URL whose connections see only a new, empty schema, dropped after the test."""
-    with fresh_postgres_schema(postgres_server_url, prefix="t_") as url:
-        yield url
-
-
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -196,8 +177,3 @@ async def relay(database_url: str, relay_config: RelayConfig) -> AsyncIterator[h
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
-
-
-def postgres_url() -> str:
-    """The PostgreSQL server to test against (tests skip where it does not answer)."""
-    return os.environ.get("RELAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -34,7 +34,7 @@ def run_pytest(folder: Path, forbid: bool) -> subprocess.CompletedProcess[str]:
     if forbid:
         env["RELAY_FORBID_SKIPS"] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.support.no_skips", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-p", "devkit.no_skips", "-p", "no:cacheprovider",
          "-q", "-o", "asyncio_default_fixture_loop_scope=function", "--rootdir", str(folder),
          str(folder)],
         capture_output=True, text=True, env=env, cwd=folder, timeout=120,

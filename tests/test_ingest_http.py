@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import time
 from typing import Any
@@ -14,6 +11,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import SECRETS
+from tests.support.senders import hex_signature, signature_headers
 
 ORDER = {
     "id": 820982911946154508,
@@ -29,10 +27,9 @@ def shopify_headers(
     webhook_id: str = "wh-1",
     secret: str = SECRETS["SHOP_SECRET"],
 ) -> dict[str, str]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
     return {
         "Content-Type": "application/json",
-        "X-Shopify-Hmac-SHA256": base64.b64encode(digest).decode(),
+        **signature_headers("shopify", secret, body),
         "X-Shopify-Topic": topic,
         "X-Shopify-Webhook-Id": webhook_id,
     }
@@ -96,7 +93,7 @@ async def test_twenty_concurrent_copies_store_one_event(relay: httpx.AsyncClient
 
 async def post_legacy_cart(relay: httpx.AsyncClient, body: bytes) -> httpx.Response:
     """POST ``body`` to the legacy-cart source (an HMAC-signed body, no event id)."""
-    signature = hmac.new(SECRETS["CART_SECRET"].encode(), body, hashlib.sha256).hexdigest()
+    signature = hex_signature(SECRETS["CART_SECRET"], body)
     headers = {"Content-Type": "application/json", "X-Signature": signature}
     return await relay.post("/hooks/legacy-cart", content=body, headers=headers)
 
@@ -187,14 +184,11 @@ async def test_stripe_signed_event(relay: httpx.AsyncClient) -> None:
         "data": {"object": {"customer_details": {"email": "s@example.com"}}},
     }
     body = json.dumps(payload)
-    t = int(time.time())
-    v1 = hmac.new(
-        SECRETS["STRIPE_SECRET"].encode(), f"{t}.{body}".encode(), hashlib.sha256
-    ).hexdigest()
+    signature = signature_headers("stripe", SECRETS["STRIPE_SECRET"], body.encode())
     response = await relay.post(
         "/hooks/stripe",
         content=body,
-        headers={"Stripe-Signature": f"t={t},v1={v1}", "Content-Type": "application/json"},
+        headers={**signature, "Content-Type": "application/json"},
     )
     assert response.status_code == 202
     event = await stored(relay, response.json()["event_id"])
@@ -295,7 +289,7 @@ async def test_body_errors(relay: httpx.AsyncClient) -> None:
     bad_json = await post_legacy_cart(relay, b"{not json")
     assert bad_json.status_code == 400
     body = b"<a/>"
-    signature = hmac.new(SECRETS["CART_SECRET"].encode(), body, hashlib.sha256).hexdigest()
+    signature = hex_signature(SECRETS["CART_SECRET"], body)
     xml = await relay.post(
         "/hooks/legacy-cart",
         content=body,

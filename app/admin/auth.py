@@ -25,9 +25,9 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse
 
-from app.api.problems import problem
-from app.api.proxies import TrustedProxies
-from app.errors import Forbidden, NotFound
+from app.api.deps import get_proxies, get_settings, get_store
+from app.api.problems import problem_for
+from app.errors import Forbidden, NotFound, Unauthorized
 
 SESSION_COOKIE = "relay_admin_session"
 COOKIE_PATH = "/admin"
@@ -63,7 +63,7 @@ class Operator:
 
 
 def configured_token(request: Request) -> bytes:
-    secret = request.app.state.settings.admin_token
+    secret = get_settings(request).admin_token
     value = secret.get_secret_value() if secret is not None else ""
     if not value:
         raise AdminDisabled("Not Found")
@@ -98,7 +98,7 @@ async def issue_session(request: Request, token: bytes) -> str:
     key = session_key(token, value)
     assert key is not None
     now = time.time()
-    await request.app.state.store.create_admin_session(key, now, now + SESSION_MAX_AGE)
+    await get_store(request).create_admin_session(key, now, now + SESSION_MAX_AGE)
     return value
 
 
@@ -106,7 +106,7 @@ async def current_session(request: Request, token: bytes) -> str | None:
     """The browser's session cookie value while its session is live, else None."""
     value = request.cookies.get(SESSION_COOKIE)
     key = session_key(token, value) if value else None
-    if key is None or not await request.app.state.store.admin_session_active(key, time.time()):
+    if key is None or not await get_store(request).admin_session_active(key, time.time()):
         return None
     return value
 
@@ -115,7 +115,7 @@ async def end_session(request: Request, token: bytes) -> None:
     value = request.cookies.get(SESSION_COOKIE)
     key = session_key(token, value) if value else None
     if key is not None:
-        await request.app.state.store.revoke_admin_session(key)
+        await get_store(request).revoke_admin_session(key)
 
 
 def csrf_token_for(token: bytes, session: str) -> str:
@@ -192,15 +192,13 @@ def safe_next_path(candidate: str | None) -> str:
 
 def came_over_https(request: Request) -> bool:
     """HTTPS to the relay itself, or to a trusted proxy that says so (X-Forwarded-Proto)."""
-    proxies: TrustedProxies = request.app.state.proxies
     peer = request.client.host if request.client else None
-    return proxies.came_over_https(request.url.scheme, request.headers, peer)
+    return get_proxies(request).came_over_https(request.url.scheme, request.headers, peer)
 
 
 def client_address(request: Request) -> str:
-    proxies: TrustedProxies = request.app.state.proxies
     peer = request.client.host if request.client else None
-    return str(proxies.client_address(request.headers, peer) or "unknown")
+    return str(get_proxies(request).client_address(request.headers, peer) or "unknown")
 
 
 def set_session_cookie(response: Response, request: Request, session: str) -> None:
@@ -241,13 +239,8 @@ class AdminRoute(APIRoute):
             try:
                 return await handler(request)
             except BearerRejected as exc:
-                return problem(
-                    401,
-                    "Unauthorized",
-                    exc.detail,
-                    "unauthorized",
-                    headers={"WWW-Authenticate": 'Bearer realm="relay-admin"'},
-                )
+                challenge = {"WWW-Authenticate": 'Bearer realm="relay-admin"'}
+                return problem_for(Unauthorized(exc.detail), challenge)
             except LoginRequired as exc:
                 target = admin_path(request, "/admin/login?next=" + quote(exc.next_path))
                 return RedirectResponse(target, status_code=303)

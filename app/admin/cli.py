@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from app.observability.logging import mask_email
 from app.settings import Settings
 from app.store.base import EventFilter, EventRecord
-from app.store.factory import open_store
 from app.store.sqlite import sqlite_path
 
 ERROR_WIDTH = 60
@@ -39,7 +38,7 @@ def print_events(settings: Settings, args: argparse.Namespace) -> int:
     email = (args.email or "").strip() or None
     flt = EventFilter(status=args.status, source=args.source, email=email)
     try:
-        records = asyncio.run(_load(settings.database_url, flt, args.limit + 1))
+        records = asyncio.run(_load(settings, flt, args.limit + 1))
     except Exception as exc:  # any database failure is the operator's to fix, not a traceback
         reason = terminal_text(_reason(exc))
         print(f"cannot read events from RELAY_DATABASE_URL: {reason}", file=sys.stderr)
@@ -115,13 +114,11 @@ def _contact(email: str | None, *, pii: bool) -> str:
     return email if pii else mask_email(email) or "-"
 
 
-async def _load(database_url: str, flt: EventFilter, limit: int) -> list[EventRecord]:
-    store = open_store(database_url)
-    await store.open()
-    try:
-        return await store.list_events(flt, limit, None)
-    finally:
-        await store.close()
+async def _load(settings: Settings, flt: EventFilter, limit: int) -> list[EventRecord]:
+    from app.bootstrap import bootstrap  # not at import: `relay --help` stays quick
+
+    async with bootstrap(settings) as opened:
+        return await opened.store.list_events(flt, limit, None)
 
 
 def missing_database(url: str) -> str | None:

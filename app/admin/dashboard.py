@@ -30,9 +30,16 @@ from app.admin.auth import (
     token_matches,
     verify_csrf,
 )
-from app.admin.login_limits import FailedLogins
 from app.admin.pages import PAGE_HEADERS, render
 from app.admin.schemas import event_detail, event_out
+from app.api.deps import (
+    ConfigDep,
+    FailedLoginsDep,
+    MetricsDep,
+    RuntimeDep,
+    SettingsDep,
+    StoreDep,
+)
 from app.api.requests import read_body
 from app.config.sunset import sunset_summary
 from app.errors import BadRequest, NotFound, RelayError, TooManyRequests
@@ -90,11 +97,6 @@ async def read_form(request: Request) -> dict[str, str]:
     return {name: values[0] for name, values in fields.items()}
 
 
-def failed_logins(request: Request) -> FailedLogins:
-    limits: FailedLogins = request.app.state.failed_logins
-    return limits
-
-
 def _redirect(request: Request, path: str) -> RedirectResponse:
     return RedirectResponse(admin_path(request, path), status_code=303)
 
@@ -138,9 +140,9 @@ async def login_form(request: Request) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request) -> Response:
+async def login(request: Request, limits: FailedLoginsDep) -> Response:
     token = configured_token(request)
-    address, limits, now = client_address(request), failed_logins(request), time.time()
+    address, now = client_address(request), time.time()
     if (wait := limits.retry_after(address, now)) > 0:
         raise TooManyRequests(
             f"too many failed sign-ins from {address}: try again in {int(wait) + 1} s",
@@ -174,25 +176,25 @@ async def logout(request: Request, operator: OperatorDep) -> Response:
 
 
 @router.get("/")
-async def index(request: Request, operator: OperatorDep) -> Response:
+async def index(
+    request: Request,
+    operator: OperatorDep,
+    store: StoreDep,
+    metrics: MetricsDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    config: ConfigDep,
+) -> Response:
     query = dict(request.query_params)
     filters = {key: query.get(key, "").strip() for key in ("status", "source", "email")}
-    store = request.app.state.store
-    summary = await service.status_summary(
-        store,
-        request.app.state.metrics,
-        request.app.state.runtime,
-        request.app.state.settings.rate_ceilings,
-    )
+    summary = await service.status_summary(store, metrics, runtime, settings.rate_ceilings)
     context: dict[str, Any] = {
         "operator": operator,
         "summary": summary,
         "filters": filters,
-        "sources": sorted(request.app.state.config.sources),
+        "sources": sorted(config.sources),
         "flash": flash_message(query),
-        "sunset_warning": sunset_summary(
-            request.app.state.config, request.app.state.settings.keap_xmlrpc_sunset
-        ),
+        "sunset_warning": sunset_summary(config, settings.keap_xmlrpc_sunset),
         "events": [],
         "problems": [problem_out(g) for g in await store.dead_groups(PROBLEM_GROUPS)],
         "next_page": None,
@@ -216,8 +218,10 @@ async def index(request: Request, operator: OperatorDep) -> Response:
 
 
 @router.get("/events/{event_id}/view")
-async def event_page(request: Request, event_id: str, operator: OperatorDep) -> Response:
-    record = await service.load_event(request.app.state.store, event_id)
+async def event_page(
+    request: Request, event_id: str, operator: OperatorDep, store: StoreDep
+) -> Response:
+    record = await service.load_event(store, event_id)
     return render(
         request,
         "event.html",
@@ -228,10 +232,10 @@ async def event_page(request: Request, event_id: str, operator: OperatorDep) -> 
 
 
 @router.get("/events/{event_id}/payload")
-async def event_payload(request: Request, event_id: str, operator: OperatorDep) -> Response:
+async def event_payload(event_id: str, operator: OperatorDep, store: StoreDep) -> Response:
     """The body as stored (JSON, secrets already redacted), to download whole: the event
     page shows at most MAX_NESTING levels and PAYLOAD_CHARS characters of it."""
-    text = await request.app.state.store.event_payload_text(event_id)
+    text = await store.event_payload_text(event_id)
     if text is None:
         raise NotFound(f"no event has the id {event_id[:80]!r}")
     filename = "".join(c for c in event_id if c.isalnum() or c in "_-")[:80] or "event"
@@ -240,27 +244,29 @@ async def event_payload(request: Request, event_id: str, operator: OperatorDep) 
 
 
 @router.post("/events/{event_id}/view/replay")
-async def replay_event(request: Request, event_id: str, operator: OperatorDep) -> Response:
+async def replay_event(
+    request: Request, event_id: str, operator: OperatorDep, store: StoreDep, runtime: RuntimeDep
+) -> Response:
     form = await read_form(request)
     verify_csrf(operator, form.get("csrf"))
     from_start = form.get("from_start") == "true"
-    await service.replay_event(
-        request.app.state.store, event_id, service.ReplayOptions(from_start=from_start)
-    )
-    service.wake_worker(request.app.state.runtime)
+    await service.replay_event(store, event_id, service.ReplayOptions(from_start=from_start))
+    service.wake_worker(runtime)
     flash = "requeued-from-start" if from_start else "requeued"
     return _redirect(request, f"/admin/events/{quote(event_id, safe='')}/view?flash={flash}")
 
 
 @router.post("/view/replay")
-async def replay_matching(request: Request, operator: OperatorDep) -> Response:
+async def replay_matching(
+    request: Request, operator: OperatorDep, store: StoreDep, runtime: RuntimeDep
+) -> Response:
     """The list page's 'replay all dead' button, for the source filter shown, and each
     open problem's 'replay these' button."""
     form = await read_form(request)
     verify_csrf(operator, form.get("csrf"))
     source = form.get("source") or None
     count = await service.replay_matching(
-        request.app.state.store,
+        store,
         "dead",
         source,
         None,
@@ -270,7 +276,7 @@ async def replay_matching(request: Request, operator: OperatorDep) -> Response:
         routes_json=form.get("routes") if "routes" in form else None,
     )
     if count:
-        service.wake_worker(request.app.state.runtime)
+        service.wake_worker(runtime)
     back = {
         "status": "dead",
         **({"source": source} if source else {}),

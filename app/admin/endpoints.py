@@ -19,14 +19,14 @@ from app.admin.schemas import (
     BulkReplayRequest,
     EventDetail,
     EventPage,
-    Problem,
     ReplayAccepted,
     event_detail,
     event_out,
 )
+from app.api.deps import ConfigDep, RuntimeDep, StoreDep
+from app.api.problems import PROBLEM_JSON, Problem
 from app.api.requests import read_body
 from app.errors import BadRequest
-from app.store.base import Store
 
 _MAX_REQUEST_BYTES = 16_384
 
@@ -35,16 +35,9 @@ def _problem(description: str) -> dict[str, Any]:
     return {
         "model": Problem,
         "description": description,
-        "content": {"application/problem+json": {}},
+        "content": {PROBLEM_JSON: {}},
     }
 
-
-def get_store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-StoreDep = Annotated[Store, Depends(get_store)]
 
 api = APIRouter(
     prefix="/admin",
@@ -96,8 +89,9 @@ async def get_event(event_id: str, store: StoreDep) -> EventDetail:
 )
 async def replay_event(
     event_id: str,
-    request: Request,
     store: StoreDep,
+    config: ConfigDep,
+    runtime: RuntimeDep,
     from_start: Annotated[
         bool, Query(description="run every step again, not only the unfinished ones")
     ] = False,
@@ -109,11 +103,9 @@ async def replay_event(
         ),
     ] = False,
 ) -> ReplayAccepted:
-    options = service.ReplayOptions(
-        from_start=from_start, replan=request.app.state.config if replan else None
-    )
+    options = service.ReplayOptions(from_start=from_start, replan=config if replan else None)
     await service.replay_event(store, event_id, options)
-    service.wake_worker(request.app.state.runtime)
+    service.wake_worker(runtime)
     return ReplayAccepted(event_id=event_id)
 
 
@@ -129,17 +121,19 @@ async def replay_event(
         }
     },
 )
-async def replay_matching(request: Request, store: StoreDep) -> BulkReplayAccepted:
+async def replay_matching(
+    request: Request, store: StoreDep, config: ConfigDep, runtime: RuntimeDep
+) -> BulkReplayAccepted:
     ask = _bulk_request(await read_body(request, _MAX_REQUEST_BYTES))
     since = ask.since.timestamp() if ask.since is not None else None
     options = service.ReplayOptions(
         from_start=ask.from_start,
         dry_run_steps=ask.dry_run_steps,
-        replan=request.app.state.config if ask.replan else None,
+        replan=config if ask.replan else None,
     )
     count = await service.replay_matching(store, ask.status, ask.source, since, options)
     if count:
-        service.wake_worker(request.app.state.runtime)
+        service.wake_worker(runtime)
     return BulkReplayAccepted(requeued=count)
 
 

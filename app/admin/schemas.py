@@ -23,15 +23,6 @@ from app.store.base import (
 ReplayableStatus = Literal["pending", "delivered", "dead"]
 
 
-class Problem(BaseModel):
-    """An ``application/problem+json`` error (RFC 9457)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-
-
 class StepOut(BaseModel):
     index: int
     route: str

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
+from app.api.deps import ConfigDep, ConfigDetailDep, RuntimeDep, SettingsDep, StoreDep
+from app.config.models import RelayConfig
 from app.config.sunset import sunset_summary
+from app.settings import Settings
+from app.store.base import Store
 
 router = APIRouter()
 
@@ -23,13 +27,18 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness", responses={503: {"description": "Not ready"}})
-async def readyz(request: Request) -> JSONResponse:
-    state = request.app.state
+async def readyz(
+    store: StoreDep,
+    config: ConfigDep,
+    settings: SettingsDep,
+    runtime: RuntimeDep,
+    config_detail: ConfigDetailDep,
+) -> JSONResponse:
     checks: dict[str, Any] = {
-        "database": await _database_check(state.store),
-        "config": _config_check(state),
-        "worker": state.runtime.worker_check(),
-        "keap_auth": state.runtime.keap_auth_check(),
+        "database": await _database_check(store),
+        "config": _config_check(config, config_detail, settings),
+        "worker": runtime.worker_check(),
+        "keap_auth": runtime.keap_auth_check(),
     }
     ready = checks["database"]["status"] == "ok" and checks["worker"]["status"] in ("ok", "skipped")
     return JSONResponse(
@@ -38,14 +47,13 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-def _config_check(state: Any) -> dict[str, str]:
-    detail: str = state.config_detail
-    if warning := sunset_summary(state.config, state.settings.keap_xmlrpc_sunset):
+def _config_check(config: RelayConfig, detail: str, settings: Settings) -> dict[str, str]:
+    if warning := sunset_summary(config, settings.keap_xmlrpc_sunset):
         detail += f"; warning: {warning}"  # still ok: the relay runs, the routes need work
     return check("ok", detail)
 
 
-async def _database_check(store: Any) -> dict[str, str]:
+async def _database_check(store: Store) -> dict[str, str]:
     try:
         await asyncio.wait_for(store.ping(), timeout=2.0)
     except Exception as exc:  # any failure to answer is "not ready", with the reason

@@ -4,37 +4,36 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from app.api.deps import MetricsDep, SettingsDep, StoreDep
 from app.delivery.budget import read_budget
 from app.observability.metrics import Metrics
-from app.store.base import EVENT_STATUSES
+from app.settings import Settings
+from app.store.base import EVENT_STATUSES, Store
 
 router = APIRouter()
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
-    registry: Metrics = request.app.state.metrics
+async def metrics(registry: MetricsDep, store: StoreDep, settings: SettingsDep) -> Response:
     try:
-        counts = await request.app.state.store.count_by_status()
+        counts = await store.count_by_status()
     except Exception:  # a scrape still answers when the database does not
         counts = None
     if counts is not None:
         registry.queue_depth.set(counts.get("pending", 0))
         for status in EVENT_STATUSES:
             registry.events_stored.labels(status).set(counts.get(status, 0))
-        await _export_budget(request, registry)
+        await _export_budget(store, settings, registry)
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _export_budget(request: Request, registry: Metrics) -> None:
+async def _export_budget(store: Store, settings: Settings, registry: Metrics) -> None:
     try:
-        budget = await read_budget(
-            request.app.state.store, request.app.state.settings.rate_ceilings, time.time()
-        )
+        budget = await read_budget(store, settings.rate_ceilings, time.time())
     except Exception:
         return
     for window in budget.windows:

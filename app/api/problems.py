@@ -4,16 +4,43 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from app.errors import RelayError, TooManyRequests
 
 PROBLEM_JSON = "application/problem+json"
+# What an unexpected failure tells the client (the traceback goes to the log).
+UNEXPECTED_DETAIL = "an unexpected error happened; see the logs"
 log = logging.getLogger("relay.http")
+
+
+# The shape problem_document builds, for the OpenAPI document (its docstring is shown there).
+class Problem(BaseModel):
+    """An ``application/problem+json`` error (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+def problem_document(
+    status: int, title: str, detail: str, slug: str | None = None
+) -> dict[str, Any]:
+    """The one builder of a problem document (the fields of ``Problem``)."""
+    return {
+        "type": f"https://relay.invalid/problems/{slug or status}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
 
 
 def problem(
@@ -21,28 +48,16 @@ def problem(
     title: str,
     detail: str,
     slug: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = {
-        "type": f"https://relay.invalid/problems/{slug or status}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
+    body = problem_document(status, title, detail, slug)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def problem_body(error: RelayError) -> bytes:
     """The problem+json document of an error, as bytes (for the raw ASGI hot path)."""
-    return json.dumps(
-        {
-            "type": f"https://relay.invalid/problems/{error.slug}",
-            "title": error.title,
-            "status": error.status_code,
-            "detail": error.detail,
-        },
-        separators=(",", ":"),
-    ).encode()
+    document = problem_document(error.status_code, error.title, error.detail, error.slug)
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 # A body too slow: the connection is closed. (The rest of one too large is read and
@@ -53,11 +68,22 @@ _ERROR_HEADERS = {
 }
 
 
-def problem_for(error: RelayError) -> JSONResponse:
-    headers = _ERROR_HEADERS.get(error.status_code)
+def error_headers(error: RelayError) -> dict[str, str]:
+    """The headers that go with an error's answer, on every path (the hooks' too)."""
     if isinstance(error, TooManyRequests):
-        headers = {"Retry-After": str(error.retry_after)}
-    return problem(error.status_code, error.title, error.detail, error.slug, headers)
+        return {"Retry-After": str(error.retry_after)}
+    return _ERROR_HEADERS.get(error.status_code, {})
+
+
+def problem_for(error: RelayError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """``error``'s answer, with its own headers and ``headers``."""
+    return problem(
+        error.status_code,
+        error.title,
+        error.detail,
+        error.slug,
+        {**error_headers(error), **(headers or {})},
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -80,7 +106,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return problem(500, "Internal Server Error", "an unexpected error happened; see the logs")
+        return problem(500, "Internal Server Error", UNEXPECTED_DETAIL)
 
     app.add_exception_handler(RelayError, relay_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

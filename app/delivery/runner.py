@@ -11,6 +11,7 @@ import httpx
 
 from app.alerts.alerter import Alerter, AlertOptions
 from app.alerts.sender import AlertSender
+from app.bootstrap import bootstrap
 from app.config.models import RelayConfig
 from app.delivery.dry_run import DryRunKeapClient
 from app.delivery.gate import StoreCallGate, ceilings_for
@@ -20,10 +21,8 @@ from app.keap.client import XMLRPC_PATH, KeapCall, KeapClient, KeapCredentials
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
 from app.observability.secrets import secret_values
-from app.observability.tracing import start_tracing, stop_tracing
 from app.settings import Settings
 from app.store.base import Store
-from app.store.factory import open_store
 
 log = logging.getLogger("relay.keap")
 
@@ -135,23 +134,16 @@ def build_alerter(
 
 async def run_worker_forever(settings: Settings, config: RelayConfig) -> None:
     """``relay worker``: the worker alone, until SIGTERM or SIGINT."""
-    traced = start_tracing()
-    store = open_store(settings.database_url, pool_size=settings.database_pool_size)
-    await store.open()
-    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-    worker = build_worker(settings, config, store, http, Metrics())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await worker.start()
-        log.info("worker started", extra={"dry_run": settings.is_dry_run})
-        await stop.wait()
-    finally:
-        await worker.stop()
-        await http.aclose()
-        await store.close()
-        if traced:
-            stop_tracing()
+    async with bootstrap(settings, tracing=True) as opened:
+        worker = build_worker(settings, config, opened.store, opened.http, Metrics())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await worker.start()
+            log.info("worker started", extra={"dry_run": settings.is_dry_run})
+            await stop.wait()
+        finally:
+            await worker.stop()

@@ -11,8 +11,8 @@ from typing import Any
 from app.admin.cli import terminal_text
 from app.config.models import RelayConfig, Source
 from app.ingest.bodies import BodyError, parse_body
+from app.ingest.schemes import sign_request
 from app.ingest.sender_headers import reads_headers, sender_headers
-from app.ingest.signatures import sign_request
 from app.plan.planner import plan_event
 from app.settings import Settings
 

@@ -18,9 +18,10 @@ import time
 from starlette.datastructures import State
 from starlette.types import Message, Receive, Scope, Send
 
-from app.api.problems import PROBLEM_JSON, problem_body
+from app.api.deps import ingest_of, metrics_of, settings_of
+from app.api.problems import PROBLEM_JSON, UNEXPECTED_DETAIL, error_headers, problem_body
 from app.errors import MethodNotAllowed, PayloadTooLarge, RelayError, RequestTimeout
-from app.ingest.service import IngestRequest, IngestResult, IngestService
+from app.ingest.service import IngestRequest, IngestResult
 from app.observability import tracing
 from app.observability.logging import log_line
 from app.observability.metrics import Metrics
@@ -42,13 +43,6 @@ _OUTCOMES = {
     503: "unavailable",
 }
 _JSON_HEADERS = [(b"content-type", b"application/json")]
-_ERROR_HEADERS = {
-    405: [(b"allow", b"GET, POST, HEAD")],
-    # The body did not arrive: the connection is not reused for another request. (After
-    # a 413 the rest is read and dropped, within RELAY_BODY_TIMEOUT_SECONDS, so that the
-    # sender gets to read the answer.)
-    408: [(b"connection", b"close")],
-}
 
 
 def is_hook_path(scope: Scope) -> bool:
@@ -73,7 +67,7 @@ async def receive_webhook(state: State, scope: Scope, receive: Receive, send: Se
         if trace is not None:
             trace.failed(exc)
         log.exception("unhandled error while receiving a webhook")
-        body = problem_body(RelayError("an unexpected error happened; see the logs"))
+        body = problem_body(RelayError(UNEXPECTED_DETAIL))
         with contextlib.suppress(Exception):  # the answer may have started already
             await _respond(send, 500, body, [(b"content-type", PROBLEM_JSON.encode())])
     finally:
@@ -85,8 +79,8 @@ async def _receive(
     state: State, scope: Scope, receive: Receive, send: Send, trace: IngestTrace | None
 ) -> None:
     started = time.perf_counter()
-    service: IngestService = state.ingest
-    metrics: Metrics = state.metrics
+    service = ingest_of(state)
+    metrics = metrics_of(state)
     source = scope["path"][len(PREFIX) :]
     method: str = scope["method"]
     label = source if source in service.config.sources else "unknown"
@@ -103,7 +97,7 @@ async def _receive(
             if trace is not None:
                 trace.answered(200, "probe", label)
             return
-        body = await _read_limited(receive, headers, state.settings.max_body_bytes)
+        body = await _read_limited(receive, headers, settings_of(state).max_body_bytes)
         result = await service.receive(
             IngestRequest(
                 source=source,
@@ -130,7 +124,7 @@ async def _receive(
                 "reason": error.detail,
             },
         )
-        extra = _ERROR_HEADERS.get(error.status_code, [])
+        extra = [(k.lower().encode(), v.encode()) for k, v in error_headers(error).items()]
         if method == "HEAD":
             await _respond(send, error.status_code, b"", extra)
         else:

@@ -22,8 +22,7 @@ from fastapi.openapi.models import (
     Schema,
 )
 
-from app.admin.schemas import Problem
-from app.api.problems import PROBLEM_JSON
+from app.api.problems import PROBLEM_JSON, Problem
 
 HOOK_PATH = "/hooks/{source}"
 

@@ -16,7 +16,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-REDACTED = "[redacted]"
+from app.observability.secrets import REDACTED
+
 # How many layers of encoding are peeled off one string (a URL in a JSON string in a
 # form field is three).
 _LAYERS = 4

@@ -33,7 +33,8 @@ from app.errors import (
 )
 from app.ingest.bodies import BodyError, BodyTooLarge, UnsupportedBody, parse_body, parse_query
 from app.ingest.redaction import redactor_for
-from app.ingest.signatures import SignatureError, verify_signature
+from app.ingest.schemes import SignatureError
+from app.ingest.signatures import verify_signature
 from app.observability.tracing import LINK_HEADER, IngestTrace
 from app.plan.planner import plan_event
 from app.store.base import Inserted, NewEvent, Store, StoreUnavailable, UnstorableEvent
@@ -134,31 +135,11 @@ class IngestService:
         query = _parse_query(request.query_string)
         if _is_empty_probe(source, request, query) or _is_woocommerce_ping(source, request):
             return IngestResult(inserted=[], split=False, ping=True)
-        verify = source.verify
-        if request.method == "GET":
-            body: Any = query
-            raw = request.query_string.encode()
-        else:
-            raw = request.body
-        # Whoever signs the raw body (or sends the token outside it) is verified before the
-        # body is parsed: a forged request costs one HMAC, never a parse.
-        body_first = verify.scheme == "token" and _reads_body(verify)
-        if not body_first:
-            _verify(source, raw, request.headers, query, None)
-            if trace is not None:
-                trace.mark("verify")
-        if request.method != "GET":
-            body = await self._off_loop_if_large(raw, _parse_body, raw, request.headers)
-            if trace is not None:
-                trace.mark("parse")
-        if body_first:
-            _verify(source, raw, request.headers, query, body)
-            if trace is not None:
-                trace.mark("verify")
+        body, raw = await self._verified_body(source, request, query, trace)
         headers = _storable_headers(request.headers)
         digested: bytes | None = raw
-        if verify.scheme == "token" and verify.secret:
-            redactor = redactor_for(verify.secret)
+        if source.verify.scheme == "token" and source.verify.secret:
+            redactor = redactor_for(source.verify.secret)
             headers = redactor.headers(headers)
             if redactor.may_be_in(request.query_string):
                 query = redactor.value(query)
@@ -171,6 +152,37 @@ class IngestService:
         if trace is not None:
             headers[LINK_HEADER] = trace.traceparent
         return await self._store(request.source, source, body, headers, query, digested, trace)
+
+    async def _verified_body(
+        self,
+        source: Source,
+        request: IngestRequest,
+        query: dict[str, Any],
+        trace: IngestTrace | None,
+    ) -> tuple[Any, bytes]:
+        """The parsed body (the query, for a GET) and the raw bytes it came from, verified.
+
+        Whoever signs the raw body (or sends the token outside it) is verified before the
+        body is parsed: a forged request costs one HMAC, never a parse."""
+        body: Any = None
+        if request.method == "GET":
+            body, raw = query, request.query_string.encode()
+        else:
+            raw = request.body
+        body_first = source.verify.scheme == "token" and _reads_body(source.verify)
+        if not body_first:
+            _verify(source, raw, request.headers, query, None)
+            if trace is not None:
+                trace.mark("verify")
+        if request.method != "GET":
+            body = await self._off_loop_if_large(raw, _parse_body, raw, request.headers)
+            if trace is not None:
+                trace.mark("parse")
+        if body_first:
+            _verify(source, raw, request.headers, query, body)
+            if trace is not None:
+                trace.mark("verify")
+        return body, raw
 
     async def _store(
         self,

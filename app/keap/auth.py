@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import httpx
 
 from app.keap.errors import (
-    REDACTED,
     TOKEN_OPERATION,
     KeapAuthError,
     KeapPermanentError,
@@ -38,6 +37,7 @@ from app.keap.errors import (
 )
 from app.keap.exchange import Reply, traced
 from app.keap.models import KeapCall, StoredToken, TokenStore
+from app.observability.secrets import REDACTED
 
 OPERATION = TOKEN_OPERATION
 REFRESH_MARGIN_SECONDS = 300.0

@@ -19,7 +19,6 @@ import httpx
 from app.keap.auth import OAuthSession
 from app.keap.contacts import rest_upsert_body
 from app.keap.errors import (
-    REDACTED,
     KeapAuthError,
     KeapForbiddenError,
     KeapPermanentError,
@@ -45,6 +44,7 @@ from app.keap.replies import (
     read_tag_results,
 )
 from app.keap.xmlrpc import encode_call
+from app.observability.secrets import REDACTED
 
 __all__ = [
     "CallGate",

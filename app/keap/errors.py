@@ -21,6 +21,7 @@ from typing import Any, Literal
 import httpx
 
 from app.keap.throttle import retry_after_seconds, throttled_retry_after
+from app.observability.secrets import REDACTED
 
 DETAIL_LIMIT = 300
 ACTION_SET_MIGRATION_DOC = "docs/action-sets.md"
@@ -29,7 +30,6 @@ ACTION_SET_MIGRATION_DOC = "docs/action-sets.md"
 _GATEWAY_STATUSES = frozenset({401, 403, 429})
 _RETIRED_STATUSES = frozenset({404, 410, 503})
 _SCAN_LIMIT = 64 * 1024
-REDACTED = "[redacted]"
 
 # addWithDupCheck faults when identical data is resent within minutes; once that window has
 # passed the same call finds the contact and answers its id, so the call is worth retrying.

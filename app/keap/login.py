@@ -25,12 +25,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from app.bootstrap import DatabaseUnavailable, Opened, bootstrap
 from app.keap.auth import request_tokens, seed_hash
 from app.keap.client import PROBE_PATH
 from app.keap.errors import KeapError
 from app.keap.models import KeapCall, StoredToken, TokenStore
 from app.settings import Settings
-from app.store.base import Store
 
 CALLBACK_PATH = "/callback"
 STORE_ATTEMPTS = 5
@@ -180,26 +180,16 @@ async def login(settings: Settings, args: argparse.Namespace, stdin: TextIO, out
             "set RELAY_KEAP_CLIENT_ID and RELAY_KEAP_CLIENT_SECRET (your Keap developer "
             "app's key and secret) first"
         )
-    store = await _open_store(settings.database_url)  # before the code: it is single-use
     try:
-        code, redirect_uri = await _authorization_code(settings, args, client_id, stdin, out)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
-            token = await _exchange(http, settings, client_id, secret, code, redirect_uri)
-            try:
-                await store_tokens(store, token)
-            except LoginError:
-                raise
-            except Exception as exc:  # the database is the operator's to fix
-                raise LoginError(
-                    f"cannot store the tokens in RELAY_DATABASE_URL ({type(exc).__name__}: "
-                    f"{exc}); the code is used up: run the login again once it is reachable"
-                ) from exc
-            try:
-                who = await check_access(http, settings.keap_base_url, token.access_token or "")
-            except httpx.HTTPError as exc:
-                who = f"(the new token could not be checked: {type(exc).__name__})"
-    finally:
-        await store.close()
+        # The store opens before the code is asked for: a code is single-use.
+        async with bootstrap(settings, pool_size=1) as opened:
+            code, redirect_uri = await _authorization_code(settings, args, client_id, stdin, out)
+            who = await _exchange_and_store(opened, settings, client_id, secret, code, redirect_uri)
+    except DatabaseUnavailable as exc:  # the database is the operator's to fix
+        raise LoginError(
+            f"cannot open RELAY_DATABASE_URL ({type(exc.cause).__name__}: {exc.cause}); nothing "
+            "was sent to Infusionsoft"
+        ) from exc
     print(f"Authorised {who}".rstrip() + ": the OAuth tokens are stored in the database.", file=out)
     print(
         "Running relays adopt them at their next credential probe; `relay serve` uses them "
@@ -209,18 +199,29 @@ async def login(settings: Settings, args: argparse.Namespace, stdin: TextIO, out
     return 0
 
 
-async def _open_store(database_url: str) -> Store:
-    from app.store.factory import open_store
-
+async def _exchange_and_store(
+    opened: Opened,
+    settings: Settings,
+    client_id: str,
+    secret: str,
+    code: str,
+    redirect_uri: str,
+) -> str:
+    """Trade the code for tokens, store them, and say whom they act as."""
+    token = await _exchange(opened.http, settings, client_id, secret, code, redirect_uri)
     try:
-        store = open_store(database_url, pool_size=1)
-        await store.open()
-    except Exception as exc:  # the database is the operator's to fix, not a traceback
+        await store_tokens(opened.store, token)
+    except LoginError:
+        raise
+    except Exception as exc:  # the database is the operator's to fix
         raise LoginError(
-            f"cannot open RELAY_DATABASE_URL ({type(exc).__name__}: {exc}); nothing was sent "
-            "to Infusionsoft"
+            f"cannot store the tokens in RELAY_DATABASE_URL ({type(exc).__name__}: "
+            f"{exc}); the code is used up: run the login again once it is reachable"
         ) from exc
-    return store
+    try:
+        return await check_access(opened.http, settings.keap_base_url, token.access_token or "")
+    except httpx.HTTPError as exc:
+        return f"(the new token could not be checked: {type(exc).__name__})"
 
 
 async def _authorization_code(

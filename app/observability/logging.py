@@ -25,13 +25,14 @@ from typing import Any, TextIO
 
 import orjson
 
+from app.observability.secrets import REDACTED
+
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
     "asctime",
     "color_message",
 }
-REDACTED = "[redacted]"
 # Shorter values are too likely to occur by chance (and too weak to be real secrets).
 _MIN_SECRET_LENGTH = 6
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")

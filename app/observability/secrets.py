@@ -1,14 +1,24 @@
-"""Every secret value the settings and relay.yaml hold, for the log scrubber."""
+"""Secrets out of sight: ``REDACTED``, what every hidden secret is shown as, and every
+secret value the settings and relay.yaml hold, for the log scrubber.
+
+Imports nothing of the app at run time, so that any module may take ``REDACTED`` from here.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus
 
-from pydantic import SecretStr
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
-from app.config.models import RelayConfig
-from app.settings import Settings
+    from app.config.models import RelayConfig
+    from app.settings import Settings
+
+# What a secret is replaced with wherever it would be shown: logs, stored webhooks, Keap
+# errors.
+REDACTED = "[redacted]"
 
 
 def secret_values(settings: Settings, config: RelayConfig) -> list[str]:

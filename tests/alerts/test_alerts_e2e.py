@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.alerts.conftest import AlertReceiver
 from tests.conftest import make_config
 from tests.delivery.conftest import running_relay

@@ -8,6 +8,9 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
+
+from app import sandbox
 from tests.cli.conftest import Cli
 from tests.support.walkthrough import walk_through
 
@@ -40,3 +43,15 @@ def test_an_unusable_sandbox_database_is_named(cli: Cli) -> None:
     result = cli("sandbox", "--database", "postgresql://127.0.0.1:1/none?connect_timeout=1")
     assert result.code == 2
     assert result.err.startswith("cannot open the database (--database):")
+
+
+def test_without_a_source_checkout_the_sandbox_says_it_needs_one(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed wheel has no fake_keap: the sandbox says what it needs, and stops."""
+    monkeypatch.setitem(sys.modules, "fake_keap", None)  # not importable
+    monkeypatch.setattr(sandbox, "source_checkout", lambda: tmp_path / "site-packages")
+    result = cli("sandbox")
+    assert result.code == 2
+    assert result.err.strip() == sandbox.NEEDS_CHECKOUT
+    assert "needs a source checkout" in result.err

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
 from app.main import create_app
+from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config, make_settings
 
 API_KEY = "test-key"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.admin.conftest import ADMIN_TOKEN, BEARER
 from tests.conftest import make_config
 from tests.delivery.conftest import running_relay

@@ -9,7 +9,7 @@ import asyncio
 import httpx
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import running_relay
 
 # ThriveCart's shape: one webhook for the order and one per item, same customer.

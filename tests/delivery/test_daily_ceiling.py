@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import running_relay
 
 TAG = {"event": "tag", "first_name": "Ada"}

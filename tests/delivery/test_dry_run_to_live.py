@@ -10,7 +10,7 @@ import pytest
 
 from app.cli import main
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.admin.conftest import ADMIN_TOKEN, BEARER, HTML
 from tests.delivery.conftest import DELIVERY_YAML, running_relay
 from tests.delivery.test_delivery_e2e import ORDER

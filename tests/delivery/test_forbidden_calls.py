@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import running_relay
 
 

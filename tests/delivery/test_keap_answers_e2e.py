@@ -5,7 +5,7 @@ action set only."""
 from __future__ import annotations
 
 from app.admin.service import ReplayOptions, replay_event
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
 from tests.delivery.conftest import DELIVERY_YAML, running_relay
 

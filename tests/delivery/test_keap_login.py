@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
 from app.store.factory import open_store
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import running_relay
 from tests.delivery.test_oauth_e2e import CLIENT_ID, CLIENT_SECRET
 

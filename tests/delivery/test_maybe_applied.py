@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
-from app.fake_keap.state import FakeKeapState
+from fake_keap.server import FakeKeapServer
+from fake_keap.state import FakeKeapState
 from tests.delivery.conftest import Relay, running_relay
 from tests.delivery.test_delivery_e2e import ORDER
 

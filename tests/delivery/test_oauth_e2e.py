@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import running_relay
 
 CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH = "relay-app", "app-secret", "refresh-0"

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
 from app.keap.models import StoredToken
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import Relay, running_relay
 from tests.delivery.test_oauth_e2e import CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH, oauth_settings
 

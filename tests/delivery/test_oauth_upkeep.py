@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
 from app.keap.auth import OAuthSession
 from app.store.factory import open_store
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import running_relay
 from tests.delivery.test_oauth_e2e import CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH, oauth_settings
 
@@ -113,10 +113,17 @@ async def test_an_idle_relay_refreshes_on_schedule_and_shows_the_tokens_age(
         assert fake_keap.state.refresh_count >= 2
         ready = (await relay.client.get("/readyz")).json()["checks"]["keap_auth"]
         metrics = (await relay.client.get("/metrics")).text
-        stored = await relay.store.load_oauth_token()
+        # The schedule keeps rotating every second: compare the stored token with the
+        # fake's live one at a moment when no rotation is between the fake and the store.
+        for _ in range(100):
+            stored = await relay.store.load_oauth_token()
+            live = fake_keap.state.refresh_token
+            if stored.refresh_token == live:
+                break
+            await asyncio.sleep(0.02)
 
     assert fake_keap.state.request_count() == fake_keap.state.request_count("oauth.refresh")
-    assert stored.refresh_token == fake_keap.state.refresh_token
+    assert stored.refresh_token == live
     assert ready["status"] == "ok"
     assert "OAuth refresh token age" in ready["detail"]
     age = re.search(r"^relay_keap_oauth_refresh_token_age_seconds (\S+)$", metrics, re.M)

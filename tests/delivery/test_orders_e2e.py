@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.config.loader import load_config
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
 from tests.delivery.conftest import Relay, running_relay
 from tests.recipes.delivery import TEST_ENV, as_sender_sends

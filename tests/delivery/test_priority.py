@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.admin.conftest import ADMIN_TOKEN, BEARER
 from tests.delivery.conftest import running_relay
 

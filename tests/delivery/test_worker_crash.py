@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from app.fake_keap.server import FakeKeapServer
 from app.main import create_app
 from app.store.base import Store
 from app.store.factory import open_store
+from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config, make_settings
 from tests.delivery.conftest import API_KEY
 from tests.support.processes import relay_env, start_relay, stop

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.admin.conftest import ADMIN_TOKEN, BEARER
 from tests.conftest import make_config
 from tests.delivery.conftest import API_KEY, running_relay

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.fake_keap import FakeKeapServer
+from fake_keap import FakeKeapServer
 
 Rpc = Callable[..., Any]
 

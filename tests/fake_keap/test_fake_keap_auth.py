@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from app.fake_keap import FakeKeapServer
+from fake_keap import FakeKeapServer
 
 PROFILE = "/rest/v1/oauth/connect/userinfo"
 

@@ -1,4 +1,4 @@
-"""Driving the fake over /_fake/*, and running it as ``python -m app.fake_keap``."""
+"""Driving the fake over /_fake/*, and running it as ``python -m fake_keap``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from app.fake_keap import FakeKeapServer
+from fake_keap import FakeKeapServer
 
 PROFILE = "/rest/v1/oauth/connect/userinfo"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ def test_module_runs_as_a_subprocess_and_prints_its_urls() -> None:
         [
             sys.executable,
             "-m",
-            "app.fake_keap",
+            "fake_keap",
             "--port",
             "0",
             "--api-key",

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.fake_keap import FakeKeapServer
-from app.fake_keap.faults import THROTTLED_FAULT
+from fake_keap import FakeKeapServer
+from fake_keap.faults import THROTTLED_FAULT
 
 PROFILE = "/rest/v1/oauth/connect/userinfo"
 

@@ -1,4 +1,4 @@
-"""`python -m app.fake_keap --help` documents the defaults and the control API, and every
+"""`python -m fake_keap --help` documents the defaults and the control API, and every
 control example it (and `relay sandbox`) shows is one the fake accepts."""
 
 from __future__ import annotations
@@ -7,16 +7,19 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
-from app.fake_keap import FakeKeapServer
 from app.sandbox import FAILURES
+from fake_keap import FakeKeapServer
+
+REPO = Path(__file__).resolve().parents[2]  # fake_keap/ is a package of the checkout's root
 
 
 def help_text() -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "app.fake_keap", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "fake_keap", "--help"], cwd=REPO, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from app.fake_keap import FakeKeapServer
+from fake_keap import FakeKeapServer
 
 REDIRECT = "http://127.0.0.1:8765/callback"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from app.fake_keap import FakeKeapServer
+from fake_keap import FakeKeapServer
 
 
 def create_contact(keap: httpx.Client) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from app.fake_keap import FakeKeapServer
+from fake_keap import FakeKeapServer
 
 
 def upsert_body(email: str, **fields: Any) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from app.fake_keap import FakeKeapServer
-from app.fake_keap.__main__ import build_state, parse_args
+from fake_keap import FakeKeapServer
+from fake_keap.__main__ import build_state, parse_args
 
 PROFILE = "/rest/v1/account/profile"
 RUN_ACTION_SET = xmlrpc.client.dumps(("key", 1, 42), "ContactService.runActionSequence")

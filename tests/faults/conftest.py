@@ -21,36 +21,18 @@ from typing import Any
 import httpx
 import pytest
 
-from app.fake_keap.state import FakeKeapState
 from app.store.base import EventRecord, Store
+from devkit.cart import cart_yaml, headers
+from devkit.cart import order as order
+from fake_keap.state import FakeKeapState
 
-TOKEN = "t0ken"
-ACTION_SET = 42
-FAULT_YAML = f"""
-sources:
-  cart:
-    verify: {{scheme: token, secret: {TOKEN}, at: 'headers."x-token"'}}
-    event_type: body.event
-    event_id: body.id
-routes:
-  - name: order
-    source: cart
-    event: order.paid
-    contact: {{email: body.email}}
-    actions:
-      - tags: [500]
-      - action_set: {ACTION_SET}
-"""
+# The scenario is the soak's too (bench/soak.py): its config, orders and token are devkit's.
+FAULT_YAML = cart_yaml()
 PROBLEM_FIELDS = {"type", "title", "status", "detail"}
 
 
-def order(i: int, prefix: str = "o") -> dict[str, Any]:
-    """One order; every order has its own contact, so action set runs count per event."""
-    return {"event": "order.paid", "id": f"{prefix}-{i}", "email": f"{prefix}{i}@example.com"}
-
-
 async def post_order(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
-    return await client.post("/hooks/cart", json=body, headers={"x-token": TOKEN})
+    return await client.post("/hooks/cart", json=body, headers=headers())
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:

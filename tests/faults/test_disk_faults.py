@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
 from tests.delivery.conftest import API_KEY, Relay, running_relay
 from tests.faults.conftest import (

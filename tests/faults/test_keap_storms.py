@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
 from tests.delivery.conftest import API_KEY, running_relay
 from tests.faults.conftest import FAULT_YAML, assert_delivered_once, order, post_order

@@ -21,11 +21,11 @@ from typing import Any
 import httpx
 import psycopg
 
-from app.fake_keap.server import FakeKeapServer
-from app.fake_keap.state import FakeKeapState
 from app.store.base import EventRecord
 from app.store.factory import open_store
 from app.store.sqlite import sqlite_path
+from fake_keap.server import FakeKeapServer
+from fake_keap.state import FakeKeapState
 from tests.delivery.conftest import API_KEY
 from tests.faults.conftest import FAULT_YAML, assert_delivered_once, order, post_order
 from tests.faults.conftest import wait_all_finished as wait_finished

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.databases import fresh_postgres_schema
+from devkit.postgres import fresh_postgres_schema
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

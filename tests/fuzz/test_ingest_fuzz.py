@@ -19,7 +19,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.ingest.signatures import sign_request
+from app.ingest.schemes import sign_request
 from app.main import create_app
 from tests.conftest import make_config, make_settings
 

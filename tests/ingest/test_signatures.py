@@ -13,15 +13,17 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import get_args
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from app.config.models import VerifySpec
+from app.config.models import Scheme, VerifySpec
 from app.config.selectors import Selector
-from app.ingest.signatures import SignatureError, sign_request, verify_signature
+from app.ingest.schemes import SIGNED_CONTENT, SignatureError, sign_request
+from app.ingest.signatures import verify_signature
 
 NOW = 1_700_000_000  # 2023-11-14T22:13:20Z
 BODY = b'{"id":"evt_1","type":"order.paid","email":"ann@example.com"}'
@@ -427,6 +429,12 @@ def test_sign_request_matches_the_independent_algorithms() -> None:
         )
         lowered = {name.lower(): value for name, value in produced.items()}
         assert lowered == case.sign(case.secret, BODY, NOW), case.spec.scheme
+
+
+def test_every_signed_scheme_is_checked_against_its_independent_algorithm() -> None:
+    # A new scheme gets its signed content once in app/ingest/schemes.py, and a case here.
+    signed = set(get_args(Scheme)) - {"token", "none"}
+    assert signed == set(SIGNED_CONTENT) == {case.spec.scheme for case in CASES}
 
 
 def test_sign_request_has_no_headers_for_token_and_none() -> None:

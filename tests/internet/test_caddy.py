@@ -4,8 +4,6 @@ loopback, with the shipped Caddyfile, taking a webhook through it."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -21,6 +19,7 @@ import yaml
 
 from tests.conftest import CONFIG_YAML, SECRETS
 from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.senders import hex_signature
 
 REPO = Path(__file__).resolve().parents[2]
 CADDYFILE = REPO / "caddy" / "Caddyfile"
@@ -116,7 +115,7 @@ def behind_caddy(tmp_path: Path) -> Iterator[str]:
 
 def test_a_webhook_goes_through_caddy(behind_caddy: str) -> None:
     body = json.dumps({"event": "sale", "email": "proxied@example.com"}).encode()
-    signature = hmac.new(SECRETS["CART_SECRET"].encode(), body, hashlib.sha256).hexdigest()
+    signature = hex_signature(SECRETS["CART_SECRET"], body)
     answer = httpx.post(
         f"{behind_caddy}/hooks/legacy-cart",
         content=body,

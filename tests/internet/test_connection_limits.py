@@ -3,8 +3,6 @@ the headers and for the body (408), idle keep-alive connections closed."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import socket
 import subprocess
 import time
@@ -16,6 +14,7 @@ import pytest
 
 from tests.conftest import CONFIG_YAML, SECRETS
 from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.senders import hex_signature
 
 LIMITS = {
     "RELAY_MAX_HEADER_BYTES": "16384",
@@ -134,7 +133,7 @@ def test_too_many_headers_get_431(served: int) -> None:
 
 def test_a_webhook_in_several_reads_within_the_deadlines_is_taken(served: int) -> None:
     body = b'{"event": "sale", "email": "slow@example.com"}'
-    signature = hmac.new(SECRETS["CART_SECRET"].encode(), body, hashlib.sha256).hexdigest()
+    signature = hex_signature(SECRETS["CART_SECRET"], body)
     with _connect(served) as sock:
         sock.sendall(b"POST /hooks/legacy-cart HTTP/1.1\r\nHost: relay\r\n")
         time.sleep(0.3)

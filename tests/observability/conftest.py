@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
 from app.observability import logging as relay_logging
+from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
 from tests.delivery.conftest import API_KEY, DELIVERY_YAML
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from app.config.loader import parse_config
-from app.fake_keap.server import FakeKeapServer
-from app.ingest.signatures import sign_request
+from app.ingest.schemes import sign_request
+from fake_keap.server import FakeKeapServer
 from tests.support.processes import free_port, relay_env, start_relay, stop
 
 API_KEY = "kp-LIVE-7f3a9c2e1b4d-api-key"

@@ -7,7 +7,6 @@ import logging
 import pytest
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
 from app.observability.logging import (
     bind_log_context,
     current_log_context,
@@ -15,6 +14,7 @@ from app.observability.logging import (
     mask_email,
     register_secrets,
 )
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import API_KEY, running_relay
 from tests.observability.conftest import LogCapture, json_lines
 

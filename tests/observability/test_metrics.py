@@ -8,7 +8,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import API_KEY, running_relay
 
 ORDER = {
@@ -135,11 +135,15 @@ async def test_rejected_credentials_show_as_auth_not_ok_and_401_calls(
         assert value(samples, "relay_keap_requests_total", operation="contact.upsert", code="401")
         fake_keap.state.set_reject_all_credentials(False)
         for _ in range(200):
+            # One scrape is no snapshot: the queue depth is read from the database before
+            # the worker may count the delivery, so wait for both to say it.
             samples = await scrape(relay.client)
-            if value(samples, "relay_events_total", status="delivered") == 1:
+            delivered = value(samples, "relay_events_total", status="delivered") == 1
+            if delivered and value(samples, "relay_queue_depth") == 0:
                 break
             await asyncio.sleep(0.05)
         assert value(samples, "relay_keap_auth_ok") == 1
+        assert value(samples, "relay_events_total", status="delivered") == 1
         assert value(samples, "relay_queue_depth") == 0
 
 

@@ -22,9 +22,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from app.config.models import RelayConfig
-from app.fake_keap.server import FakeKeapServer
 from app.observability import tracing
 from app.observability.logging import scrub
+from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
 from tests.delivery.conftest import API_KEY, DELIVERY_YAML, running_relay
 

@@ -3,13 +3,11 @@ puts in it), content type, signature headers, from a sample body under ``samples
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.senders import signature_headers
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -94,15 +92,14 @@ def _pmpro(body: bytes, event_type: str) -> dict[str, str]:
     }
 
 
-def _hex_hmac(secret: str, message: bytes) -> str:
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+def _signature(scheme: str, secret: str, body: bytes, **spec: str) -> dict[str, str]:
+    return signature_headers(scheme, TEST_ENV[secret], body, **spec)
 
 
 def _shopify(body: bytes, event_type: str) -> dict[str, str]:
-    digest = hmac.new(TEST_ENV["SHOPIFY_SECRET"].encode(), body, hashlib.sha256).digest()
     return {
         "X-Shopify-Topic": event_type,
-        "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+        **_signature("shopify", "SHOPIFY_SECRET", body),
         "X-Shopify-Shop-Domain": "acme-store.myshopify.com",
         "X-Shopify-API-Version": "2025-01",
         "X-Shopify-Triggered-At": "2026-03-02T15:15:00.000Z",
@@ -110,7 +107,6 @@ def _shopify(body: bytes, event_type: str) -> dict[str, str]:
 
 
 def _woocommerce(body: bytes, event_type: str) -> dict[str, str]:
-    digest = hmac.new(TEST_ENV["WOOCOMMERCE_SECRET"].encode(), body, hashlib.sha256).digest()
     resource, _, action = event_type.partition(".")
     return {
         "User-Agent": "WooCommerce/9.6.0 Hookshot (WordPress/6.7.2)",
@@ -118,30 +114,23 @@ def _woocommerce(body: bytes, event_type: str) -> dict[str, str]:
         "X-WC-Webhook-Topic": event_type,
         "X-WC-Webhook-Resource": resource,
         "X-WC-Webhook-Event": action,
-        "X-WC-Webhook-Signature": base64.b64encode(digest).decode(),
+        **_signature("woocommerce", "WOOCOMMERCE_SECRET", body),
         "X-WC-Webhook-ID": "12",
         "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex,  # new on every retry
     }
 
 
 def _stripe(body: bytes, event_type: str) -> dict[str, str]:
-    t = int(time.time())
-    signature = _hex_hmac(TEST_ENV["STRIPE_SECRET"], f"{t}.".encode() + body)
-    return {"Stripe-Signature": f"t={t},v1={signature}", "User-Agent": "Stripe/1.0"}
+    return {**_signature("stripe", "STRIPE_SECRET", body), "User-Agent": "Stripe/1.0"}
 
 
 def _paddle(body: bytes, event_type: str) -> dict[str, str]:
-    ts = int(time.time())
-    signature = _hex_hmac(TEST_ENV["PADDLE_SECRET"], f"{ts}:".encode() + body)
-    return {"Paddle-Signature": f"ts={ts};h1={signature}"}
+    return _signature("paddle", "PADDLE_SECRET", body)
 
 
 def _clickfunnels(body: bytes, event_type: str) -> dict[str, str]:
-    timestamp = str(int(time.time()))
-    signature = _hex_hmac(TEST_ENV["CLICKFUNNELS_SECRET"], timestamp.encode() + b"." + body)
     return {
-        "X-Webhook-ClickFunnels-Timestamp": timestamp,
-        "X-Webhook-ClickFunnels-Signature": signature,
+        **_signature("clickfunnels", "CLICKFUNNELS_SECRET", body),
         "X-Webhook-ClickFunnels-Event": event_type,
     }
 
@@ -149,14 +138,14 @@ def _clickfunnels(body: bytes, event_type: str) -> dict[str, str]:
 def _lemonsqueezy(body: bytes, event_type: str) -> dict[str, str]:
     return {
         "X-Event-Name": event_type,
-        "X-Signature": _hex_hmac(TEST_ENV["LEMONSQUEEZY_SECRET"], body),
+        **_signature("hmac", "LEMONSQUEEZY_SECRET", body, header="X-Signature"),
     }
 
 
 def _thinkific(body: bytes, event_type: str) -> dict[str, str]:
     return {
         "X-Thinkific-Topic": event_type,
-        "X-Thinkific-Hmac-Sha256": _hex_hmac(TEST_ENV["THINKIFIC_SECRET"], body),
+        **_signature("hmac", "THINKIFIC_SECRET", body, header="X-Thinkific-Hmac-Sha256"),
     }
 
 

@@ -16,10 +16,10 @@ import httpx
 import psycopg
 import pytest
 
-from app.fake_keap.server import FakeKeapServer
 from app.store.base import EventFilter, EventRecord
 from app.store.factory import open_store
 from app.store.migrations import MIGRATIONS
+from fake_keap.server import FakeKeapServer
 from tests.support.processes import free_port, relay_env, start_relay, stop, wait_healthy
 
 API_KEY = "scale-key"

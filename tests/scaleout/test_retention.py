@@ -14,10 +14,10 @@ import pytest
 
 from app.config.models import RelayConfig
 from app.delivery.retention import purge_expired
-from app.fake_keap.server import FakeKeapServer
 from app.store.base import EventStatus, NewEvent, PlannedStep, Store
 from app.store.factory import open_store
 from app.store.ids import new_event_id
+from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import running_relay
 from tests.test_ingest_http import ORDER, shopify_headers
 

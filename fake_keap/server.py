@@ -11,9 +11,9 @@ from types import TracebackType
 
 import uvicorn
 
-from app.fake_keap.app import create_app
-from app.fake_keap.connections import ConnectionRegistry
-from app.fake_keap.state import FakeKeapState
+from fake_keap.app import create_app
+from fake_keap.connections import ConnectionRegistry
+from fake_keap.state import FakeKeapState
 
 STARTUP_TIMEOUT = 10.0
 TICK_SECONDS = 0.1

@@ -2,7 +2,8 @@
 
 A skip in CI means a part was not tested (no PostgreSQL, no browser, no tmpfs for the
 disk-fault tests, schemathesis missing): the run must say so, not pass. Expected
-failures (xfail) are left alone. The hooks are imported into tests/conftest.py.
+failures (xfail) are left alone. The hooks are imported into tests/conftest.py and
+bench/tests/conftest.py.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.fake_keap.faults import ForcedFailure, InjectedFault, RetiredXmlRpc
-from app.fake_keap.records import AuthKind, FailureStatus
+from fake_keap.faults import ForcedFailure, InjectedFault, RetiredXmlRpc
+from fake_keap.records import AuthKind, FailureStatus
 
 
 @dataclass(frozen=True)

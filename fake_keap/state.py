@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from app.fake_keap.admission import (
+from fake_keap.admission import (
     Accepted,
     Admission,
     CallInfo,
@@ -23,9 +23,9 @@ from app.fake_keap.admission import (
     Retired,
     Unauthenticated,
 )
-from app.fake_keap.behaviour import FakeBehaviour
-from app.fake_keap.crm_data import CrmData
-from app.fake_keap.faults import (
+from fake_keap.behaviour import FakeBehaviour
+from fake_keap.crm_data import CrmData
+from fake_keap.faults import (
     FaultPlan,
     ForcedFailure,
     InjectedFault,
@@ -33,8 +33,8 @@ from app.fake_keap.faults import (
     RetiredFormat,
     RetiredXmlRpc,
 )
-from app.fake_keap.limits import Ceilings, SlidingWindows, throttle_headers
-from app.fake_keap.records import (
+from fake_keap.limits import Ceilings, SlidingWindows, throttle_headers
+from fake_keap.records import (
     ActionSetRun,
     AuthKind,
     Contact,
@@ -46,7 +46,7 @@ from app.fake_keap.records import (
     Payment,
     RequestRecord,
 )
-from app.fake_keap.tokens import IssuedTokens, TokenStore
+from fake_keap.tokens import IssuedTokens, TokenStore
 
 
 class FakeKeapState:

@@ -11,10 +11,10 @@ from typing import Any
 from defusedxml.xmlrpc import DefusedExpatParser
 from starlette.responses import Response
 
-from app.fake_keap.crm_data import ContactFields, CrmData, CrmError, InvalidParameter
-from app.fake_keap.records import XMLRPC_OPERATIONS
-from app.fake_keap.rest import goal_results
-from app.fake_keap.state import FakeKeapState
+from fake_keap.crm_data import ContactFields, CrmData, CrmError, InvalidParameter
+from fake_keap.records import XMLRPC_OPERATIONS
+from fake_keap.rest import goal_results
+from fake_keap.state import FakeKeapState
 
 INVALID_KEY = xmlrpc.client.Fault(2, "[InvalidKey]Invalid Key")
 UNPARSABLE = "xmlrpc.invalid"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from app.fake_keap.records import FailureStatus
+from fake_keap.records import FailureStatus
 
 THROTTLED_FAULT = (
     "com.infusionsoft.throttle.ThrottlingException: Maximum number of threads throttled"

@@ -10,7 +10,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.fake_keap.admission import (
+from fake_keap.admission import (
     Accepted,
     Admission,
     CallInfo,
@@ -19,13 +19,13 @@ from app.fake_keap.admission import (
     Retired,
     Unauthenticated,
 )
-from app.fake_keap.answers import failure_response, response_status, retired_xmlrpc_response
-from app.fake_keap.connections import ConnectionRegistry, DroppedConnection
-from app.fake_keap.permissions import forbidden_answer
-from app.fake_keap.rest import handle_rest
-from app.fake_keap.routing import XMLRPC_PATH, RestRoute, match_rest_route
-from app.fake_keap.state import FakeKeapState
-from app.fake_keap.xmlrpc import (
+from fake_keap.answers import failure_response, response_status, retired_xmlrpc_response
+from fake_keap.connections import ConnectionRegistry, DroppedConnection
+from fake_keap.permissions import forbidden_answer
+from fake_keap.rest import handle_rest
+from fake_keap.routing import XMLRPC_PATH, RestRoute, match_rest_route
+from fake_keap.state import FakeKeapState
+from fake_keap.xmlrpc import (
     INVALID_KEY,
     UNPARSABLE,
     XmlRpcCall,

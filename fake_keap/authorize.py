@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from app.fake_keap.state import FakeKeapState
+from fake_keap.state import FakeKeapState
 
 
 async def authorize_endpoint(request: Request) -> Response:

@@ -13,8 +13,8 @@ import json
 
 from starlette.responses import JSONResponse, Response
 
-from app.fake_keap.routing import RestRoute
-from app.fake_keap.state import FakeKeapState
+from fake_keap.routing import RestRoute
+from fake_keap.state import FakeKeapState
 
 
 def forbidden_answer(state: FakeKeapState, route: RestRoute, body: bytes) -> Response | None:

@@ -6,10 +6,10 @@ from http import HTTPStatus
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from app.fake_keap.connections import ConnectionRegistry, DroppedConnection
-from app.fake_keap.faults import RetiredXmlRpc
-from app.fake_keap.limits import retry_after_header
-from app.fake_keap.records import FailureStatus
+from fake_keap.connections import ConnectionRegistry, DroppedConnection
+from fake_keap.faults import RetiredXmlRpc
+from fake_keap.limits import retry_after_header
+from fake_keap.records import FailureStatus
 
 THROTTLED_BODY = {"code": "429", "message": "Quota Exceeded", "status": "Request Throttled"}
 # Keap's gateway is Apigee (KEAP_API_NOTES.md); these are its documented fault bodies for a

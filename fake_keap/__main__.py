@@ -1,4 +1,4 @@
-"""``python -m app.fake_keap``: a fake Infusionsoft (Keap) API on this machine, for
+"""``python -m fake_keap``: a fake Infusionsoft (Keap) API on this machine, for
 sandboxes, tests and benchmarks. It prints its base_url, token_url and control_url."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from app.fake_keap.server import FakeKeapServer
-from app.fake_keap.state import FakeKeapState
+from fake_keap.server import FakeKeapServer
+from fake_keap.state import FakeKeapState
 
 CONTROL_API = """\
 Defaults: any positive tag, action set, template, sequence and goal id exists (make it
@@ -52,7 +52,7 @@ Example:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m app.fake_keap",
+        prog="python -m fake_keap",
         description=__doc__,
         epilog=CONTROL_API,
         formatter_class=_Formatter,

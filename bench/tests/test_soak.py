@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.pgcluster import unavailable_reason
 from bench.soak import FAULTS, SoakPlan, run_soak, write_results
 from bench.soak_audit import audit
+from devkit.pgcluster import unavailable_reason
 
 
 @pytest.mark.timeout(100)

@@ -1,30 +1,28 @@
-"""REST v1 handlers: translate a request into a ``CrmData`` change and Keap's answer."""
+"""REST v1 handlers (and v2's companies, emails, bulk tags and sequences): translate a
+request into a ``CrmData`` change and Keap's answer. Orders, payments and notes are in
+rest_orders; the shared parsing in rest_common."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from app.fake_keap.crm_data import ContactFields, CrmError, DuplicateOption, _resolve_sequence
-from app.fake_keap.records import Contact, Order, OrderItem
-from app.fake_keap.routing import RestRoute
-from app.fake_keap.state import FakeKeapState
-from app.keap.orders import ORDER_ITEM_TYPES as KEAP_ORDER_ITEM_TYPES
-
-RestHandler = Callable[[FakeKeapState, RestRoute, bytes, dict[str, str]], Response]
-
-
-class BadRequest(Exception):
-    pass
-
-
-def message(status: int, text: str) -> JSONResponse:
-    return JSONResponse({"message": text}, status_code=status)
+from fake_keap.crm_data import ContactFields, CrmError, DuplicateOption, _resolve_sequence
+from fake_keap.records import Contact
+from fake_keap.rest_common import (
+    BadRequest,
+    RestHandler,
+    integer,
+    json_object,
+    message,
+    optional_str,
+    string_id,
+)
+from fake_keap.rest_orders import ORDER_HANDLERS
+from fake_keap.routing import RestRoute
+from fake_keap.state import FakeKeapState
 
 
 def handle_rest(
@@ -39,29 +37,6 @@ def handle_rest(
         return message(400, str(exc))
     except CrmError as exc:
         return message(exc.http_status, str(exc))
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body or b"null")
-    except ValueError as exc:
-        raise BadRequest(f"Malformed JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
-        raise BadRequest("Expected a JSON object")
-    return parsed
-
-
-def _int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"{name} must be an integer")
-    return value
-
-
-def _optional_str(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise BadRequest(f"{name} must be a string")
-    return value
 
 
 def _contact_fields(body: dict[str, Any]) -> ContactFields:
@@ -82,13 +57,13 @@ def _contact_fields(body: dict[str, Any]) -> ContactFields:
         raise BadRequest("custom_fields must be a list of objects")
     return ContactFields(
         email=email,
-        given_name=_optional_str(body, "given_name"),
-        family_name=_optional_str(body, "family_name"),
+        given_name=optional_str(body, "given_name"),
+        family_name=optional_str(body, "family_name"),
         phone=phones[0].get("number") if phones else None,
         company_id=company_id,
-        opt_in_reason=_optional_str(body, "opt_in_reason"),
+        opt_in_reason=optional_str(body, "opt_in_reason"),
         custom_fields=(
-            {_int(f.get("id"), "custom_fields[].id"): f.get("content") for f in custom}
+            {integer(f.get("id"), "custom_fields[].id"): f.get("content") for f in custom}
             if custom
             else None
         ),
@@ -110,7 +85,7 @@ def _company_reference(company: object) -> int | None:
         raise BadRequest("company.id is required: a company is referenced by its id")
     if isinstance(company_id, str) and company_id.isdigit():
         company_id = int(company_id)
-    return _int(company_id, "company.id")
+    return integer(company_id, "company.id")
 
 
 def contact_json(contact: Contact) -> dict[str, Any]:
@@ -134,7 +109,7 @@ def contact_json(contact: Contact) -> dict[str, Any]:
 
 
 def _upsert(state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]) -> Response:
-    payload = _json_object(body)
+    payload = json_object(body)
     option = payload.get("duplicate_option", "Email")
     if option not in ("Email", "EmailAndName"):
         raise BadRequest("duplicate_option must be Email or EmailAndName")
@@ -146,10 +121,10 @@ def _upsert(state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, st
 
 
 def _add_tags(state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]) -> Response:
-    tag_ids = _json_object(body).get("tagIds")
+    tag_ids = json_object(body).get("tagIds")
     if not isinstance(tag_ids, list) or not tag_ids:
         raise BadRequest("tagIds must be a non-empty list")
-    tags = [_int(tag, "tagIds[]") for tag in tag_ids]
+    tags = [integer(tag, "tagIds[]") for tag in tag_ids]
     with state.editing_crm() as crm:
         applied = crm.apply_tags(int(route.params["contact_id"]), tags, state.behaviour)
     # 200 with a status per tag, even when one failed. The v1 reference types the answer
@@ -197,7 +172,7 @@ def _change_sequence(add: bool) -> RestHandler:
 def _achieve_goal(
     state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
 ) -> Response:
-    contact_id = _int(_json_object(body).get("contact_id"), "contact_id")
+    contact_id = integer(json_object(body).get("contact_id"), "contact_id")
     integration, call_name = route.params["integration"], route.params["call_name"]
     with state.editing_crm() as crm:
         achieved = crm.achieve_goal(
@@ -232,7 +207,7 @@ def _create_company(
     state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
 ) -> Response:
     """v2 ``POST /companies`` answers 201 with the Company, ``id`` a string."""
-    name = _optional_str(_json_object(body), "company_name")
+    name = optional_str(json_object(body), "company_name")
     if not name:
         raise BadRequest("company_name is required")
     with state.editing_crm() as crm:
@@ -245,13 +220,13 @@ def _send_email_template(
 ) -> Response:
     """v2 ``POST /emails/templates:send``: ``template_id``, ``contact_ids`` (strings) and
     ``user_id`` are all required (EmailSendTemplateRequest); 202 Accepted, no body."""
-    payload = _json_object(body)
+    payload = json_object(body)
     contact_ids = payload.get("contact_ids")
     if not isinstance(contact_ids, list) or not contact_ids:
         raise BadRequest("contact_ids is required")
-    template_id = _string_id(payload.get("template_id"), "template_id")
-    user_id = _string_id(payload.get("user_id"), "user_id")
-    contacts = [_string_id(c, "contact_ids[]") for c in contact_ids]
+    template_id = string_id(payload.get("template_id"), "template_id")
+    user_id = string_id(payload.get("user_id"), "user_id")
+    contacts = [string_id(c, "contact_ids[]") for c in contact_ids]
     with state.editing_crm() as crm:
         crm.send_email(contacts, template_id, state.behaviour, time.time(), user_id)
     return Response(status_code=202)
@@ -259,10 +234,10 @@ def _send_email_template(
 
 def _contact_ids(body: bytes) -> list[int]:
     """v2's ``{"contact_ids": ["…"]}`` (ApplyRemoveTagRequest, AddContactsToSequenceRequest)."""
-    contact_ids = _json_object(body).get("contact_ids")
+    contact_ids = json_object(body).get("contact_ids")
     if not isinstance(contact_ids, list) or not contact_ids:
         raise BadRequest("contact_ids is required")
-    return [_string_id(c, "contact_ids[]") for c in contact_ids]
+    return [string_id(c, "contact_ids[]") for c in contact_ids]
 
 
 def _tag_many(apply: bool) -> RestHandler:
@@ -331,205 +306,8 @@ def _user_info(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, s
     )
 
 
-def _string_id(value: object, name: str) -> int:
-    """An id the v2 schema types as a string; a bare number is accepted as Keap's JSON
-    binding does."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
-        return int(value)
-    raise BadRequest(f"{name} is required" if value is None else f"{name} must be an id")
-
-
 def _profile(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str]) -> Response:
     return JSONResponse({"name": "Fake Keap", "email": "owner@fake-keap.test", "time_zone": "UTC"})
-
-
-# -- orders, payments, notes (REST v2; keap-sdk sdks/v2/swagger.yml, docs/keap-api.md) --
-
-# CreateOrderItemRequest.item_type's enum, as the client's module lists it.
-ORDER_ITEM_TYPES = frozenset(KEAP_ORDER_ITEM_TYPES)
-
-
-def _cents(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadRequest(f"{name} must be a number")
-    return int((Decimal(str(value)) * 100).quantize(Decimal(1), ROUND_HALF_UP))
-
-
-def _currency(cents: int) -> dict[str, Any]:
-    """CurrencyValue: the amount in the smallest currency unit."""
-    sign = "-" if cents < 0 else ""
-    return {
-        "amount": cents,
-        "currency_code": "USD",
-        "formatted_amount": f"{sign}${abs(cents) // 100:,}.{abs(cents) % 100:02d}",
-    }
-
-
-def _order_item(state: FakeKeapState, raw: object) -> OrderItem:
-    if not isinstance(raw, dict):
-        raise BadRequest("order_items must be objects")
-    item_type = raw.get("item_type", "PRODUCT")
-    if item_type not in ORDER_ITEM_TYPES:
-        raise BadRequest(f"Invalid item_type: {item_type}")
-    quantity = _int(raw.get("quantity"), "quantity")
-    product_id = (
-        None if raw.get("product_id") is None else _string_id(raw["product_id"], "product_id")
-    )
-    if raw.get("price_per_unit") is not None:
-        price = _cents(raw["price_per_unit"], "price_per_unit")
-    else:  # "if not specified, the product price will be used"
-        price = round((state.behaviour.products or {}).get(product_id or 0, 0.0) * 100)
-    return OrderItem(
-        item_type=item_type,
-        quantity=quantity,
-        price_cents=price,
-        product_id=product_id,
-        name=_optional_str(raw, "name"),
-        description=_optional_str(raw, "description"),
-    )
-
-
-def order_json(order: Order, paid_cents: int) -> dict[str, Any]:
-    """OrderV2: ids as strings, amounts as CurrencyValue, custom fields as {id, content}."""
-    return {
-        "id": str(order.id),
-        "title": order.title,
-        "status": "PAID" if order.items and paid_cents >= order.total_cents else "SENT",
-        "order_type": order.order_type,
-        "source_type": "API",
-        "order_time": order.order_time,
-        "contact": {"id": str(order.contact_id)},
-        "total": _currency(order.total_cents),
-        "total_paid": _currency(paid_cents),
-        "total_due": _currency(order.total_cents - paid_cents),
-        "order_items": [
-            {
-                "id": str(index),
-                "item_type": item.item_type,
-                "quantity": item.quantity,
-                "name": item.name,
-                "description": item.description,
-                "price_per_unit": _currency(item.price_cents),
-                "product": None if item.product_id is None else {"id": str(item.product_id)},
-            }
-            for index, item in enumerate(order.items, start=1)
-        ],
-        "custom_fields": [{"id": str(k), "content": v} for k, v in order.custom_fields.items()],
-    }
-
-
-def _create_order(
-    state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
-) -> Response:
-    """v2 ``POST /orders`` (RestCreateOrderRequest: contact_id, order_time, order_title
-    and order_type are required); 201 with the OrderV2."""
-    payload = _json_object(body)
-    for name in ("contact_id", "order_time", "order_title", "order_type"):
-        if payload.get(name) in (None, ""):
-            raise BadRequest(f"{name} is required")
-    if payload["order_type"] not in ("ONLINE", "OFFLINE"):
-        raise BadRequest(f"Invalid order_type: {payload['order_type']}")
-    raw_items = payload.get("order_items") or []
-    if not isinstance(raw_items, list):
-        raise BadRequest("order_items must be a list")
-    custom: dict[int, object] = {}
-    for field in payload.get("custom_fields") or []:
-        if not isinstance(field, dict):
-            raise BadRequest("custom_fields must be objects")
-        custom[_string_id(field.get("id"), "custom_fields[].id")] = field.get("content")
-    order = Order(
-        id=0,
-        contact_id=_string_id(payload["contact_id"], "contact_id"),
-        title=str(payload["order_title"]),
-        order_time=str(payload["order_time"]),
-        order_type=str(payload["order_type"]),
-        items=tuple(_order_item(state, raw) for raw in raw_items),
-        custom_fields=custom,
-    )
-    with state.editing_crm() as crm:
-        created = crm.create_order(order, state.behaviour)
-    return JSONResponse(order_json(created, 0), status_code=201)
-
-
-def _list_orders(
-    state: FakeKeapState, route: RestRoute, _: bytes, query: dict[str, str]
-) -> Response:
-    """v2 ``GET /orders?filter=contact_id==…`` (ListOrders); this fake filters by
-    contact_id only and answers one page."""
-    field, __, value = query.get("filter", "").partition("==")
-    if field != "contact_id":
-        raise BadRequest("this fake filters orders by contact_id only")
-    contact_id = _string_id(value, "contact_id")
-    with state.editing_crm() as crm:
-        orders = [
-            order_json(o, crm.paid_cents(o.id))
-            for o in crm.orders.values()
-            if o.contact_id == contact_id
-        ]
-    return JSONResponse({"orders": orders, "next_page_token": ""})
-
-
-def _get_order(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, str]) -> Response:
-    order_id = int(route.params["order_id"])
-    with state.editing_crm() as crm:
-        return JSONResponse(order_json(crm.order(order_id), crm.paid_cents(order_id)))
-
-
-def _create_payment(
-    state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
-) -> Response:
-    """v2 ``POST /orders/{id}/payments`` (RestCreatePaymentRequest: payment_amount and
-    apply_to_commissions required; payment_method_type must match a configured manual
-    payment type); 201 with the PaymentResult."""
-    payload = _json_object(body)
-    if not isinstance(payload.get("apply_to_commissions"), bool):
-        raise BadRequest("apply_to_commissions is required")
-    amount = _cents(payload.get("payment_amount"), "payment_amount")
-    if payload.get("payment_method_id") is not None:
-        raise BadRequest("this fake records manual payments only (payment_method_type)")
-    payment_type = _optional_str(payload, "payment_method_type")
-    if not payment_type:
-        raise BadRequest("At least one of payment_method_id or payment_method_type is required")
-    order_id = int(route.params["order_id"])
-    with state.editing_crm() as crm:
-        payment = crm.add_payment(
-            order_id, amount, payment_type, _optional_str(payload, "payment_time"), state.behaviour
-        )
-    return JSONResponse(
-        {
-            "id": str(payment.id),
-            "invoice_id": str(order_id),
-            "payment_amount": amount / 100,
-            "payment_status_message": "APPROVED",
-        },
-        status_code=201,
-    )
-
-
-def _create_note(
-    state: FakeKeapState, route: RestRoute, body: bytes, _: dict[str, str]
-) -> Response:
-    """v2 ``POST /contacts/{id}/notes`` (CreateNoteRequest: user_id required, and a title
-    or type); 201 with the Note."""
-    payload = _json_object(body)
-    user_id = _string_id(payload.get("user_id"), "user_id")
-    contact_id = int(route.params["contact_id"])
-    with state.editing_crm() as crm:
-        note = crm.add_note(
-            contact_id, _optional_str(payload, "title"), _optional_str(payload, "text"), user_id
-        )
-    return JSONResponse(
-        {
-            "id": str(note.id),
-            "contact_id": str(contact_id),
-            "title": note.title,
-            "text": note.text,
-            "created_by_user_id": str(user_id),
-        },
-        status_code=201,
-    )
 
 
 _HANDLERS: dict[str, RestHandler] = {
@@ -549,9 +327,5 @@ _HANDLERS: dict[str, RestHandler] = {
     "tags.remove_many": _tag_many(apply=False),
     "sequence.add_many": _sequence_many(add=True),
     "sequence.remove_many": _sequence_many(add=False),
-    "order.find": _list_orders,
-    "order.create": _create_order,
-    "order.get": _get_order,
-    "payment.create": _create_payment,
-    "note.create": _create_note,
+    **ORDER_HANDLERS,
 }

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from app.fake_keap.behaviour import FakeBehaviour
-from app.fake_keap.records import (
+from fake_keap.behaviour import FakeBehaviour
+from fake_keap.records import (
     ActionSetRun,
     Contact,
     EmailSent,

@@ -5,17 +5,17 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from app.fake_keap.authorize import authorize_endpoint
-from app.fake_keap.connections import ConnectionRegistry
-from app.fake_keap.control import (
+from fake_keap.authorize import authorize_endpoint
+from fake_keap.connections import ConnectionRegistry
+from fake_keap.control import (
     config_endpoint,
     in_flight_endpoint,
     reset_endpoint,
     state_endpoint,
 )
-from app.fake_keap.crm_endpoint import crm_endpoint
-from app.fake_keap.state import FakeKeapState
-from app.fake_keap.token_endpoint import token_endpoint
+from fake_keap.crm_endpoint import crm_endpoint
+from fake_keap.state import FakeKeapState
+from fake_keap.token_endpoint import token_endpoint
 
 
 def create_app(state: FakeKeapState, connections: ConnectionRegistry | None = None) -> Starlette:

@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.fake_keap.behaviour import FakeBehaviour
-from app.fake_keap.crm_data import RecordNotFound
-from app.fake_keap.records import FailureStatus
-from app.fake_keap.state import FakeKeapState
+from fake_keap.behaviour import FakeBehaviour
+from fake_keap.crm_data import RecordNotFound
+from fake_keap.records import FailureStatus
+from fake_keap.state import FakeKeapState
 
 
 class _Strict(BaseModel):
@@ -92,6 +92,7 @@ class ControlRequest(_Strict):
 
 
 def apply_control(state: FakeKeapState, request: ControlRequest) -> None:
+    """Apply each action the request names, in the order the fields are declared."""
     if request.clear_faults:
         state.clear_faults()
     if request.settings:
@@ -100,20 +101,7 @@ def apply_control(state: FakeKeapState, request: ControlRequest) -> None:
         state.set_oauth(**request.oauth.model_dump())
     for failure in request.fail_next:
         state.fail_next(**failure.model_dump())
-    if request.outage is False:
-        state.clear_outage()
-    elif request.outage is not None:
-        state.set_outage(request.outage.status, request.outage.seconds)
-    if request.xmlrpc_brownout is not None:
-        state.set_xmlrpc_brownout(request.xmlrpc_brownout)
-    if request.xmlrpc_retired is not None:
-        retire = request.xmlrpc_retired
-        if isinstance(retire, RetireRequest):
-            state.retire_xmlrpc(True, retire.status, retire.format)
-        else:
-            state.retire_xmlrpc(retire)
-    if request.reject_all_credentials is not None:
-        state.set_reject_all_credentials(request.reject_all_credentials)
+    _apply_switches(state, request)
     for fault in request.faults:
         state.set_fault(**fault.model_dump())
     if request.expire_access_tokens:
@@ -122,6 +110,23 @@ def apply_control(state: FakeKeapState, request: ControlRequest) -> None:
         state.delete_contact(contact_id)
     if request.revoke_refresh_token:
         state.revoke_refresh_token()
+
+
+def _apply_switches(state: FakeKeapState, request: ControlRequest) -> None:
+    """The on/off conditions: an outage, the XML-RPC brownout and retirement, refusals."""
+    if request.outage is False:
+        state.clear_outage()
+    elif request.outage is not None:
+        state.set_outage(request.outage.status, request.outage.seconds)
+    if request.xmlrpc_brownout is not None:
+        state.set_xmlrpc_brownout(request.xmlrpc_brownout)
+    retire = request.xmlrpc_retired
+    if isinstance(retire, RetireRequest):
+        state.retire_xmlrpc(True, retire.status, retire.format)
+    elif retire is not None:
+        state.retire_xmlrpc(retire)
+    if request.reject_all_credentials is not None:
+        state.set_reject_all_credentials(request.reject_all_credentials)
 
 
 async def state_endpoint(request: Request) -> Response:

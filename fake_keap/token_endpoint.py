@@ -19,12 +19,12 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.fake_keap.answers import failure_response, response_status
-from app.fake_keap.behaviour import RefreshRefusal
-from app.fake_keap.connections import ConnectionRegistry
-from app.fake_keap.records import TOKEN_OPERATION
-from app.fake_keap.state import FakeKeapState
-from app.fake_keap.tokens import IssuedTokens
+from fake_keap.answers import failure_response, response_status
+from fake_keap.behaviour import RefreshRefusal
+from fake_keap.connections import ConnectionRegistry
+from fake_keap.records import TOKEN_OPERATION
+from fake_keap.state import FakeKeapState
+from fake_keap.tokens import IssuedTokens
 
 
 def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:

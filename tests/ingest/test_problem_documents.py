@@ -1,0 +1,47 @@
+"""One problem document for every path: the hook fast path's bytes, FastAPI's answers
+and the server's own refusals are built by ``app.api.problems`` alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.api.problems import Problem, error_headers, problem_body, problem_for
+from app.errors import (
+    MethodNotAllowed,
+    NotFound,
+    RelayError,
+    RequestTimeout,
+    TooManyRequests,
+    Unauthorized,
+)
+
+ERRORS = [
+    NotFound("no source named 'x' is configured"),
+    MethodNotAllowed("/hooks/x accepts GET, POST or HEAD, not PUT"),
+    RequestTimeout("the body took over 30 s"),
+    TooManyRequests("slow down", retry_after=7),
+    Unauthorized("webhook not verified: signature does not match — «ü»"),
+]
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
+def test_the_hook_path_and_fastapi_answer_the_same_document(error: RelayError) -> None:
+    fast = json.loads(problem_body(error))
+    answer = problem_for(error)
+    assert fast == json.loads(bytes(answer.body))
+    assert Problem.model_validate(fast).status == error.status_code == answer.status_code
+    assert fast["type"] == f"https://relay.invalid/problems/{error.slug}"
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_each_error_carries_its_headers_on_every_path() -> None:
+    assert error_headers(MethodNotAllowed("no")) == {"Allow": "GET, POST, HEAD"}
+    assert error_headers(RequestTimeout("slow")) == {"Connection": "close"}
+    assert error_headers(TooManyRequests("later", retry_after=7)) == {"Retry-After": "7"}
+    assert error_headers(NotFound("gone")) == {}
+    challenge = {"WWW-Authenticate": "Bearer"}
+    answer = problem_for(MethodNotAllowed("no"), challenge)
+    assert answer.headers["allow"] == "GET, POST, HEAD"
+    assert answer.headers["www-authenticate"] == "Bearer"
