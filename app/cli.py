@@ -256,7 +256,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     config = server_config(
         app, settings, args.host or settings.host, settings.port if args.port is None else args.port
     )
-    tune_for_serving()  # GIL switch interval and garbage collector (app/interpreter.py)
+    tune_for_serving(settings.tune_interpreter)  # GIL switch and collector (app/interpreter.py)
     uvicorn.Server(config).run()
     return 0
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse
 
 from app.interpreter import tune_for_serving
+from app.settings import Settings
 
 app = FastAPI()
 
@@ -43,7 +44,7 @@ def main() -> None:
         server_header=False,
         lifespan="on",
     )
-    tune_for_serving()  # and the interpreter settings of `relay serve`
+    tune_for_serving(Settings().tune_interpreter)  # and the interpreter settings of `relay serve`
     uvicorn.Server(config).run()
 
 

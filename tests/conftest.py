@@ -172,7 +172,7 @@ async def relay(database_url: str, relay_config: RelayConfig) -> AsyncIterator[h
     """An httpx client bound to a relay app (API only) on a fresh database."""
     settings = make_settings(database_url)
     app = create_app(settings, config=relay_config, run_worker=False)
-    async with app.router.lifespan_context(app):
+    async with app.fastapi.router.lifespan_context(app.fastapi):
         transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             client.app = app  # type: ignore[attr-defined]

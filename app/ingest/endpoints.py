@@ -1,11 +1,11 @@
 """``/hooks/{source}``: the ingest hot path, answered in front of FastAPI.
 
 Webhooks are the one path that must answer fast under load (senders wait as little as a
-second), so ``app.main.RelayApp`` hands them here before FastAPI's middleware stack,
-routing, dependency solving and exception handlers: this module reads the request
-straight from the ASGI scope, hands it to the ingest service and writes the answer.
-Every other path goes on to FastAPI. The schema of this path is added to the OpenAPI
-document by ``openapi_paths``.
+second), so ``app.api.hook_dispatch.HookDispatcher`` hands them here instead of to
+FastAPI (its middleware, routing, dependencies and exception handlers): this module
+reads the request straight from the ASGI scope, hands it to the ingest service and
+writes the answer. Every other path goes to FastAPI. ``app.ingest.openapi`` adds this
+path to the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
 
 from starlette.datastructures import State
 from starlette.types import Message, Receive, Scope, Send
@@ -220,51 +219,3 @@ async def _read_limited(receive: Receive, headers: dict[str, str], limit: int) -
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-_RESPONSES: dict[str, dict[str, str]] = {
-    "200": {"description": "A duplicate of a stored event, or a WooCommerce ping"},
-    "202": {"description": "Stored durably; delivery follows"},
-    "400": {"description": "Unparsable body, or a value no database can store as sent"},
-    "401": {"description": "Not verified"},
-    "403": {"description": "Address not allowed"},
-    "404": {"description": "Unknown source"},
-    "405": {"description": "Method not allowed"},
-    "413": {"description": "Too large"},
-    "415": {"description": "Unsupported content type"},
-    "503": {"description": "Could not be stored"},
-}
-
-
-def openapi_paths() -> dict[str, Any]:
-    """The OpenAPI description of ``/hooks/{source}`` (served by ``receive_webhook``)."""
-    parameter = {"name": "source", "in": "path", "required": True, "schema": {"type": "string"}}
-    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    responses = {
-        code: {**spec, "content": problem} if code[0] in "45" else spec
-        for code, spec in _RESPONSES.items()
-    }
-    body = {
-        "required": False,
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
-        },
-    }
-    return {
-        "/hooks/{source}": {
-            "post": {
-                "operationId": "receive_webhook",
-                "summary": "Receive a webhook",
-                "parameters": [parameter],
-                "requestBody": body,
-                "responses": responses,
-            },
-            "get": {
-                "operationId": "receive_webhook_query",
-                "summary": "Receive a webhook as a query string (sources with methods: [GET])",
-                "parameters": [parameter],
-                "responses": responses,
-            },
-        }
-    }

@@ -144,7 +144,7 @@ class JsonFormatter(logging.Formatter):
 
 def _json_line(entry: dict[str, Any]) -> str:
     try:
-        line = orjson.dumps(entry, default=str).decode()  # a tenth of json's time
+        line = orjson.dumps(entry, default=str).decode()  # docs/performance.md, "Register"
     except TypeError:  # an int wider than 64 bits, say
         line = _ENCODER.encode(entry)
     return scrub(line)
@@ -155,10 +155,9 @@ def log_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> No
 
     While the relay's own batching JSON handler is the only one on the way (production),
     the line is built and queued directly: the same line, with the same fields, log
-    context and scrubbing, without making a LogRecord and walking loggers, filters and
-    handlers, which cost more than the rest of the line — about a tenth of the webhook
-    throughput, measured. Any other setup (console format, a test's capturing handler,
-    a filter, a level, a logger of its own) takes the standard path.
+    context and scrubbing, without a LogRecord (docs/performance.md, "Register"). Any
+    other setup (console format, a test's capturing handler, a filter, a level, a logger
+    of its own) takes the standard path.
     """
     handler = _state.line_handler
     if handler is None or not _plain_path(logger, handler):
@@ -210,14 +209,14 @@ class ConsoleFormatter(logging.Formatter):
         return scrub(line)
 
 
-class BatchingStreamHandler(logging.StreamHandler):
-    """A stream handler that writes lines in batches instead of one write and flush each.
+class BatchingStreamHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that writes lines in batches instead of one write and flush each
+    (docs/performance.md, "Register": also why not ``QueueHandler``).
 
-    At a few thousand webhooks a second, the write system call of every line cost more
-    than formatting it. Lines are written by a background thread every
-    ``interval`` seconds, at once for a warning or worse (and when ``max_lines`` are
-    waiting), and on ``flush``/``close`` — which ``logging.shutdown`` calls at exit. What
-    a kill -9 can cost is the last ``interval`` of info lines, never a stored event.
+    Lines are written by a background thread every ``interval`` seconds, at once for a
+    warning or worse (and when ``max_lines`` are waiting), and on ``flush``/``close`` —
+    which ``logging.shutdown`` calls at exit. What a kill -9 can cost is the last
+    ``interval`` of info lines, never a stored event.
     """
 
     def __init__(self, stream: TextIO, *, interval: float = 0.2, max_lines: int = 1000) -> None:

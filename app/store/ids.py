@@ -15,8 +15,8 @@ _POOL_IDS = 256  # ids' worth of randomness fetched from the OS at a time
 
 
 class _RandomPool(threading.local):
-    """os.urandom, drawn 256 ids at a time: one system call per id cost more than the
-    rest of the id, and every byte is still the kernel's CSPRNG output, used once."""
+    """os.urandom drawn 256 ids at a time (docs/performance.md, "Register"); every byte
+    is still the kernel's CSPRNG output, used once."""
 
     def __init__(self) -> None:
         self.pool = b""

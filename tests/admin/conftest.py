@@ -35,7 +35,7 @@ async def admin_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(database_url, admin_token=token, **overrides)
     app = create_app(settings, config=make_config(), run_worker=False)
-    async with app.router.lifespan_context(app):
+    async with app.fastapi.router.lifespan_context(app.fastapi):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             client.app = app  # type: ignore[attr-defined]

@@ -202,7 +202,7 @@ async def test_unknown_event_is_404(admin: httpx.AsyncClient) -> None:
 def test_openapi_documents_the_json_api_but_not_the_pages() -> None:
     schema = create_app(
         make_settings("sqlite:///unused.db"), config=make_config(), run_worker=False
-    ).openapi()
+    ).fastapi.openapi()
     paths = schema["paths"]
     assert set(paths["/hooks/{source}"]) == {"post", "get"}
     listing = paths["/admin/events"]["get"]["responses"]

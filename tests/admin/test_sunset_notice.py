@@ -12,7 +12,7 @@ from tests.conftest import CONFIG_YAML, make_config, make_settings
 async def readyz_and_dashboard(database_url: str, config_yaml: str) -> tuple[dict, str]:
     settings = make_settings(database_url, admin_token=ADMIN_TOKEN)
     app = create_app(settings, config=make_config(config_yaml), run_worker=False)
-    async with app.router.lifespan_context(app):
+    async with app.fastapi.router.lifespan_context(app.fastapi):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             ready = (await client.get("/readyz")).json()

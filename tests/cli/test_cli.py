@@ -356,12 +356,11 @@ def test_events_reads_a_postgresql_database(
     assert " 2/4 " in row
 
 
-def test_serve_tunes_the_interpreter_before_it_serves(
+def _serve_and_observe(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``relay serve`` shortens Python's GIL switch interval (5 ms: the SQLite writer
-    waits for the GIL after every commit), freezes what start-up built and enlarges the
-    collector's young generation before it serves (app/interpreter.py)."""
+) -> tuple[float, tuple[int, int, int], int]:
+    """``relay serve``'s switch interval, GC thresholds and frozen count as it starts
+    serving (uvicorn's run is replaced); the interpreter is restored after."""
     seen: list[tuple[float, tuple[int, int, int], int]] = []
     monkeypatch.setattr(
         uvicorn.Server,
@@ -383,10 +382,29 @@ def test_serve_tunes_the_interpreter_before_it_serves(
             if handler not in handlers:
                 handler.close()
         root.handlers[:] = handlers
-    [(switch, gc_thresholds, frozen)] = seen
+    [observed] = seen
+    return observed
+
+
+def test_serve_tunes_the_interpreter_before_it_serves(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``relay serve`` shortens Python's GIL switch interval (5 ms: the SQLite writer
+    waits for the GIL after every commit), freezes what start-up built and enlarges the
+    collector's young generation before it serves (app/interpreter.py)."""
+    switch, gc_thresholds, frozen = _serve_and_observe(cli, monkeypatch)
     assert switch == pytest.approx(0.001)
     assert gc_thresholds == (20_000, 20, 20)
     assert frozen > 10_000  # the modules, the app, its routes and models
+
+
+def test_serve_keeps_python_defaults_with_tuning_off(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RELAY_TUNE_INTERPRETER=false``: the interpreter is served as Python set it."""
+    monkeypatch.setenv("RELAY_TUNE_INTERPRETER", "false")
+    before = (sys.getswitchinterval(), gc.get_threshold(), gc.get_freeze_count())
+    assert _serve_and_observe(cli, monkeypatch) == before
 
 
 def test_events_prints_what_webhooks_sent_with_control_characters_escaped(

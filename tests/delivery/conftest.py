@@ -126,7 +126,7 @@ async def running_relay(
     values.update(overrides)
     settings = make_settings(database_url, **values)
     app = create_app(settings, config=config, run_worker=True)
-    async with app.router.lifespan_context(app):
+    async with app.fastapi.router.lifespan_context(app.fastapi):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             yield Relay(client, app)

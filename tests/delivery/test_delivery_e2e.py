@@ -179,8 +179,11 @@ async def test_the_relay_never_exceeds_its_own_ceiling(
 async def test_events_of_one_contact_keep_their_order_and_others_overtake(
     database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
+    # The first event's retry waits 2-4 s (equal jitter on 4 s): the later posts and the
+    # other contact's delivery must all happen inside it. At 1 s (0.5-1 s) they did not,
+    # once, on a loaded machine: the first event was delivered before it was checked.
     async with running_relay(
-        database_url, fake_keap, delivery_config, retry_base_seconds=1.0
+        database_url, fake_keap, delivery_config, retry_base_seconds=4.0
     ) as relay:
         # Block delivery while everything is queued, then make the first event stick.
         fake_keap.state.fail_next(503, count=1, operation="contact.upsert")

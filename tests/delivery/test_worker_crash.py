@@ -40,7 +40,7 @@ async def _store_one_event(database_url: str) -> str:
     app = create_app(make_settings(database_url), config=make_config(CONFIG), run_worker=False)
     import httpx
 
-    async with app.router.lifespan_context(app):
+    async with app.fastapi.router.lifespan_context(app.fastapi):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             response = await client.post(

@@ -105,7 +105,7 @@ def _serve(database_url: str) -> Iterator[SyncRelay]:
     transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50000))
     with (
         start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(app.router.lifespan_context(app)),
+        portal.wrap_async_context_manager(app.fastapi.router.lifespan_context(app.fastapi)),
     ):
         client = httpx.AsyncClient(transport=transport, base_url="http://relay")
         try:

@@ -265,7 +265,7 @@ def test_without_the_variable_no_exporter_is_made_and_no_sdk_loaded(tmp_path: Pa
         async def main():
             settings = make_settings("sqlite:///{tmp_path / "relay.db"}")
             app = create_app(settings, config=make_config(DELIVERY_YAML), run_worker=False)
-            async with app.router.lifespan_context(app):
+            async with app.fastapi.router.lifespan_context(app.fastapi):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://r") as c:
                     r = await c.post("/hooks/cart", json={{"event": "tag", "id": "1",

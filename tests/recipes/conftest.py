@@ -39,7 +39,7 @@ def recipe_relay(tmp_path: Path, recipe_env: dict[str, str]) -> RelayFactory:
         config = load_config(path, recipe_env)
         settings = make_settings(f"sqlite:///{tmp_path / 'relay.db'}")
         app = create_app(settings, config=config, run_worker=False)
-        async with app.router.lifespan_context(app):
+        async with app.fastapi.router.lifespan_context(app.fastapi):
             transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50000))
             async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
                 client.app = app  # type: ignore[attr-defined]

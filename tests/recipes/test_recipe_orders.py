@@ -119,7 +119,7 @@ async def test_the_recipe_order_block_plans_the_sample_checkout(
     config = parse_config(with_order_block(checkout.sender), TEST_ENV, name="recipe.yaml")
     settings = make_settings(f"sqlite:///{tmp_path / 'relay.db'}")
     app = create_app(settings, config=config, run_worker=False)
-    async with app.router.lifespan_context(app):
+    async with app.fastapi.router.lifespan_context(app.fastapi):
         transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             client.app = app  # type: ignore[attr-defined]

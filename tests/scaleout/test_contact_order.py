@@ -61,8 +61,8 @@ async def two_replicas(
         for _ in range(2)
     ]
     async with (
-        apps[0].router.lifespan_context(apps[0]),
-        apps[1].router.lifespan_context(apps[1]),
+        apps[0].fastapi.router.lifespan_context(apps[0].fastapi),
+        apps[1].fastapi.router.lifespan_context(apps[1].fastapi),
     ):
         for app in apps:
             transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50000))

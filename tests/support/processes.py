@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def free_port() -> int:
     """A port free now, below the kernel's ephemeral range (32768-60999 on Linux): a port
@@ -32,6 +34,9 @@ def relay_env(
     tmp_path: Path, database_url: str, config_text: str | None, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    # The checkout under test, not whatever `app` the venv's install points at (a shared
+    # venv's editable install may be another worktree's).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     config = tmp_path / "relay.yaml"
     if config_text is not None:
         config.write_text(config_text)
