@@ -2,7 +2,8 @@
 
 Every call passes the shared rate gate, is reported as a KeapCall, and fails only with a
 classified KeapError (``app.keap.errors``). With OAuth, a call whose token is refused is
-retried once after a refresh.
+retried once after a refresh. Each method takes the ``CallContext`` of the step it serves
+(``ctx``): its calls are recorded there, and its ``before_send`` hook is handed to the gate.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -28,6 +30,7 @@ from app.keap.errors import (
 from app.keap.exchange import Reply, traced
 from app.keap.lookups import KeapLookups
 from app.keap.models import (
+    CallContext,
     CallGate,
     ContactFields,
     KeapCall,
@@ -47,6 +50,7 @@ from app.keap.replies import (
 from app.keap.xmlrpc import encode_call
 
 __all__ = [
+    "CallContext",
     "CallGate",
     "ContactFields",
     "KeapCall",
@@ -114,7 +118,7 @@ class KeapClient:
             )
         self._lookups = KeapLookups(self._call, user_id=user_id)
 
-    async def upsert_contact(self, fields: ContactFields) -> int:
+    async def upsert_contact(self, fields: ContactFields, *, ctx: CallContext | None = None) -> int:
         """Create or update the contact by email (REST); its Keap id.
 
         Keap takes a contact's company by id only: a company name is first resolved to
@@ -122,27 +126,33 @@ class KeapClient:
         """
         company_id = fields.company_id
         if company_id is None and fields.company:
-            company_id = await self._lookups.company_id(fields.company)
+            company_id = await self._lookups.company_id(fields.company, ctx)
         payload = await self._call(
             "contact.upsert",
             "PUT",
             "/rest/v1/contacts",
             read_json,
             json_body=rest_upsert_body(fields, company_id),
+            ctx=ctx,
         )
         contact_id = payload.get("id") if isinstance(payload, dict) else None
         return _contact_id("contact.upsert", contact_id)
 
-    async def run_action_set(self, contact_id: int, action_set_id: int) -> None:
+    async def run_action_set(
+        self, contact_id: int, action_set_id: int, *, ctx: CallContext | None = None
+    ) -> None:
         await self._xmlrpc(
             "action_set.run",
             read_action_set_results,
             "ContactService.runActionSequence",
             int(contact_id),
             int(action_set_id),
+            ctx=ctx,
         )
 
-    async def add_tags(self, contact_id: int, tag_ids: Sequence[int]) -> None:
+    async def add_tags(
+        self, contact_id: int, tag_ids: Sequence[int], *, ctx: CallContext | None = None
+    ) -> None:
         """One v1 call for all the tags; a 200 can still refuse one (``read_tag_results``)."""
         if not tag_ids:
             return
@@ -152,28 +162,35 @@ class KeapClient:
             f"/rest/v1/contacts/{int(contact_id)}/tags",
             read_tag_results,
             json_body={"tagIds": [int(tag_id) for tag_id in tag_ids]},
+            ctx=ctx,
         )
 
-    async def remove_tag(self, contact_id: int, tag_id: int) -> None:
+    async def remove_tag(
+        self, contact_id: int, tag_id: int, *, ctx: CallContext | None = None
+    ) -> None:
         path = f"/rest/v1/contacts/{int(contact_id)}/tags/{int(tag_id)}"
-        await self._call("tags.remove", "DELETE", path, expect_success)
+        await self._call("tags.remove", "DELETE", path, expect_success, ctx=ctx)
 
-    async def add_to_sequence(self, contact_id: int, campaign_id: int, sequence_id: int) -> None:
-        path = _sequence_path(contact_id, campaign_id, sequence_id)
-        await self._call("sequence.add", "POST", path, expect_success)
-
-    async def remove_from_sequence(
-        self, contact_id: int, campaign_id: int, sequence_id: int
+    async def add_to_sequence(
+        self, contact_id: int, campaign_id: int, sequence_id: int, *, ctx: CallContext | None = None
     ) -> None:
         path = _sequence_path(contact_id, campaign_id, sequence_id)
-        await self._call("sequence.remove", "DELETE", path, expect_success)
+        await self._call("sequence.add", "POST", path, expect_success, ctx=ctx)
 
-    async def send_email_template(self, contact_id: int, template_id: int) -> None:
+    async def remove_from_sequence(
+        self, contact_id: int, campaign_id: int, sequence_id: int, *, ctx: CallContext | None = None
+    ) -> None:
+        path = _sequence_path(contact_id, campaign_id, sequence_id)
+        await self._call("sequence.remove", "DELETE", path, expect_success, ctx=ctx)
+
+    async def send_email_template(
+        self, contact_id: int, template_id: int, *, ctx: CallContext | None = None
+    ) -> None:
         """REST v2 ``templates:send`` (it answers 202), on behalf of the sending user."""
         # Discovering the user id (once per process) is this step's first call; for a
         # step that must not run twice it is then the one marked as sending: a crash
         # during it leaves the email unsent and flagged, never sent twice.
-        user_id = await self._lookups.sender_user_id()
+        user_id = await self._lookups.sender_user_id(ctx)
         await self._call(
             "email_template.send",
             "POST",
@@ -184,10 +201,11 @@ class KeapClient:
                 "contact_ids": [str(int(contact_id))],
                 "user_id": str(user_id),
             },
+            ctx=ctx,
         )
 
     async def achieve_goal(
-        self, contact_id: int, integration: str, call_name: str
+        self, contact_id: int, integration: str, call_name: str, *, ctx: CallContext | None = None
     ) -> list[dict[str, Any]]:
         """Each campaign's result; a goal that started no campaign is a permanent failure."""
         path = f"/rest/v1/campaigns/goals/{quote(integration, safe='')}/{quote(call_name, safe='')}"
@@ -197,13 +215,14 @@ class KeapClient:
             path,
             goal_results_reader(integration, call_name),
             json_body={"contact_id": int(contact_id)},
+            ctx=ctx,
         )
 
     # REST v2's many-contacts calls, for batching across events (app.delivery.batching).
     # Shapes: infusionsoft/keap-sdk, sdks/v2/swagger.yml (ApplyRemoveTagRequest,
     # ApplyTagsResponse, Add/RemoveContacts…SequenceRequest and …Response).
     async def apply_tag_to_contacts(
-        self, tag_id: int, contact_ids: Sequence[int]
+        self, tag_id: int, contact_ids: Sequence[int], *, ctx: CallContext | None = None
     ) -> dict[int, str]:
         """``POST /v2/tags/{id}/contacts:applyTags``: each contact's status."""
         payload = await self._call(
@@ -212,10 +231,13 @@ class KeapClient:
             f"/rest/v2/tags/{int(tag_id)}/contacts:applyTags",
             read_json,
             json_body=_contact_ids_body(contact_ids),
+            ctx=ctx,
         )
         return _per_contact("tags.apply_many", payload, "results")
 
-    async def remove_tag_from_contacts(self, tag_id: int, contact_ids: Sequence[int]) -> None:
+    async def remove_tag_from_contacts(
+        self, tag_id: int, contact_ids: Sequence[int], *, ctx: CallContext | None = None
+    ) -> None:
         """``POST /v2/tags/{id}/contacts:removeTags``: 204, no result per contact."""
         await self._call(
             "tags.remove_many",
@@ -223,10 +245,17 @@ class KeapClient:
             f"/rest/v2/tags/{int(tag_id)}/contacts:removeTags",
             expect_success,
             json_body=_contact_ids_body(contact_ids),
+            ctx=ctx,
         )
 
     async def change_sequence_contacts(
-        self, campaign_id: int, sequence_id: int, contact_ids: Sequence[int], *, add: bool
+        self,
+        campaign_id: int,
+        sequence_id: int,
+        contact_ids: Sequence[int],
+        *,
+        add: bool,
+        ctx: CallContext | None = None,
     ) -> dict[int, str]:
         """``POST /v2/campaigns/{c}/sequences/{s}:addContacts`` (``:removeContacts``):
         each contact's result (SUCCESS, ALREADY_IN_SEQUENCE, CONTACT_DOES_NOT_EXIST, FAILED)."""
@@ -242,15 +271,18 @@ class KeapClient:
             f"/rest/v2/campaigns/{int(campaign_id)}/sequences/{int(sequence_id)}:{verb}",
             read_json,
             json_body=_contact_ids_body(contact_ids),
+            ctx=ctx,
         )
         return _per_contact(operation, payload, key)
 
-    async def create_order(self, contact_id: int, order: dict[str, Any]) -> dict[str, Any]:
+    async def create_order(
+        self, contact_id: int, order: dict[str, Any], *, ctx: CallContext | None = None
+    ) -> dict[str, Any]:
         """REST v2 ``POST /orders``; an order that carries the sender's order id is first
         looked for among the contact's orders (by that custom field) and reused."""
         field_id, sender_id = order.get("order_id_field"), order.get("sender_order_id")
         if field_id and sender_id:
-            found = await self.find_order(contact_id, int(field_id), str(sender_id))
+            found = await self.find_order(contact_id, int(field_id), str(sender_id), ctx=ctx)
             if found is not None:
                 return {"keap_order_id": found, "reused": True}
         payload = await self._call(
@@ -259,11 +291,19 @@ class KeapClient:
             "/rest/v2/orders",
             read_json,
             json_body=order_request(contact_id, order),
+            ctx=ctx,
         )
         order_id = keap_id("order.create", _get(payload, "id"), "order")
         return {"keap_order_id": order_id, "reused": False}
 
-    async def find_order(self, contact_id: int, field_id: int, sender_order_id: str) -> int | None:
+    async def find_order(
+        self,
+        contact_id: int,
+        field_id: int,
+        sender_order_id: str,
+        *,
+        ctx: CallContext | None = None,
+    ) -> int | None:
         """The contact's order whose custom field ``field_id`` holds the sender's order id.
 
         v2 filters orders by a custom field's *name* only, so the contact's orders are
@@ -275,7 +315,7 @@ class KeapClient:
                 query += f"&page_token={quote(token, safe='')}"
             try:
                 payload = await self._call(
-                    "order.find", "GET", f"/rest/v2/orders?{query}", read_json
+                    "order.find", "GET", f"/rest/v2/orders?{query}", read_json, ctx=ctx
                 )
             except KeapTransientError as err:
                 err.maybe_applied = False  # a lookup changes nothing: retrying is harmless
@@ -285,12 +325,14 @@ class KeapClient:
                 return found
         return None
 
-    async def record_payment(self, order_id: int, payment: dict[str, Any]) -> dict[str, Any]:
+    async def record_payment(
+        self, order_id: int, payment: dict[str, Any], *, ctx: CallContext | None = None
+    ) -> dict[str, Any]:
         """REST v2 ``POST /orders/{id}/payments`` (a manual payment record), unless the
         order has been paid already."""
         path = f"/rest/v2/orders/{int(order_id)}"
         try:
-            order = await self._call("order.get", "GET", path, read_json)
+            order = await self._call("order.get", "GET", path, read_json, ctx=ctx)
         except KeapTransientError as err:
             err.maybe_applied = False  # reading the order changes nothing
             raise
@@ -304,24 +346,28 @@ class KeapClient:
             f"{path}/payments",
             read_json,
             json_body=payment_request(payment),
+            ctx=ctx,
         )
         payment_id = keap_id("payment.create", _get(answer, "id"), "payment")
         return {"keap_order_id": order_id, "keap_payment_id": payment_id}
 
-    async def add_note(self, contact_id: int, title: str, text: str) -> int:
+    async def add_note(
+        self, contact_id: int, title: str, text: str, *, ctx: CallContext | None = None
+    ) -> int:
         """REST v2 ``POST /contacts/{id}/notes`` by the sending user (``user_id`` is
         required: CreateNoteRequest); the note's id."""
-        user_id = await self._lookups.sender_user_id()
+        user_id = await self._lookups.sender_user_id(ctx)
         payload = await self._call(
             "note.create",
             "POST",
             f"/rest/v2/contacts/{int(contact_id)}/notes",
             read_json,
             json_body={"title": title, "text": text, "user_id": str(user_id)},
+            ctx=ctx,
         )
         return keap_id("note.create", _get(payload, "id"), "note")
 
-    async def probe_auth(self) -> None:
+    async def probe_auth(self, ctx: CallContext | None = None) -> None:
         """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual).
 
         The OpenID Connect userinfo endpoint describes the credential's own user, so no
@@ -330,9 +376,9 @@ class KeapClient:
         userinfo answers 403 the account profile, which an admin credential reads, decides
         (docs/keap-api.md, "Auth")."""
         try:
-            await self._call("auth.probe", "GET", PROBE_PATH, expect_success)
+            await self._call("auth.probe", "GET", PROBE_PATH, expect_success, ctx=ctx)
         except KeapForbiddenError:
-            await self._call("auth.probe", "GET", PROBE_FALLBACK_PATH, expect_success)
+            await self._call("auth.probe", "GET", PROBE_FALLBACK_PATH, expect_success, ctx=ctx)
 
     @property
     def oauth(self) -> OAuthSession | None:
@@ -340,14 +386,19 @@ class KeapClient:
         return self._oauth
 
     async def _xmlrpc(
-        self, operation: str, read: ReplyReader[T], method_name: str, *params: Any
+        self,
+        operation: str,
+        read: ReplyReader[T],
+        method_name: str,
+        *params: Any,
+        ctx: CallContext | None = None,
     ) -> T:
         # The credential travels in a header (X-Keap-API-Key or the bearer); the key
         # parameter is a placeholder, so the secret never sits in a request body.
         body = encode_call(method_name, (XMLRPC_KEY_PLACEHOLDER, *params))
         if self._xmlrpc_sunset is not None and self._today() > self._xmlrpc_sunset:
             read = functools.partial(read_after_sunset, read=read, sunset=self._xmlrpc_sunset)
-        return await self._call(operation, "POST", XMLRPC_PATH, read, content=body)
+        return await self._call(operation, "POST", XMLRPC_PATH, read, content=body, ctx=ctx)
 
     async def _call(
         self,
@@ -358,26 +409,31 @@ class KeapClient:
         *,
         json_body: Any = None,
         content: bytes | None = None,
+        ctx: CallContext | None = None,
     ) -> T:
         is_xmlrpc = content is not None
         headers = {"Content-Type": "text/xml"} if is_xmlrpc else {"Accept": "application/json"}
-        bearer = await self._authorise(operation, headers)
+        report = self._reporter(ctx)
+        bearer = await self._authorise(operation, headers, report)
+        body = _Body(json_body, content)
         try:
-            return await self._exchange(operation, method, path, read, headers, json_body, content)
+            return await self._exchange(operation, method, path, read, headers, body, ctx)
         except KeapAuthError as err:
             if self._oauth is None or bearer is None or not err.token_rejected:
                 raise
-            bearer = await self._oauth.replace_rejected(bearer)
+            bearer = await self._oauth.replace_rejected(bearer, report)
         headers["Authorization"] = f"Bearer {bearer}"
-        return await self._exchange(operation, method, path, read, headers, json_body, content)
+        return await self._exchange(operation, method, path, read, headers, body, ctx)
 
-    async def _authorise(self, operation: str, headers: dict[str, str]) -> str | None:
+    async def _authorise(
+        self, operation: str, headers: dict[str, str], report: Callable[[KeapCall], None]
+    ) -> str | None:
         """Adds the credential header; the bearer token used, if any."""
         if self._credentials.mode == "key":
             headers["X-Keap-API-Key"] = self._credentials.api_key or ""
             return None
         if self._oauth is not None:
-            bearer = await self._oauth.access_token()
+            bearer = await self._oauth.access_token(report)
             headers["Authorization"] = f"Bearer {bearer}"
             return bearer
         raise KeapAuthError(operation, "no Keap credentials are configured")
@@ -389,15 +445,18 @@ class KeapClient:
         path: str,
         read: ReplyReader[T],
         headers: dict[str, str],
-        json_body: Any,
-        content: bytes | None,
+        body: _Body,
+        ctx: CallContext | None,
     ) -> T:
         url = self._base_url + path
+        before_send = ctx.take_before_send() if ctx is not None else None
         if self._gate is not None:
-            await self._gate.acquire()
-        async with traced(operation, method, url, self._secrets, self._report) as call:
+            await self._gate.acquire(before_send)
+        elif before_send is not None:
+            await before_send()
+        async with traced(operation, method, url, self._secrets, self._reporter(ctx)) as call:
             reply = await call.send(
-                self._http, method, url, headers=headers, json=json_body, content=content
+                self._http, method, url, headers=headers, json=body.json, content=body.content
             )
             self._observe_gate(reply)
             return read(operation, reply.scrubbed(self._secrets(), REDACTED.encode()))
@@ -414,6 +473,17 @@ class KeapClient:
         except Exception:  # a limiter bug must not turn a call Keap executed into a failure
             logger.exception("the call gate failed to observe a Keap response")
 
+    def _reporter(self, ctx: CallContext | None) -> Callable[[KeapCall], None]:
+        """Where a call is reported: the observer, and the step's history when one is given."""
+        if ctx is None:
+            return self._report
+
+        def report(call: KeapCall) -> None:
+            ctx.record(call)
+            self._report(call)
+
+        return report
+
     def _report(self, call: KeapCall) -> None:
         if self._observer is None:
             return
@@ -421,6 +491,14 @@ class KeapClient:
             self._observer(call)
         except Exception:  # metrics must not turn a call Keap executed into a failure
             logger.exception("the Keap call observer failed")
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A request's body: JSON (REST) or bytes (XML-RPC)."""
+
+    json: Any = None
+    content: bytes | None = None
 
 
 def _sequence_path(contact_id: int, campaign_id: int, sequence_id: int) -> str:
