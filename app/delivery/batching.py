@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.delivery.actions import ACTIONS, BatchActions, BatchKey
+from app.delivery.actions import ACTIONS, BatchActions, Batching, BatchKey
 from app.keap.client import CallContext, KeapCall
 from app.keap.errors import KeapError, KeapPermanentError
 from app.observability.logging import bind_log_context
@@ -49,18 +49,21 @@ def batch_key(action: str, params: Mapping[str, Any]) -> BatchKey | None:
 
 def calls_per_batch(key: BatchKey) -> int:
     """v2 calls one group costs: one per tag, or one for a sequence."""
-    batching = ACTIONS[key[0]].batching
-    assert batching is not None  # batch_key made the key
-    return batching.calls(key[1])
+    return _batching(key).calls(key[1])
 
 
 async def send_batch(
     client: BatchActions, key: BatchKey, contact_ids: list[int], ctx: CallContext
 ) -> set[int]:
     """Make the group's v2 calls; the contacts every call succeeded for."""
+    return await _batching(key).send(client, key[1], contact_ids, ctx)
+
+
+def _batching(key: BatchKey) -> Batching:
     batching = ACTIONS[key[0]].batching
-    assert batching is not None  # batch_key made the key
-    return await batching.send(client, key[1], contact_ids, ctx)
+    if batching is None:  # only batch_key makes keys, and only for a batched kind
+        raise ValueError(f"steps of kind {key[0]!r} are not batched")
+    return batching
 
 
 async def send_group(
