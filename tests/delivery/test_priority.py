@@ -48,7 +48,8 @@ async def test_a_bulk_replay_does_not_delay_a_live_event(
         event = await relay.wait_for(live, "delivered", within=30)
         # Counted as the live event goes out: later, the replay's progress while the
         # second live event is awaited (on a busy host) says nothing about the first.
-        waiting = (await relay.store.count_by_status()).get("pending", 0)
+        # Less one: the second live event may be among the pending (else this errs low).
+        waiting = (await relay.store.count_by_status()).get("pending", 0) - 1
         await relay.wait_for(behind, "delivered", within=30)
         took = time.monotonic() - started
         assert (await relay.event(ids[-1])).status == "delivered"
