@@ -12,8 +12,8 @@ from tests.delivery.conftest import running_relay
 TAG = {"event": "tag", "first_name": "Ada"}
 
 
-async def wait_for_requests(fake_keap: FakeKeapServer, count: int, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for_requests(fake_keap: FakeKeapServer, count: int, within: float) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while len(fake_keap.state.requests) < count:
         assert asyncio.get_running_loop().time() < deadline, "the ceiling's calls never came"
         await asyncio.sleep(0.05)
@@ -31,7 +31,7 @@ async def test_the_daily_ceiling_holds_delivery_until_the_reset(
         ]
         # The ceiling's three calls, however slow a busy host makes them; then as long
         # again as delivering all four would take, were it not for the quota.
-        await wait_for_requests(fake_keap, 3, timeout=30.0)
+        await wait_for_requests(fake_keap, 3, within=30.0)
         await asyncio.sleep(3.0)
         events = [await relay.event(event_id) for event_id in ids]
         metrics = (await relay.client.get("/metrics")).text
