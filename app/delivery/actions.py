@@ -80,7 +80,7 @@ class BatchActions(Protocol):
     ) -> dict[int, str]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made for every step run: kept light
 class StepInput:
     """What a step's calls need: its params, its contact, the event's finished steps'
     results by index (a payment needs its order's id), and the step's call context."""

@@ -62,7 +62,7 @@ class KeapCall:
 BeforeSend = Callable[[], Awaitable[None]]
 
 
-@dataclass
+@dataclass(slots=True)
 class CallContext:
     """One step's view of its Keap calls, passed to each client method it makes: every call
     is recorded in ``calls`` (the step's history), and ``before_send``, if set, runs once,
