@@ -2,72 +2,17 @@
 
 from __future__ import annotations
 
-from app.config.models import Action, OrderSpec, RelayConfig, Route
+from app.config.models import Action, RelayConfig, Route
 from app.config.startup import database_shown
+from app.delivery.actions import ACTIONS
 from app.settings import Settings
 
 
 def describe_action(action: Action) -> str:
-    value = action.value
-    match action.kind:
-        case "action_set":
-            return f"run action set {value} (XML-RPC ContactService.runActionSequence)"
-        case "tags":
-            return f"apply tags {', '.join(map(str, value))}"
-        case "remove_tags":
-            return f"remove tags {', '.join(map(str, value))}"
-        case "sequence":
-            return f"add to campaign {value.campaign} sequence {value.sequence}"
-        case "remove_sequence":
-            return f"remove from campaign {value.campaign} sequence {value.sequence}"
-        case "email_template":
-            return f"send email template {value}"
-        case "goal":
-            return f"achieve API goal {value.integration}/{value.call_name}"
-        case "order":
-            return describe_order(value)
-        case "note":
-            return f"add a note titled {value.title.expression}: {value.body.text!r}"
-    return action.kind
-
-
-def describe_order(order: OrderSpec) -> str:
-    """The order plan: where items come from, the product map, the payment."""
-    item = order.item
-    product = (
-        f"product id ← {item.product_id.expression}"
-        if item.product_id is not None
-        else f"SKU ← {item.sku.expression if item.sku else ''} via {_product_map(order)}"
-        + (
-            f", else product {order.fallback_product}"
-            if order.fallback_product
-            else ", an unmapped SKU makes the event dead"
-        )
-    )
-    extras = ", ".join(f"{e.type} ← {e.price.expression}" for e in order.extra_items)
-    lines = [
-        f"create a Keap order {order.title.expression}: one item per {order.items.expression} "
-        f"({product})" + (f"; plus {extras}" if extras else ""),
-    ]
-    if order.order_id is not None:
-        lines.append(
-            f"sender order id {order.order_id.expression} → order custom field "
-            f"{order.order_id_field} (a replay reuses that order)"
-        )
-    else:
-        lines.append("no order_id_field: a replay from the start creates a second order")
-    if order.payment is not None:
-        lines.append(
-            f"then record a payment of {order.payment.amount.expression} "
-            f"({order.payment.type.expression})"
-        )
-    return "\n       ".join(lines)
-
-
-def _product_map(order: OrderSpec) -> str:
-    pairs = [f"{sku} → {product}" for sku, product in (order.products or {}).items()]
-    shown = ", ".join(pairs[:10]) + (f", … ({len(pairs)} in all)" if len(pairs) > 10 else "")
-    return f"products {{{shown}}}"
+    spec = ACTIONS.get(action.kind)
+    if spec is None or spec.describe is None:
+        return action.kind
+    return spec.describe(action.value)
 
 
 def describe_route(route: Route) -> list[str]:

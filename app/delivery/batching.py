@@ -22,65 +22,67 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Hashable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from app.keap.client import KeapCall
+from app.delivery.actions import ACTIONS, BatchActions, Batching, BatchKey
+from app.keap.client import CallContext, KeapCall
 from app.keap.errors import KeapError, KeapPermanentError
+from app.observability.logging import bind_log_context
 
-BATCHABLE = frozenset({"tags", "remove_tags", "sequence", "remove_sequence"})
+log = logging.getLogger("relay.worker")
+
 # Contacts per call at most. The v2 reference gives no limit: kept well under any
 # plausible one (and under a request body a gateway might refuse).
 MAX_BATCH = 100
-# A contact's result that means the step is done for it (v1 tag statuses, v2 sequence
-# results: infusionsoft/keap-sdk, sdks/v2/swagger.yml).
-_DONE = frozenset({"SUCCESS", "DUPLICATE", "ALREADY_IN_SEQUENCE"})
 
 
-class BatchActions(Protocol):
-    async def apply_tag_to_contacts(
-        self, tag_id: int, contact_ids: list[int]
-    ) -> dict[int, str]: ...
-    async def remove_tag_from_contacts(self, tag_id: int, contact_ids: list[int]) -> None: ...
-    async def change_sequence_contacts(
-        self, campaign_id: int, sequence_id: int, contact_ids: list[int], *, add: bool
-    ) -> dict[int, str]: ...
-
-
-def batch_key(action: str, params: dict[str, Any]) -> tuple[Hashable, ...] | None:
+def batch_key(action: str, params: Mapping[str, Any]) -> BatchKey | None:
     """What makes two steps one call for many contacts; None: not batchable."""
-    if action in ("tags", "remove_tags"):
-        return (action, tuple(int(t) for t in params["ids"]))
-    if action in ("sequence", "remove_sequence"):
-        return (action, int(params["campaign"]), int(params["sequence"]))
-    return None
+    spec = ACTIONS.get(action)
+    if spec is None or spec.batching is None:
+        return None
+    return (action, spec.batching.key(params))
 
 
-def calls_per_batch(key: tuple[Hashable, ...]) -> int:
+def calls_per_batch(key: BatchKey) -> int:
     """v2 calls one group costs: one per tag, or one for a sequence."""
-    return len(key[1]) if key[0] in ("tags", "remove_tags") else 1  # type: ignore[arg-type]
+    return _batching(key).calls(key[1])
 
 
 async def send_batch(
-    client: BatchActions, key: tuple[Hashable, ...], contact_ids: list[int]
+    client: BatchActions, key: BatchKey, contact_ids: list[int], ctx: CallContext
 ) -> set[int]:
     """Make the group's v2 calls; the contacts every call succeeded for."""
-    action = key[0]
-    done = set(contact_ids)
-    if action in ("tags", "remove_tags"):
-        for tag_id in key[1]:  # type: ignore[attr-defined]
-            if action == "tags":
-                statuses = await client.apply_tag_to_contacts(tag_id, contact_ids)
-                done &= {c for c, status in statuses.items() if status.upper() in _DONE}
-            else:  # 204 for the whole list: no result per contact to check
-                await client.remove_tag_from_contacts(tag_id, contact_ids)
-        return done
-    campaign, sequence = int(key[1]), int(key[2])  # type: ignore[call-overload]
-    results = await client.change_sequence_contacts(
-        campaign, sequence, contact_ids, add=action == "sequence"
+    return await _batching(key).send(client, key[1], contact_ids, ctx)
+
+
+def _batching(key: BatchKey) -> Batching:
+    batching = ACTIONS[key[0]].batching
+    if batching is None:  # only batch_key makes keys, and only for a batched kind
+        raise ValueError(f"steps of kind {key[0]!r} are not batched")
+    return batching
+
+
+async def send_group(
+    client: BatchActions, key: BatchKey, contact_ids: list[int]
+) -> tuple[set[int], list[KeapCall]]:
+    """The ``Batcher``'s sender: one group's calls, recorded apart from any one event (each
+    member's history gets them); raises ``BatchFailed`` with the calls made."""
+    ctx = CallContext()
+    # This runs in a task of its own, started from one member's: it speaks for none.
+    bind_log_context(event_id=None, source=None, route=None, action=key[0])
+    try:
+        done = await send_batch(client, key, contact_ids, ctx)
+    except KeapError as error:
+        raise BatchFailed(error, ctx.calls) from error
+    log.info(
+        "batched step sent",
+        extra={"action": key[0], "contacts": len(contact_ids), "done": len(done)},
     )
-    return done & {c for c, result in results.items() if result.upper() in _DONE}
+    return done, ctx.calls
 
 
 @dataclass
@@ -95,7 +97,7 @@ class Outcome:
 
 ALONE = Outcome()
 # (contact ids) -> (contacts done, calls made) or raises KeapError with the calls made.
-Sender = Callable[[tuple[Hashable, ...], list[int]], Awaitable[tuple[set[int], list[KeapCall]]]]
+Sender = Callable[[BatchKey, list[int]], Awaitable[tuple[set[int], list[KeapCall]]]]
 
 
 class BatchFailed(Exception):
@@ -119,13 +121,13 @@ class Batcher:
         self.send = send
         self.window = window_seconds
         self.in_flight = in_flight
-        self._groups: dict[tuple[Hashable, ...], _Group] = {}
+        self._groups: dict[BatchKey, _Group] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
     def parked(self) -> int:
         return sum(1 for g in self._groups.values() for _, future in g.members if not future.done())
 
-    async def submit(self, key: tuple[Hashable, ...], contact_id: int) -> Outcome:
+    async def submit(self, key: BatchKey, contact_id: int) -> Outcome:
         """Wait for the group's call; ALONE when the step should go out on its own."""
         if key not in self._groups and self.in_flight() - self.parked() <= 1:
             return ALONE  # no other event is working: nobody could join, do not wait
@@ -148,7 +150,7 @@ class Batcher:
             for key in list(self._groups):
                 self._flush(key)
 
-    def _flush(self, key: tuple[Hashable, ...]) -> None:
+    def _flush(self, key: BatchKey) -> None:
         group = self._groups.pop(key, None)
         if group is None:
             return
@@ -165,7 +167,7 @@ class Batcher:
         task.add_done_callback(self._sending.discard)
 
     async def _send(
-        self, key: tuple[Hashable, ...], members: list[tuple[int, asyncio.Future[Outcome]]]
+        self, key: BatchKey, members: list[tuple[int, asyncio.Future[Outcome]]]
     ) -> None:
         contacts = sorted({c for c, _ in members})
         try:

@@ -4,24 +4,17 @@ windows in the database (so replicas share them), and Keap's own throttle header
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from app.domain.quota import UTC_DAY_WINDOW
+from app.keap.models import BeforeSend
 from app.keap.throttle import ThrottleState, read_throttle, spent_pause_seconds
 from app.observability.metrics import Metrics
 from app.store.base import Store
 
 log = logging.getLogger("relay.limiter")
-
-# Set by the worker around a call that must not run twice: run once the rate gate lets
-# the call through, just before it is sent, to record durably that it is being sent.
-before_send: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
-    "before_send", default=None
-)
-
 
 # A slot is reserved a little ahead of when its call is sent (the lead): the grant, and
 # the durable "sending" mark after it, come back within the lead, then the call waits for
@@ -87,11 +80,11 @@ class StoreCallGate:
         self._round_trip = 0.0
         self.lead = LEAD_BOUNDS[0]
 
-    async def acquire(self) -> None:
-        """Return when this call may be sent: a slot is reserved in the shared windows."""
-        hook = before_send.get()
-        if hook is not None:
-            before_send.set(None)
+    async def acquire(self, before_send: BeforeSend | None = None) -> None:
+        """Return when this call may be sent: a slot is reserved in the shared windows.
+        ``before_send`` (a call that must not run twice: the worker records durably that
+        it is being sent) runs once the slot is granted, just before the call is sent."""
+        hook = before_send
         for attempt in range(1, RESERVE_ATTEMPTS + 1):
             slot, asked_at = await self._reserve()
             last = attempt == RESERVE_ATTEMPTS  # a database always this slow: send anyway

@@ -25,7 +25,7 @@ def backoff_delay(
     many events spread out without any of them retrying almost at once.
     """
     uniform = (rng or random).uniform
-    exponential = min(MAX_DELAY, base * 2 ** max(0, failures - 1))
+    exponential = min(MAX_DELAY, base * 2.0 ** max(0, failures - 1))
     return exponential / 2 + uniform(0, exponential / 2)
 
 

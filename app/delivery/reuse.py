@@ -8,7 +8,7 @@ SHA-256 digests of the email and of the fields, never the address or a name. An 
 with other fields for that email replaces the entry (so a reuse always repeats the very
 last upsert made), and a contact deleted in Keap meanwhile is noticed by the next call
 that names it: the entry is dropped, the contact upserted again, and the call made again
-with the new id (``Worker``, through ``renew``).
+with the new id (``app.delivery.event``, through ``renew``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from app.delivery.steps import KeapActions, contact_fields
+from app.delivery.actions import KeapActions, contact_fields
+from app.keap.client import CallContext
 from app.keap.errors import KeapError, KeapPermanentError
 from app.store.base import Store
 
@@ -40,7 +41,7 @@ def reuse_keys(params: dict[str, Any]) -> tuple[str, str]:
 
 def says_contact_missing(error: KeapError) -> bool:
     """Keap's answer may mean the contact id no longer exists (a 404 also comes for a wrong
-    sequence or tag id: ``Worker`` re-upserts, and only a different id confirms it)."""
+    sequence or tag id: delivery re-upserts, and only a different id confirms it)."""
     if not isinstance(error, KeapPermanentError):
         return False
     return error.status_code == 404 or _CONTACT_NOT_FOUND in error.detail
@@ -54,22 +55,26 @@ class ContactReuse:
         self.window = window_seconds
         self.clock = clock
 
-    async def upsert(self, client: KeapActions, params: dict[str, Any]) -> dict[str, Any]:
+    async def upsert(
+        self, client: KeapActions, params: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
         """The upsert step's result: a reused id (``reused: true``) or a new upsert's."""
         email_key, fields_key = reuse_keys(params)
         found = await self.store.reused_contact(email_key, fields_key, self.clock() - self.window)
         if found is not None:
             return {"contact_id": found, "reused": True}
-        contact_id = await client.upsert_contact(contact_fields(params))
+        contact_id = await client.upsert_contact(contact_fields(params), ctx=ctx)
         await self.store.remember_contact(
             email_key, fields_key, contact_id, self.clock(), self.window
         )
         return {"contact_id": contact_id}
 
-    async def renew(self, client: KeapActions, params: dict[str, Any], stale_id: int) -> int:
+    async def renew(
+        self, client: KeapActions, params: dict[str, Any], stale_id: int, ctx: CallContext
+    ) -> int:
         """Drop the entry naming ``stale_id`` and upsert the contact again; its id."""
         email_key, _ = reuse_keys(params)
         await self.store.forget_contact(email_key, stale_id)
-        result = await self.upsert(client, params)
+        result = await self.upsert(client, params, ctx)
         contact_id: int = result["contact_id"]
         return contact_id

@@ -13,10 +13,10 @@ from app.alerts.alerter import Alerter, AlertOptions
 from app.alerts.sender import AlertSender
 from app.bootstrap import bootstrap
 from app.config.models import RelayConfig
+from app.delivery.actions import KeapActions
 from app.delivery.dry_run import DryRunKeapClient
 from app.delivery.gate import StoreCallGate, ceilings_for
-from app.delivery.steps import KeapActions
-from app.delivery.worker import Worker, WorkerOptions, record_call
+from app.delivery.worker import Worker, WorkerOptions
 from app.keap.client import XMLRPC_PATH, KeapCall, KeapClient, KeapCredentials
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
@@ -47,8 +47,7 @@ def build_worker(
 
     def observe(call: KeapCall) -> None:
         """Count, time and log each call; the worker's log context names its event,
-        source, route and action."""
-        record_call(call)
+        source, route and action. (The step's history gets it through its CallContext.)"""
         if settings.is_dry_run:
             metrics.keap_requests.labels(call.operation, "dry_run").inc()
         else:

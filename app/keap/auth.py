@@ -161,17 +161,21 @@ class OAuthSession:
                 found += [token.refresh_token, token.access_token]
         return [secret for secret in found if secret]
 
-    async def access_token(self) -> str:
+    async def access_token(self, report: Callable[[KeapCall], None] | None = None) -> str:
+        """A usable access token; ``report`` (default: the session's) hears of any refresh
+        made for it, so the refresh lands in the history of the step that needed it."""
         access = self._usable_access(rejected=None)
         if access is not None:
             return access
         async with self._lock:
-            return await self._settle(rejected=None)
+            return await self._settle(None, report or self._report)
 
-    async def replace_rejected(self, rejected: str) -> str:
+    async def replace_rejected(
+        self, rejected: str, report: Callable[[KeapCall], None] | None = None
+    ) -> str:
         """Keap refused ``rejected``: a fresh token (one refresh however many callers saw it)."""
         async with self._lock:
-            return await self._settle(rejected=rejected)
+            return await self._settle(rejected, report or self._report)
 
     async def refresh_if_older_than(self, max_age_seconds: float) -> bool:
         """Rotate the refresh token if it was stored ``max_age_seconds`` ago or more (another
@@ -186,7 +190,7 @@ class OAuthSession:
             age = self.token_age()
             if age is not None and age < max_age_seconds:
                 return False
-            await self._refresh_round()
+            await self._refresh_round(self._report)
             return True
 
     def token_age(self) -> float | None:
@@ -202,14 +206,14 @@ class OAuthSession:
         if self._token is None:
             self._token = await self._load_or_seed()
 
-    async def _settle(self, rejected: str | None) -> str:
+    async def _settle(self, rejected: str | None, report: Callable[[KeapCall], None]) -> str:
         await self._ready()
         rounds = 0
         while (access := self._usable_access(rejected)) is None:
             if rounds == MAX_REFRESH_ROUNDS:
                 raise KeapTransientError(OPERATION, "the OAuth token kept changing; will retry")
             rounds += 1
-            await self._refresh_round()
+            await self._refresh_round(report)
         return access
 
     def _usable_access(self, rejected: str | None) -> str | None:
@@ -237,7 +241,7 @@ class OAuthSession:
             return seeded
         return await self._load_required()  # another replica seeded or rotated first
 
-    async def _refresh_round(self) -> None:
+    async def _refresh_round(self, report: Callable[[KeapCall], None]) -> None:
         """One step toward a usable token: adopt the store's newer token, or rotate ours."""
         current = self._token
         assert current is not None
@@ -246,7 +250,7 @@ class OAuthSession:
             self._token = stored  # another replica rotated since we last looked
             return
         try:
-            rotated = await self._request_rotation(current)
+            rotated = await self._request_rotation(current, report)
         except KeapAuthError:
             # Refused: perhaps because another replica (or `relay keap login`) rotated it.
             newer = await self._newer_stored(current)
@@ -280,7 +284,9 @@ class OAuthSession:
         self._unsaved = None
         self._token = pending.token if saved else await self._load_required()
 
-    async def _request_rotation(self, current: StoredToken) -> StoredToken:
+    async def _request_rotation(
+        self, current: StoredToken, report: Callable[[KeapCall], None]
+    ) -> StoredToken:
         form = {"grant_type": "refresh_token", "refresh_token": current.refresh_token}
         # Refreshes authenticate the client with HTTP Basic (infusionsoft-php, refreshAccessToken).
         return await request_tokens(
@@ -289,7 +295,7 @@ class OAuthSession:
             form,
             auth=self._client,
             secrets=self.secrets,
-            report=self._report,
+            report=report,
             seed_hash=current.seed_hash,
             previous_refresh_token=current.refresh_token,
             clock=self._clock,

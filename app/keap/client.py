@@ -2,16 +2,15 @@
 
 Every call passes the shared rate gate, is reported as a KeapCall, and fails only with a
 classified KeapError (``app.keap.errors``). With OAuth, a call whose token is refused is
-retried once after a refresh.
+retried once after a refresh. Each method takes the ``CallContext`` of the step it serves
+(``ctx``): its calls are recorded there, and its ``before_send`` hook is handed to the gate.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from datetime import date
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -19,14 +18,13 @@ import httpx
 from app.keap.auth import OAuthSession
 from app.keap.contacts import rest_upsert_body
 from app.keap.errors import (
-    KeapAuthError,
     KeapForbiddenError,
     KeapPermanentError,
     KeapTransientError,
 )
-from app.keap.exchange import Reply, traced
 from app.keap.lookups import KeapLookups
 from app.keap.models import (
+    CallContext,
     CallGate,
     ContactFields,
     KeapCall,
@@ -39,14 +37,14 @@ from app.keap.replies import (
     expect_success,
     goal_results_reader,
     read_action_set_results,
-    read_after_sunset,
     read_json,
     read_tag_results,
 )
-from app.keap.xmlrpc import encode_call
-from app.observability.secrets import REDACTED
+from app.keap.transport import XMLRPC_PATH, KeapTransport, utc_today
 
 __all__ = [
+    "XMLRPC_PATH",
+    "CallContext",
     "CallGate",
     "ContactFields",
     "KeapCall",
@@ -56,23 +54,14 @@ __all__ = [
     "TokenStore",
 ]
 
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-ReplyReader = Callable[[str, Reply], T]
-
-XMLRPC_PATH = "/xmlrpc/v1"
-XMLRPC_KEY_PLACEHOLDER = "relay"  # Keap reads the credential from the request's headers
 PROBE_PATH = "/rest/v1/oauth/connect/userinfo"
 PROBE_FALLBACK_PATH = "/rest/v1/account/profile"
 MAX_ORDER_PAGES = 20  # 20 000 orders of one contact: more is not a checkout
 
 
-def utc_today() -> date:
-    return datetime.now(UTC).date()
-
-
 class KeapClient:
+    """Each of the relay's Keap operations, made through one ``KeapTransport``."""
+
     def __init__(
         self,
         http: httpx.AsyncClient,
@@ -91,30 +80,27 @@ class KeapClient:
         None: the credential's own user, asked of Keap once. ``xmlrpc_sunset``: the day
         Keap retires XML-RPC (RELAY_KEAP_XMLRPC_SUNSET); once ``today()`` is past it, a
         non-XML-RPC answer to an XML-RPC call is permanent."""
-        self._http = http
-        self._xmlrpc_sunset = xmlrpc_sunset
-        self._today = today
-        self._base_url = base_url.rstrip("/")
-        self._credentials = credentials
-        self._gate = gate
-        self._observer = observer
-        self._oauth: OAuthSession | None = None
-        if credentials.mode == "oauth":
-            if token_store is None:
-                # Refreshing kills the old refresh token: an unpersisted rotation is lost.
-                raise ValueError("OAuth credentials need a token store")
-            self._oauth = OAuthSession(
-                http,
-                token_url=token_url,
-                client_id=credentials.client_id or "",
-                client_secret=credentials.client_secret or "",
-                env_refresh_token=credentials.refresh_token,
-                store=token_store,
-                report=self._report,
-            )
+        self._transport = KeapTransport(
+            http,
+            base_url=base_url,
+            token_url=token_url,
+            credentials=credentials,
+            token_store=token_store,
+            gate=gate,
+            observer=observer,
+            xmlrpc_sunset=xmlrpc_sunset,
+            today=today,
+        )
+        self._call = self._transport.call
+        self._xmlrpc = self._transport.xmlrpc
         self._lookups = KeapLookups(self._call, user_id=user_id)
 
-    async def upsert_contact(self, fields: ContactFields) -> int:
+    @property
+    def oauth(self) -> OAuthSession | None:
+        """The OAuth token keeper (None with an API key): proactive refresh, token age."""
+        return self._transport.oauth
+
+    async def upsert_contact(self, fields: ContactFields, *, ctx: CallContext | None = None) -> int:
         """Create or update the contact by email (REST); its Keap id.
 
         Keap takes a contact's company by id only: a company name is first resolved to
@@ -122,27 +108,33 @@ class KeapClient:
         """
         company_id = fields.company_id
         if company_id is None and fields.company:
-            company_id = await self._lookups.company_id(fields.company)
+            company_id = await self._lookups.company_id(fields.company, ctx)
         payload = await self._call(
             "contact.upsert",
             "PUT",
             "/rest/v1/contacts",
             read_json,
             json_body=rest_upsert_body(fields, company_id),
+            ctx=ctx,
         )
         contact_id = payload.get("id") if isinstance(payload, dict) else None
         return _contact_id("contact.upsert", contact_id)
 
-    async def run_action_set(self, contact_id: int, action_set_id: int) -> None:
+    async def run_action_set(
+        self, contact_id: int, action_set_id: int, *, ctx: CallContext | None = None
+    ) -> None:
         await self._xmlrpc(
             "action_set.run",
             read_action_set_results,
             "ContactService.runActionSequence",
             int(contact_id),
             int(action_set_id),
+            ctx=ctx,
         )
 
-    async def add_tags(self, contact_id: int, tag_ids: Sequence[int]) -> None:
+    async def add_tags(
+        self, contact_id: int, tag_ids: Sequence[int], *, ctx: CallContext | None = None
+    ) -> None:
         """One v1 call for all the tags; a 200 can still refuse one (``read_tag_results``)."""
         if not tag_ids:
             return
@@ -152,28 +144,35 @@ class KeapClient:
             f"/rest/v1/contacts/{int(contact_id)}/tags",
             read_tag_results,
             json_body={"tagIds": [int(tag_id) for tag_id in tag_ids]},
+            ctx=ctx,
         )
 
-    async def remove_tag(self, contact_id: int, tag_id: int) -> None:
+    async def remove_tag(
+        self, contact_id: int, tag_id: int, *, ctx: CallContext | None = None
+    ) -> None:
         path = f"/rest/v1/contacts/{int(contact_id)}/tags/{int(tag_id)}"
-        await self._call("tags.remove", "DELETE", path, expect_success)
+        await self._call("tags.remove", "DELETE", path, expect_success, ctx=ctx)
 
-    async def add_to_sequence(self, contact_id: int, campaign_id: int, sequence_id: int) -> None:
-        path = _sequence_path(contact_id, campaign_id, sequence_id)
-        await self._call("sequence.add", "POST", path, expect_success)
-
-    async def remove_from_sequence(
-        self, contact_id: int, campaign_id: int, sequence_id: int
+    async def add_to_sequence(
+        self, contact_id: int, campaign_id: int, sequence_id: int, *, ctx: CallContext | None = None
     ) -> None:
         path = _sequence_path(contact_id, campaign_id, sequence_id)
-        await self._call("sequence.remove", "DELETE", path, expect_success)
+        await self._call("sequence.add", "POST", path, expect_success, ctx=ctx)
 
-    async def send_email_template(self, contact_id: int, template_id: int) -> None:
+    async def remove_from_sequence(
+        self, contact_id: int, campaign_id: int, sequence_id: int, *, ctx: CallContext | None = None
+    ) -> None:
+        path = _sequence_path(contact_id, campaign_id, sequence_id)
+        await self._call("sequence.remove", "DELETE", path, expect_success, ctx=ctx)
+
+    async def send_email_template(
+        self, contact_id: int, template_id: int, *, ctx: CallContext | None = None
+    ) -> None:
         """REST v2 ``templates:send`` (it answers 202), on behalf of the sending user."""
         # Discovering the user id (once per process) is this step's first call; for a
         # step that must not run twice it is then the one marked as sending: a crash
         # during it leaves the email unsent and flagged, never sent twice.
-        user_id = await self._lookups.sender_user_id()
+        user_id = await self._lookups.sender_user_id(ctx)
         await self._call(
             "email_template.send",
             "POST",
@@ -184,10 +183,11 @@ class KeapClient:
                 "contact_ids": [str(int(contact_id))],
                 "user_id": str(user_id),
             },
+            ctx=ctx,
         )
 
     async def achieve_goal(
-        self, contact_id: int, integration: str, call_name: str
+        self, contact_id: int, integration: str, call_name: str, *, ctx: CallContext | None = None
     ) -> list[dict[str, Any]]:
         """Each campaign's result; a goal that started no campaign is a permanent failure."""
         path = f"/rest/v1/campaigns/goals/{quote(integration, safe='')}/{quote(call_name, safe='')}"
@@ -197,13 +197,14 @@ class KeapClient:
             path,
             goal_results_reader(integration, call_name),
             json_body={"contact_id": int(contact_id)},
+            ctx=ctx,
         )
 
     # REST v2's many-contacts calls, for batching across events (app.delivery.batching).
     # Shapes: infusionsoft/keap-sdk, sdks/v2/swagger.yml (ApplyRemoveTagRequest,
     # ApplyTagsResponse, Add/RemoveContacts…SequenceRequest and …Response).
     async def apply_tag_to_contacts(
-        self, tag_id: int, contact_ids: Sequence[int]
+        self, tag_id: int, contact_ids: Sequence[int], *, ctx: CallContext | None = None
     ) -> dict[int, str]:
         """``POST /v2/tags/{id}/contacts:applyTags``: each contact's status."""
         payload = await self._call(
@@ -212,10 +213,13 @@ class KeapClient:
             f"/rest/v2/tags/{int(tag_id)}/contacts:applyTags",
             read_json,
             json_body=_contact_ids_body(contact_ids),
+            ctx=ctx,
         )
         return _per_contact("tags.apply_many", payload, "results")
 
-    async def remove_tag_from_contacts(self, tag_id: int, contact_ids: Sequence[int]) -> None:
+    async def remove_tag_from_contacts(
+        self, tag_id: int, contact_ids: Sequence[int], *, ctx: CallContext | None = None
+    ) -> None:
         """``POST /v2/tags/{id}/contacts:removeTags``: 204, no result per contact."""
         await self._call(
             "tags.remove_many",
@@ -223,10 +227,17 @@ class KeapClient:
             f"/rest/v2/tags/{int(tag_id)}/contacts:removeTags",
             expect_success,
             json_body=_contact_ids_body(contact_ids),
+            ctx=ctx,
         )
 
     async def change_sequence_contacts(
-        self, campaign_id: int, sequence_id: int, contact_ids: Sequence[int], *, add: bool
+        self,
+        campaign_id: int,
+        sequence_id: int,
+        contact_ids: Sequence[int],
+        *,
+        add: bool,
+        ctx: CallContext | None = None,
     ) -> dict[int, str]:
         """``POST /v2/campaigns/{c}/sequences/{s}:addContacts`` (``:removeContacts``):
         each contact's result (SUCCESS, ALREADY_IN_SEQUENCE, CONTACT_DOES_NOT_EXIST, FAILED)."""
@@ -242,15 +253,18 @@ class KeapClient:
             f"/rest/v2/campaigns/{int(campaign_id)}/sequences/{int(sequence_id)}:{verb}",
             read_json,
             json_body=_contact_ids_body(contact_ids),
+            ctx=ctx,
         )
         return _per_contact(operation, payload, key)
 
-    async def create_order(self, contact_id: int, order: dict[str, Any]) -> dict[str, Any]:
+    async def create_order(
+        self, contact_id: int, order: dict[str, Any], *, ctx: CallContext | None = None
+    ) -> dict[str, Any]:
         """REST v2 ``POST /orders``; an order that carries the sender's order id is first
         looked for among the contact's orders (by that custom field) and reused."""
         field_id, sender_id = order.get("order_id_field"), order.get("sender_order_id")
         if field_id and sender_id:
-            found = await self.find_order(contact_id, int(field_id), str(sender_id))
+            found = await self.find_order(contact_id, int(field_id), str(sender_id), ctx=ctx)
             if found is not None:
                 return {"keap_order_id": found, "reused": True}
         payload = await self._call(
@@ -259,11 +273,19 @@ class KeapClient:
             "/rest/v2/orders",
             read_json,
             json_body=order_request(contact_id, order),
+            ctx=ctx,
         )
         order_id = keap_id("order.create", _get(payload, "id"), "order")
         return {"keap_order_id": order_id, "reused": False}
 
-    async def find_order(self, contact_id: int, field_id: int, sender_order_id: str) -> int | None:
+    async def find_order(
+        self,
+        contact_id: int,
+        field_id: int,
+        sender_order_id: str,
+        *,
+        ctx: CallContext | None = None,
+    ) -> int | None:
         """The contact's order whose custom field ``field_id`` holds the sender's order id.
 
         v2 filters orders by a custom field's *name* only, so the contact's orders are
@@ -275,7 +297,7 @@ class KeapClient:
                 query += f"&page_token={quote(token, safe='')}"
             try:
                 payload = await self._call(
-                    "order.find", "GET", f"/rest/v2/orders?{query}", read_json
+                    "order.find", "GET", f"/rest/v2/orders?{query}", read_json, ctx=ctx
                 )
             except KeapTransientError as err:
                 err.maybe_applied = False  # a lookup changes nothing: retrying is harmless
@@ -285,12 +307,14 @@ class KeapClient:
                 return found
         return None
 
-    async def record_payment(self, order_id: int, payment: dict[str, Any]) -> dict[str, Any]:
+    async def record_payment(
+        self, order_id: int, payment: dict[str, Any], *, ctx: CallContext | None = None
+    ) -> dict[str, Any]:
         """REST v2 ``POST /orders/{id}/payments`` (a manual payment record), unless the
         order has been paid already."""
         path = f"/rest/v2/orders/{int(order_id)}"
         try:
-            order = await self._call("order.get", "GET", path, read_json)
+            order = await self._call("order.get", "GET", path, read_json, ctx=ctx)
         except KeapTransientError as err:
             err.maybe_applied = False  # reading the order changes nothing
             raise
@@ -304,24 +328,28 @@ class KeapClient:
             f"{path}/payments",
             read_json,
             json_body=payment_request(payment),
+            ctx=ctx,
         )
         payment_id = keap_id("payment.create", _get(answer, "id"), "payment")
         return {"keap_order_id": order_id, "keap_payment_id": payment_id}
 
-    async def add_note(self, contact_id: int, title: str, text: str) -> int:
+    async def add_note(
+        self, contact_id: int, title: str, text: str, *, ctx: CallContext | None = None
+    ) -> int:
         """REST v2 ``POST /contacts/{id}/notes`` by the sending user (``user_id`` is
         required: CreateNoteRequest); the note's id."""
-        user_id = await self._lookups.sender_user_id()
+        user_id = await self._lookups.sender_user_id(ctx)
         payload = await self._call(
             "note.create",
             "POST",
             f"/rest/v2/contacts/{int(contact_id)}/notes",
             read_json,
             json_body={"title": title, "text": text, "user_id": str(user_id)},
+            ctx=ctx,
         )
         return keap_id("note.create", _get(payload, "id"), "note")
 
-    async def probe_auth(self) -> None:
+    async def probe_auth(self, ctx: CallContext | None = None) -> None:
         """Raises KeapAuthError if Keap rejects the credential (other KeapErrors as usual).
 
         The OpenID Connect userinfo endpoint describes the credential's own user, so no
@@ -330,97 +358,9 @@ class KeapClient:
         userinfo answers 403 the account profile, which an admin credential reads, decides
         (docs/keap-api.md, "Auth")."""
         try:
-            await self._call("auth.probe", "GET", PROBE_PATH, expect_success)
+            await self._call("auth.probe", "GET", PROBE_PATH, expect_success, ctx=ctx)
         except KeapForbiddenError:
-            await self._call("auth.probe", "GET", PROBE_FALLBACK_PATH, expect_success)
-
-    @property
-    def oauth(self) -> OAuthSession | None:
-        """The OAuth token keeper (None with an API key): proactive refresh, token age."""
-        return self._oauth
-
-    async def _xmlrpc(
-        self, operation: str, read: ReplyReader[T], method_name: str, *params: Any
-    ) -> T:
-        # The credential travels in a header (X-Keap-API-Key or the bearer); the key
-        # parameter is a placeholder, so the secret never sits in a request body.
-        body = encode_call(method_name, (XMLRPC_KEY_PLACEHOLDER, *params))
-        if self._xmlrpc_sunset is not None and self._today() > self._xmlrpc_sunset:
-            read = functools.partial(read_after_sunset, read=read, sunset=self._xmlrpc_sunset)
-        return await self._call(operation, "POST", XMLRPC_PATH, read, content=body)
-
-    async def _call(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        read: ReplyReader[T],
-        *,
-        json_body: Any = None,
-        content: bytes | None = None,
-    ) -> T:
-        is_xmlrpc = content is not None
-        headers = {"Content-Type": "text/xml"} if is_xmlrpc else {"Accept": "application/json"}
-        bearer = await self._authorise(operation, headers)
-        try:
-            return await self._exchange(operation, method, path, read, headers, json_body, content)
-        except KeapAuthError as err:
-            if self._oauth is None or bearer is None or not err.token_rejected:
-                raise
-            bearer = await self._oauth.replace_rejected(bearer)
-        headers["Authorization"] = f"Bearer {bearer}"
-        return await self._exchange(operation, method, path, read, headers, json_body, content)
-
-    async def _authorise(self, operation: str, headers: dict[str, str]) -> str | None:
-        """Adds the credential header; the bearer token used, if any."""
-        if self._credentials.mode == "key":
-            headers["X-Keap-API-Key"] = self._credentials.api_key or ""
-            return None
-        if self._oauth is not None:
-            bearer = await self._oauth.access_token()
-            headers["Authorization"] = f"Bearer {bearer}"
-            return bearer
-        raise KeapAuthError(operation, "no Keap credentials are configured")
-
-    async def _exchange(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        read: ReplyReader[T],
-        headers: dict[str, str],
-        json_body: Any,
-        content: bytes | None,
-    ) -> T:
-        url = self._base_url + path
-        if self._gate is not None:
-            await self._gate.acquire()
-        async with traced(operation, method, url, self._secrets, self._report) as call:
-            reply = await call.send(
-                self._http, method, url, headers=headers, json=json_body, content=content
-            )
-            self._observe_gate(reply)
-            return read(operation, reply.scrubbed(self._secrets(), REDACTED.encode()))
-
-    def _secrets(self) -> list[str]:
-        oauth_secrets = self._oauth.secrets() if self._oauth is not None else []
-        return self._credentials.secrets() + oauth_secrets
-
-    def _observe_gate(self, reply: Reply) -> None:
-        if self._gate is None:
-            return
-        try:
-            self._gate.observe(reply.headers, reply.status)
-        except Exception:  # a limiter bug must not turn a call Keap executed into a failure
-            logger.exception("the call gate failed to observe a Keap response")
-
-    def _report(self, call: KeapCall) -> None:
-        if self._observer is None:
-            return
-        try:
-            self._observer(call)
-        except Exception:  # metrics must not turn a call Keap executed into a failure
-            logger.exception("the Keap call observer failed")
+            await self._call("auth.probe", "GET", PROBE_FALLBACK_PATH, expect_success, ctx=ctx)
 
 
 def _sequence_path(contact_id: int, campaign_id: int, sequence_id: int) -> str:

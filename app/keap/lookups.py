@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from app.keap.errors import KeapAuthError, KeapPermanentError, KeapTransientError
 from app.keap.exchange import Reply
+from app.keap.models import CallContext
 from app.keap.replies import read_json
 
 T = TypeVar("T")
@@ -38,6 +39,7 @@ class KeapCaller(Protocol):
         read: Callable[[str, Reply], T],
         *,
         json_body: Any = None,
+        ctx: CallContext | None = None,
     ) -> Awaitable[T]: ...
 
 
@@ -49,15 +51,15 @@ class KeapLookups:
         self._user_lock = asyncio.Lock()
         self._company_lock = asyncio.Lock()
 
-    async def sender_user_id(self) -> int:
+    async def sender_user_id(self, ctx: CallContext | None = None) -> int:
         """The configured user id, else the credential's own user (REST v2 userinfo)."""
         if self._user_id is None:
             async with self._user_lock:
                 if self._user_id is None:
-                    self._user_id = await self._discover_user_id()
+                    self._user_id = await self._discover_user_id(ctx)
         return self._user_id
 
-    async def company_id(self, name: str) -> int:
+    async def company_id(self, name: str, ctx: CallContext | None = None) -> int:
         """The id of the Keap company with this name, created when there is none."""
         name = " ".join(name.split())
         key = name.casefold()
@@ -67,17 +69,19 @@ class KeapLookups:
         # would otherwise both miss it and both create it.
         async with self._company_lock:
             if key not in self._companies:
-                found = await self._find_company(name)
-                company_id = found if found is not None else await self._create(name)
+                found = await self._find_company(name, ctx)
+                company_id = found if found is not None else await self._create(name, ctx)
                 if len(self._companies) >= MAX_CACHED_COMPANIES:
                     self._companies.clear()  # a cache, not a record: lookups start over
                 self._companies[key] = company_id
         return self._companies[key]
 
-    async def _discover_user_id(self) -> int:
+    async def _discover_user_id(self, ctx: CallContext | None) -> int:
         operation = "user.discover"
         try:
-            info = await self._call(operation, "GET", "/rest/v2/oauth/connect/userinfo", read_json)
+            info = await self._call(
+                operation, "GET", "/rest/v2/oauth/connect/userinfo", read_json, ctx=ctx
+            )
         except KeapAuthError as err:
             if err.token_rejected:  # the credential itself was refused: pause as usual
                 raise
@@ -96,11 +100,15 @@ class KeapLookups:
             raise KeapPermanentError(operation, NO_USER_ID)
         return user_id
 
-    async def _find_company(self, name: str) -> int | None:
+    async def _find_company(self, name: str, ctx: CallContext | None) -> int | None:
         # REST v2 list filter: exact match on company_name, "==" sent encoded.
         query = quote(f"company_name=={name}", safe="")
         payload = await self._call(
-            "company.find", "GET", f"/rest/v2/companies?filter={query}&page_size=50", read_json
+            "company.find",
+            "GET",
+            f"/rest/v2/companies?filter={query}&page_size=50",
+            read_json,
+            ctx=ctx,
         )
         companies = payload.get("companies") if isinstance(payload, dict) else None
         for company in companies if isinstance(companies, list) else []:
@@ -112,10 +120,15 @@ class KeapLookups:
                 return company_id
         return None
 
-    async def _create(self, name: str) -> int:
+    async def _create(self, name: str, ctx: CallContext | None) -> int:
         operation = "company.create"
         payload = await self._call(
-            operation, "POST", "/rest/v2/companies", read_json, json_body={"company_name": name}
+            operation,
+            "POST",
+            "/rest/v2/companies",
+            read_json,
+            json_body={"company_name": name},
+            ctx=ctx,
         )
         company_id = _positive_id(payload.get("id") if isinstance(payload, dict) else None)
         if company_id is None:

@@ -6,7 +6,7 @@ protocols of the two collaborators the lead provides (the shared rate gate and t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -59,8 +59,32 @@ class KeapCall:
     throttle: Mapping[str, str]  # the response's x-keap-* headers
 
 
+BeforeSend = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class CallContext:
+    """One step's view of its Keap calls, passed to each client method it makes: every call
+    is recorded in ``calls`` (the step's history), and ``before_send``, if set, runs once,
+    after the rate gate lets the step's first call through and just before it is sent (the
+    worker durably marks a call that must not run twice as sending)."""
+
+    before_send: BeforeSend | None = None
+    calls: list[KeapCall] = field(default_factory=list)
+
+    def record(self, call: KeapCall) -> None:
+        self.calls.append(call)
+
+    def take_before_send(self) -> BeforeSend | None:
+        """The hook, once: later calls of the step are not marked again."""
+        hook, self.before_send = self.before_send, None
+        return hook
+
+
 class CallGate(Protocol):
-    async def acquire(self) -> None: ...
+    async def acquire(self, before_send: BeforeSend | None = None) -> None:
+        """Return when a call may be sent, having run ``before_send`` just before."""
+        ...
 
     def observe(self, headers: Mapping[str, str], status: int) -> None: ...
 

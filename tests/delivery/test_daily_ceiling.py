@@ -12,6 +12,13 @@ from tests.delivery.conftest import running_relay
 TAG = {"event": "tag", "first_name": "Ada"}
 
 
+async def wait_for_requests(fake_keap: FakeKeapServer, count: int, within: float) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while len(fake_keap.state.requests) < count:
+        assert asyncio.get_running_loop().time() < deadline, "the ceiling's calls never came"
+        await asyncio.sleep(0.05)
+
+
 async def test_the_daily_ceiling_holds_delivery_until_the_reset(
     database_url: str, fake_keap: FakeKeapServer, delivery_config: RelayConfig
 ) -> None:
@@ -22,7 +29,10 @@ async def test_the_daily_ceiling_holds_delivery_until_the_reset(
             await relay.post({**TAG, "id": f"t-{n}", "email": f"c{n}@example.com"})
             for n in range(4)
         ]
-        await asyncio.sleep(3.0)  # time enough to deliver all four, were it not for the quota
+        # The ceiling's three calls, however slow a busy host makes them; then as long
+        # again as delivering all four would take, were it not for the quota.
+        await wait_for_requests(fake_keap, 3, within=30.0)
+        await asyncio.sleep(3.0)
         events = [await relay.event(event_id) for event_id in ids]
         metrics = (await relay.client.get("/metrics")).text
     assert len(fake_keap.state.requests) == 3  # the ceiling, and not one call more

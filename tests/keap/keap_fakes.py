@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from app.keap.client import KeapCall, KeapClient, KeapCredentials, StoredToken
+from app.keap.models import BeforeSend
 
 BASE_URL = "https://keap.test/crm"
 TOKEN_URL = "https://keap.test/token"
@@ -64,8 +65,10 @@ class RecordingGate:
         self.acquired = 0
         self.observed: list[tuple[dict[str, str], int]] = []
 
-    async def acquire(self) -> None:
+    async def acquire(self, before_send: BeforeSend | None = None) -> None:
         self.acquired += 1
+        if before_send is not None:
+            await before_send()
 
     def observe(self, headers: Mapping[str, str], status: int) -> None:
         self.observed.append((dict(headers), status))

@@ -8,13 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from app.delivery.gate import (
-    FRESH_SLOT_SECONDS,
-    LEAD_BOUNDS,
-    RESERVE_ATTEMPTS,
-    StoreCallGate,
-    before_send,
-)
+from app.delivery.gate import FRESH_SLOT_SECONDS, LEAD_BOUNDS, RESERVE_ATTEMPTS, StoreCallGate
 
 CEILINGS = [(1, 0.01), (100, 1.0)]
 # A grant this slow comes back after its slot, however long the lead has grown.
@@ -65,11 +59,7 @@ async def test_the_sending_mark_is_written_once_and_only_for_the_slot_used() -> 
     async def mark_sending() -> None:
         marked_after.append(len(store.slots))
 
-    token = before_send.set(mark_sending)
-    try:
-        await gate_on(store).acquire()
-    finally:
-        before_send.reset(token)
+    await gate_on(store).acquire(before_send=mark_sending)
     assert marked_after == [2]  # not on the late first grant: on the fresh second one
 
 
