@@ -96,9 +96,21 @@ def _ingest_section(ingest: dict[str, Any]) -> list[str]:
         f"- target relay-sqlite / bare ≥ {target['relay_sqlite_over_bare']} with every 202 "
         f"stored: **{verdict}**",
     ]
+    if target.get("postgres_met") is not None:
+        verdict = "met" if target["postgres_met"] else "not met"
+        lines.append(
+            f"- target relay-postgres / bare ≥ {target['relay_postgres_over_bare']} with every "
+            f"202 stored: **{verdict}**"
+        )
     for name, settings in ingest.get("durability", {}).items():
         described = "; ".join(f"{key} {value}" for key, value in settings.items())
         lines.append(f"- durability of {name}: {described}")
+    if load := ingest.get("load_average"):
+        lines.append(
+            f"- machine load (1-minute average) before / after: {load['before']} / "
+            f"{load['after']} on {ingest['machine']['cores']} cores (other work on them "
+            "lowers the ratios)"
+        )
     lines += [f"- note: {note}" for note in ingest.get("notes", [])]
     return [*lines, ""]
 

@@ -100,7 +100,7 @@ def queued_requests(relay: httpx.AsyncClient) -> int:
     store = relay.app.state.store  # type: ignore[attr-defined]
     if store.dialect == "sqlite":
         return int(store.db._jobs.qsize())
-    return len(store.db._pending_inserts)
+    return len(store.db._ingest._pending)
 
 
 async def post_batch_with_one_poisoned(

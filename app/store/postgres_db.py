@@ -5,7 +5,8 @@ psycopg 3 on a sync connection pool, from a thread pool of the same size so a ca
 waits for a thread while a connection is free. Each store call is one transaction (a
 serialization failure or deadlock retries it). Claims use ``FOR UPDATE SKIP LOCKED`` and
 the limiter an advisory lock (see ``app.store.dialect``), so replicas cooperate through
-the database alone; webhooks are written by flushers in group commits.
+the database alone. Webhook inserts take a faster path of their own, on the event loop
+(``app.store.pg_ingest``): one statement a group commit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextlib
 import functools
 import random
 import time
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,22 +31,14 @@ from app.domain.events import Inserted, NewEvent
 from app.store.base import CONTENT_ERRORS, StoreUnavailable, storing_failed
 from app.store.dialect import POSTGRES
 from app.store.migrations import migrate_postgres
+from app.store.pg_ingest import BatchInserter, Outcome, take_locks
 from app.store.queries import events as queries
 
 T = TypeVar("T")
 Conn = psycopg.Connection[DictRow]
 PH = POSTGRES  # the dialect the insert path writes its SQL in
 
-# pg_advisory_xact_lock(_CONTACT_LOCKS, crc32 of the contact key): the two-key form, a
-# space of its own. Held by an insert from before its rows take their ``seq`` until it
-# has committed, so per contact ``seq`` follows commit order (see _lock_contacts).
-_CONTACT_LOCKS = 727275
-# (_ALL_CONTACTS, 0): shared by every insert taking contact locks, exclusive for a batch
-# of more contacts than _MAX_CONTACT_LOCKS, which then takes no contact lock. Advisory
-# locks fill the server's shared lock table (max_locks_per_transaction x connections,
-# 6 400 by default): a few replicas' flushers holding 512 locks each could exhaust it.
-_ALL_CONTACTS = 727276
-_MAX_CONTACT_LOCKS = 64
+# The per-contact insert locks (727275-6) are pg_ingest's: pg_ingest.lock_spec.
 # Errors from one request's values (text PostgreSQL cannot hold, a number out of range):
 # answered 400 to that request; everything else is the database's (503).
 _CONTENT_ERRORS = (*CONTENT_ERRORS, psycopg.DataError)
@@ -57,7 +49,6 @@ _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 _CONNECT_TIMEOUT_SECONDS = 5
 _POOL_TIMEOUT_SECONDS = 10.0  # waiting for a free connection
 _PING_TIMEOUT_SECONDS = 1.5  # under the 2 s the readiness check allows
-_MAX_INSERT_BATCH = 512
 _URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
@@ -101,12 +92,15 @@ class PostgresDatabase:
         self._pool: ConnectionPool[Conn] | None = None
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="relay-pg")
-        self._pending_inserts: list[tuple[list[NewEvent], asyncio.Future[list[Inserted]]]] = []
-        self._insert_flushers = 0
-        # A few batches in flight at once overlap one's commit with the next one's writes,
-        # leaving the rest of the pool to the worker and the admin API.
-        self._max_insert_flushers = max(1, min(4, pool_size // 2))
-        self._flush_tasks: set[asyncio.Task[None]] = set()
+        # A few batches in flight at once overlap one's commit with the next one's writes.
+        self._ingest = BatchInserter(
+            self._conninfo,
+            self._connect_kwargs,
+            connections=max(1, min(4, pool_size // 2)),
+            pool_timeout=_POOL_TIMEOUT_SECONDS,
+            unavailable=self._unavailable,
+            fallback=self._store_each,
+        )
         self.settings: dict[str, str] = {}  # synchronous_commit and fsync, read at open
 
     # lifecycle ---------------------------------------------------------------------
@@ -145,6 +139,7 @@ class PostgresDatabase:
             raise self._unavailable(exc) from exc
 
     async def close(self) -> None:
+        await self._ingest.close()  # its last batches may still need the pool below
         self._closed = True
         await asyncio.to_thread(self._executor.shutdown, wait=True)
         if self._pool is not None:
@@ -216,69 +211,27 @@ class PostgresDatabase:
 
     async def insert_events(self, events: list[NewEvent]) -> list[Inserted]:
         """Group commit, as on SQLite: requests that arrive while a batch is being written
-        are written together in the next one, one transaction (one WAL flush) each."""
-        future: asyncio.Future[list[Inserted]] = asyncio.get_running_loop().create_future()
-        self._pending_inserts.append((events, future))
-        if self._insert_flushers < self._max_insert_flushers:
-            self._insert_flushers += 1
-            task = asyncio.get_running_loop().create_task(self._flush_inserts())
-            self._flush_tasks.add(task)
-            task.add_done_callback(self._flush_tasks.discard)
-        return await future
+        are written together in the next one, one statement (one WAL flush) each."""
+        return await self._ingest.insert(events)
 
-    async def _flush_inserts(self) -> None:
+    async def _store_each(self, requests: list[list[NewEvent]]) -> list[Outcome]:
+        """Store the requests of one group commit, each in a savepoint of one transaction,
+        so only the request at fault fails (400 for its content, else 503): where the
+        batch's one statement could not settle them (pg_ingest)."""
         try:
-            while self._pending_inserts:
-                batch = self._pending_inserts[:_MAX_INSERT_BATCH]
-                del self._pending_inserts[:_MAX_INSERT_BATCH]
-                try:
-                    outcomes = await self._in_thread(
-                        functools.partial(self._store_batch, [events for events, _ in batch])
-                    )
-                except Exception as exc:  # closed, or a bug: nobody may wait for ever
-                    outcomes = [(None, storing_failed(exc, ()))] * len(batch)
-                for (_, future), (result, error) in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if error is not None or result is None:
-                        future.set_exception(error or StoreUnavailable("nothing was stored"))
-                    else:
-                        future.set_result(result)
-        finally:
-            self._insert_flushers -= 1
+            return await self._in_thread(functools.partial(self._store_each_blocking, requests))
+        except Exception as exc:  # closed
+            return [(None, self._storing_failed(exc))] * len(requests)
 
-    def _store_batch(
-        self, requests: list[list[NewEvent]]
-    ) -> list[tuple[list[Inserted] | None, Exception | None]]:
-        """Store the requests of one group commit in one transaction; if that fails for
-        a reason other than the connection, store them again each in a savepoint of one
-        transaction, so only the request at fault fails (400 for its content, else 503)."""
-        # In arrival order: ``seq`` is the order events are delivered in per contact.
-        # (Two replicas' batches inserting the same dedupe keys in a different order can
-        # deadlock; the transaction is then retried.)
-        merged = [e for events in requests for e in events]
+    def _store_each_blocking(self, requests: list[list[NewEvent]]) -> list[Outcome]:
         try:
-            results = self._run_transaction(lambda c: _insert_locked(c, merged), None)
+            return self._run_transaction(lambda c: self._insert_each(c, requests), None)
         except Exception as exc:
-            cause = exc.__cause__ if isinstance(exc, StoreUnavailable) else exc
-            if len(requests) == 1 or isinstance(cause, _CONNECTION_ERRORS) or cause is None:
-                return [(None, self._storing_failed(exc))] * len(requests)
-            try:
-                return self._run_transaction(lambda c: self._insert_each(c, requests), None)
-            except Exception as again:
-                return [(None, self._storing_failed(again))] * len(requests)
-        out: list[tuple[list[Inserted] | None, Exception | None]] = []
-        start = 0
-        for events in requests:
-            out.append((results[start : start + len(events)], None))
-            start += len(events)
-        return out
+            return [(None, self._storing_failed(exc))] * len(requests)
 
-    def _insert_each(
-        self, conn: Conn, requests: list[list[NewEvent]]
-    ) -> list[tuple[list[Inserted] | None, Exception | None]]:
-        out: list[tuple[list[Inserted] | None, Exception | None]] = []
-        _lock_contacts(conn, [e for events in requests for e in events])
+    def _insert_each(self, conn: Conn, requests: list[list[NewEvent]]) -> list[Outcome]:
+        out: list[Outcome] = []
+        take_locks(conn, [e for events in requests for e in events])
         for events in requests:
             try:
                 with conn.transaction():  # a savepoint: a failure undoes this request only
@@ -297,49 +250,6 @@ class PostgresDatabase:
             return exc
         error = storing_failed(cause, _CONTENT_ERRORS)
         return type(error)(self._redact(str(error)))
-
-
-def _insert_locked(conn: Conn, events: list[NewEvent]) -> list[Inserted]:
-    _lock_contacts(conn, events)
-    return queries.insert_events(conn, PH, events)
-
-
-def _lock_contacts(conn: Conn, events: list[NewEvent]) -> None:
-    """Take the per-contact lock of every contact among ``events`` (in one order, so two
-    inserts never wait for each other in a cycle), before any row takes its ``seq``.
-
-    The lock is held until the transaction has committed. Of two inserts of one contact,
-    the second therefore takes its ``seq`` only after the first is committed and visible:
-    per contact, ``seq`` order is commit order, which is the order the 202s leave in (a
-    202 leaves after its commit), whichever replica took each webhook; and no snapshot
-    sees an event of a contact while an earlier ``seq`` of that contact is still to
-    commit, so the worker's "no earlier pending event of the contact" check cannot pass
-    an event ahead of one still committing. Inserts of different contacts do not wait for
-    each other (two contacts sharing a 32-bit key only serialise their inserts).
-
-    Every such insert also holds the all-contacts lock shared; a batch of more than
-    _MAX_CONTACT_LOCKS contacts (a burst) holds it exclusive instead, so it is alone and
-    the same holds with one lock instead of hundreds."""
-    keys = sorted(
-        {_lock_key(e.contact_email.lower()) for e in events if e.contact_email is not None}
-    )
-    if not keys:
-        return
-    if len(keys) > _MAX_CONTACT_LOCKS:
-        conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_ALL_CONTACTS,))
-        return
-    conn.execute(
-        "SELECT CASE WHEN n = 1 THEN pg_advisory_xact_lock_shared(%s, k) "
-        "ELSE pg_advisory_xact_lock(%s, k) END "
-        "FROM unnest(%s::int4[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
-        (_ALL_CONTACTS, _CONTACT_LOCKS, [0, *keys]),
-    )
-
-
-def _lock_key(contact_key: str) -> int:
-    """A contact key as a signed 32-bit lock key (the same in every replica)."""
-    crc = zlib.crc32(contact_key.encode("utf-8", "surrogatepass"))
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
 def _durability_settings(conn: Conn) -> dict[str, str]:
