@@ -9,9 +9,8 @@ import secrets
 from urllib.parse import quote
 
 import psycopg
-from app.store.postgres import PostgresStore
 
-from app.store.base import NewEvent
+from app.domain.events import NewEvent
 from app.store.pg_ingest import (
     ALL_CONTACTS,
     CONTACT_LOCKS,
@@ -19,6 +18,8 @@ from app.store.pg_ingest import (
     Outcome,
     lock_spec,
 )
+from app.store.postgres_db import PostgresDatabase
+from app.store.store import SQLStore
 from tests.store.test_store_contract import make_event
 
 
@@ -37,6 +38,11 @@ def terminate(url: str, application_name: str) -> int:
     return len(rows)
 
 
+def PostgresStore(url: str, *, pool_size: int) -> SQLStore:
+    """The store over PostgreSQL, as open_store builds it; ``.db`` is the database."""
+    return SQLStore(PostgresDatabase(url, pool_size=pool_size))
+
+
 async def test_connections_lost_under_the_ingest_path_cost_no_webhook(
     postgres_schema_url: str,
 ) -> None:
@@ -47,13 +53,13 @@ async def test_connections_lost_under_the_ingest_path_cost_no_webhook(
     store = PostgresStore(url, pool_size=4)
     await store.open()
     fell_back: list[int] = []
-    fallback = store._ingest._fallback
+    fallback = store.db._ingest._fallback
 
     async def counted(requests: list[list[NewEvent]]) -> list[Outcome]:
         fell_back.append(len(requests))
         return await fallback(requests)
 
-    store._ingest._fallback = counted
+    store.db._ingest._fallback = counted
     try:
         await store.insert_events([make_event()])  # the ingest pool is open
         assert fell_back == []
