@@ -66,32 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             new["ingest"] = {"command": command, "machine": machine, **result}
             failed |= not ingest.all_durable(result)
         if args.only in (None, "delivery"):
-            plan_d = delivery.QUICK if args.quick else delivery.FULL
-            try:
-                result = delivery.run_delivery(plan_d, workdir, _log)
-            except RuntimeError as exc:
-                print(f"delivery benchmark failed: {exc}", file=sys.stderr)
+            scenarios = _run_delivery_scenarios(args, postgres_url, workdir)
+            if scenarios is None:
                 return 1
-            new["delivery"] = {"command": command, "machine": machine, **result}
-            flash = flash_sale.QUICK if args.quick else flash_sale.FULL
-            if args.flash_contacts is not None:
-                flash = flash_sale.FlashPlan(contacts=args.flash_contacts)
-            try:
-                result = flash_sale.run_flash_sale(flash, workdir, _log)
-            except RuntimeError as exc:
-                print(f"flash-sale benchmark failed: {exc}", file=sys.stderr)
-                return 1
-            new["flash_sale"] = {"command": command, "machine": machine, **result}
-            if postgres_url is not None:
-                scale = oauth_scale.QUICK if args.quick else oauth_scale.FULL
-                if args.oauth_events is not None:
-                    scale = oauth_scale.OAuthPlan(events=args.oauth_events)
-                try:
-                    result = oauth_scale.run_oauth_scale(scale, postgres_url, workdir, _log)
-                except RuntimeError as exc:
-                    print(f"OAuth-scale benchmark failed: {exc}", file=sys.stderr)
-                    return 1
-                new["oauth_scale"] = {"command": command, "machine": machine, **result}
+            for name, result in scenarios.items():
+                new[name] = {"command": command, "machine": machine, **result}
     out: Path = args.out
     if "delivery" in new:
         from bench.plot import plot_delivery, plot_flash_sale, plot_oauth_scale
@@ -103,6 +82,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_results(out, merge_results(out, new))
     print((out / "results.md").read_text())
     return 1 if failed else 0
+
+
+def _run_delivery_scenarios(
+    args: argparse.Namespace, postgres_url: str | None, workdir: Path
+) -> dict[str, dict[str, Any]] | None:
+    """The delivery benchmark's scenarios, by name; None (said why) when one failed."""
+    results: dict[str, dict[str, Any]] = {}
+    flash = flash_sale.QUICK if args.quick else flash_sale.FULL
+    if args.flash_contacts is not None:
+        flash = flash_sale.FlashPlan(contacts=args.flash_contacts)
+    runs: list[tuple[str, str, Any]] = [
+        (
+            "delivery",
+            "delivery",
+            lambda: delivery.run_delivery(
+                delivery.QUICK if args.quick else delivery.FULL, workdir, _log
+            ),
+        ),
+        ("flash_sale", "flash-sale", lambda: flash_sale.run_flash_sale(flash, workdir, _log)),
+    ]
+    if postgres_url is not None:
+        scale = oauth_scale.QUICK if args.quick else oauth_scale.FULL
+        if args.oauth_events is not None:
+            scale = oauth_scale.OAuthPlan(events=args.oauth_events)
+        runs.append(
+            (
+                "oauth_scale",
+                "OAuth-scale",
+                lambda: oauth_scale.run_oauth_scale(scale, postgres_url, workdir, _log),
+            )
+        )
+    for name, label, run in runs:
+        try:
+            results[name] = run()
+        except RuntimeError as exc:
+            print(f"{label} benchmark failed: {exc}", file=sys.stderr)
+            return None
+    return results
 
 
 def _parser() -> argparse.ArgumentParser:

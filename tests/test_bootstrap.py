@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app import bootstrap as bootstrap_module
@@ -64,10 +65,16 @@ async def test_a_one_shot_command_asks_for_one_connection(
 
 
 async def test_everything_closes_when_the_block_fails(sqlite_url: str, closes: list[str]) -> None:
-    with pytest.raises(RuntimeError, match="the command failed"):
+    opened_http: list[httpx.AsyncClient] = []
+
+    async def command() -> None:
         async with bootstrap(make_settings(sqlite_url)) as opened:
-            http = opened.http
+            opened_http.append(opened.http)
             raise RuntimeError("the command failed")
+
+    with pytest.raises(RuntimeError, match="the command failed"):
+        await command()
+    http = opened_http[0]
     assert http.is_closed
     assert closes == ["store (pool 4)"]  # make_settings: RELAY_DATABASE_POOL_SIZE=4
 

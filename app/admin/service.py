@@ -187,7 +187,7 @@ class StatusSummary:
 async def status_summary(
     store: Store, metrics: Any, runtime: Any, ceilings: tuple[int, int, int] | None = None
 ) -> StatusSummary:
-    counts: dict[str, int] = {status: 0 for status in EVENT_STATUSES}
+    counts: dict[str, int] = dict.fromkeys(EVENT_STATUSES, 0)
     counts.update(await store.count_by_status())
     return StatusSummary(
         counts=counts,

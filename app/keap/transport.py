@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 import httpx
 
 from app.keap.auth import OAuthSession
-from app.keap.errors import REDACTED, KeapAuthError
+from app.keap.errors import KeapAuthError
 from app.keap.exchange import Reply, traced
 from app.keap.models import CallContext, CallGate, KeapCall, KeapCredentials, TokenStore
 from app.keap.replies import read_after_sunset
 from app.keap.xmlrpc import encode_call
+from app.observability.secrets import REDACTED
 
 logger = logging.getLogger("app.keap.client")
 

@@ -16,7 +16,8 @@ def test_a_lost_202_is_found_even_when_the_count_matches(tmp_path: Path) -> None
     # Three rows for three 202s, but evt_B is missing: a row count would pass.
     lost = _ids_stored(ids, {"evt_A", "evt_C", "evt_never_answered"}, accepted=3)
     assert lost["every_202_id_stored"] is False
-    assert lost["ids_missing"] == 1 and lost["ids_missing_sample"] == ["evt_B"]
+    assert lost["ids_missing"] == 1
+    assert lost["ids_missing_sample"] == ["evt_B"]
     kept = _ids_stored(ids, {"evt_A", "evt_B", "evt_C", "evt_extra"}, accepted=3)
     assert kept["every_202_id_stored"] is True
     # wrk counted a 202 it wrote no id for: not verified, so not passed.
@@ -36,7 +37,8 @@ async def test_the_recorded_settings_are_the_databases_own(
     assert sqlite["file_journal_mode"] == "wal"
     assert sqlite["filesystem"].split()[0] not in ("", "unknown")
     postgres = databases.postgres_durability(postgres_schema_url)
-    assert postgres["synchronous_commit"] == "on" and postgres["fsync"] == "on"
+    assert postgres["synchronous_commit"] == "on"
+    assert postgres["fsync"] == "on"
     assert {"wal_sync_method", "full_page_writes", "data_directory_filesystem"} <= set(postgres)
 
 

@@ -76,7 +76,8 @@ async def test_browser_signs_in_once_and_then_sees_the_dashboard(
     assert first.headers["location"] == "/admin/login?next=/admin/%3Fstatus%3Ddead"
 
     form = await admin.get(first.headers["location"])
-    assert form.status_code == 200 and 'name="token"' in form.text
+    assert form.status_code == 200
+    assert 'name="token"' in form.text
 
     refused = await admin.post("/admin/login", data={"token": "guess", "next": "/admin/"})
     assert refused.status_code == 401
@@ -87,7 +88,9 @@ async def test_browser_signs_in_once_and_then_sees_the_dashboard(
     assert signed_in.status_code == 303
     assert signed_in.headers["location"] == "/admin/?status=dead"
     cookie = signed_in.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/admin" in cookie
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "path=/admin" in cookie
     assert "secure" not in cookie  # plain http: a Secure cookie would never come back
 
     page = await admin.get("/admin/?status=dead")
@@ -105,7 +108,8 @@ async def test_session_cookie_is_secure_over_https(tmp_path: Path) -> None:
 
 async def test_dashboard_accepts_the_bearer_header_for_scripts(admin: httpx.AsyncClient) -> None:
     page = await admin.get("/admin/", headers=BEARER)
-    assert page.status_code == 200 and 'data-testid="events"' in page.text
+    assert page.status_code == 200
+    assert 'data-testid="events"' in page.text
     wrong = await admin.get("/admin/", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
 

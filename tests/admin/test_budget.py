@@ -27,7 +27,8 @@ async def test_the_header_shows_calls_used_against_each_ceiling_and_the_reset(
     await login(admin)
     page = (await admin.get("/admin/")).text
     day = re.search(r'data-testid="budget-day">([^<]*)<', page)
-    assert day and day.group(1) == "3 / 30,000"
+    assert day
+    assert day.group(1) == "3 / 30,000"
     assert 'data-testid="budget-minute">3/240 this minute<' in page
     assert re.search(r'data-testid="budget-second">\d/5 this second<', page)
     resets = re.search(r'data-testid="budget-resets">in (\d+) (h|min|s)<', page)
@@ -42,4 +43,5 @@ async def test_metrics_expose_the_same_budget(admin: httpx.AsyncClient, store: S
     assert 'relay_keap_call_ceiling{window="day"} 30000.0' in text
     assert 'relay_keap_call_ceiling{window="second"} 5.0' in text
     resets = re.search(r"^relay_keap_quota_resets_at_seconds (\S+)$", text, re.M)
-    assert resets and float(resets.group(1)) == utc_day_start(time.time()) + UTC_DAY_WINDOW
+    assert resets
+    assert float(resets.group(1)) == utc_day_start(time.time()) + UTC_DAY_WINDOW

@@ -71,7 +71,8 @@ async def test_cursor_is_stable_while_new_events_arrive(
 
 async def test_default_page_is_50(admin: httpx.AsyncClient, many: list[dict[str, Any]]) -> None:
     body = (await admin.get("/admin/events", headers=BEARER)).json()
-    assert len(body["items"]) == 50 and body["next_cursor"]
+    assert len(body["items"]) == 50
+    assert body["next_cursor"]
 
 
 async def test_filters_combine(admin: httpx.AsyncClient, many: list[dict[str, Any]]) -> None:
@@ -144,7 +145,9 @@ async def test_event_json_in_the_list(admin: httpx.AsyncClient, store: Store) ->
         "routes",
         "steps",
     }
-    assert item["id"] == event_id and item["status"] == "pending" and item["attempts"] == 0
+    assert item["id"] == event_id
+    assert item["status"] == "pending"
+    assert item["attempts"] == 0
     assert abs(datetime.fromisoformat(item["received_at"]).timestamp() - received) < 0.001
     assert item["received_at"].endswith("Z")
     assert item["steps"][1] == {
@@ -174,9 +177,11 @@ async def test_event_detail_has_payload_steps_and_history(
     assert response.status_code == 200
     event = response.json()
     assert event["payload"] == payload
-    assert event["status"] == "dead" and event["contact_id"] == 4242
+    assert event["status"] == "dead"
+    assert event["contact_id"] == 4242
     assert event["last_error"] == "[InvalidParameter] tag 102 does not exist"
-    assert event["attempts"] == 1 and event["next_attempt_at"] is None
+    assert event["attempts"] == 1
+    assert event["next_attempt_at"] is None
     assert [s["status"] for s in event["steps"]] == ["done", "done", "failed", "pending"]
     [attempt] = event["history"]
     assert attempt == {
@@ -207,7 +212,8 @@ def test_openapi_documents_the_json_api_but_not_the_pages() -> None:
     assert set(paths["/hooks/{source}"]) == {"post", "get"}
     listing = paths["/admin/events"]["get"]["responses"]
     assert listing["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/EventPage")
-    assert "401" in listing and "400" in listing
+    assert "401" in listing
+    assert "400" in listing
     detail = paths["/admin/events/{event_id}"]["get"]["responses"]["200"]
     assert detail["content"]["application/json"]["schema"]["$ref"].endswith("/EventDetail")
     assert "202" in paths["/admin/events/{event_id}/replay"]["post"]["responses"]

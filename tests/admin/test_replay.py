@@ -36,7 +36,8 @@ async def test_replay_runs_only_the_unfinished_steps(
     assert response.json() == {"event_id": dead_after_two, "status": "requeued"}
     record = await event(store, dead_after_two)
     assert record.status == "pending"
-    assert record.next_attempt_at is not None and record.next_attempt_at <= time.time()
+    assert record.next_attempt_at is not None
+    assert record.next_attempt_at <= time.time()
     assert [s.status for s in record.steps] == ["done", "done", "pending", "pending"]
     assert record.history[-1].outcome == "replay"
     assert record.history[-1].request == "unfinished steps"

@@ -130,7 +130,8 @@ async def test_an_unreachable_alert_url_changes_nothing_else(
         assert ready["checks"]["worker"]["status"] == "ok"
     assert "RecordNotFound" in dead.last_error
     bob = fake_keap.state.contact_by_email("bob@example.com")
-    assert bob is not None and fake_keap.state.tags_of(bob.id) == {500}
+    assert bob is not None
+    assert fake_keap.state.tags_of(bob.id) == {500}
 
 
 async def test_action_sets_given_up_after_the_sunset_are_told_with_the_way_off_xml_rpc(
@@ -146,6 +147,8 @@ async def test_action_sets_given_up_after_the_sunset_are_told_with_the_way_off_x
     assert event.last_error.startswith("action_set: Keap retired XML-RPC")
     assert message["kind"] == "xmlrpc_retired"
     assert message["fields"]["reason"] == event.last_error
-    assert "docs/action-sets.md" in message["action"] and "--replan" in message["action"]
+    assert "docs/action-sets.md" in message["action"]
+    assert "--replan" in message["action"]
     ada = fake_keap.state.contact_by_email("ada@example.com")
-    assert ada is not None and fake_keap.state.tags_of(ada.id) == {101}  # the rest ran
+    assert ada is not None
+    assert fake_keap.state.tags_of(ada.id) == {101}

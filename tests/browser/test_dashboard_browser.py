@@ -229,7 +229,8 @@ def test_an_operator_replays_a_dead_event_from_the_dashboard(
 
     row.find_element(By.CSS_SELECTOR, "[data-testid=event-link]").click()
     last_error = _wait_for_page(browser, "[data-testid=last-error]")
-    assert "action_set" in last_error.text and "RecordNotFound" in last_error.text
+    assert "action_set" in last_error.text
+    assert "RecordNotFound" in last_error.text
     served_relay.fake.state.clear_faults()  # the operator fixed action set 42 in Keap
     browser.find_element(By.CSS_SELECTOR, "[data-testid=replay-unfinished]").click()
     assert "Re-queued" in _wait_for_page(browser, "[data-testid=flash]").text

@@ -59,7 +59,8 @@ def test_an_unknown_option_is_a_usage_error(cli: Cli) -> None:
 def test_check_prints_every_route_plan(cli: Cli) -> None:
     result = cli("check")
     assert result.code == 0, result.err
-    assert "sources (8):" in result.out and "routes (8)" in result.out
+    assert "sources (8):" in result.out
+    assert "routes (8)" in result.out
     assert "paid-order: shop / orders/paid" in result.out
     assert "run action set 42" in result.out
     assert "dry-run" in result.out  # no credentials in this environment
@@ -72,7 +73,8 @@ def test_check_without_a_config_file_says_how_to_add_one(
     monkeypatch.setenv("RELAY_CONFIG", str(workdir / "missing.yaml"))
     result = cli("check")
     assert result.code == 2
-    assert "no config file at" in result.out and "relay init SENDER" in result.out
+    assert "no config file at" in result.out
+    assert "relay init SENDER" in result.out
 
 
 def test_check_names_the_file_path_and_reason_of_a_bad_config(
@@ -85,7 +87,8 @@ def test_check_names_the_file_path_and_reason_of_a_bad_config(
     assert result.code == 2
     assert result.out == ""
     assert "relay.yaml is not valid" in result.err
-    assert "bad.yaml" in result.err and "sources.shop.verify" in result.err
+    assert "bad.yaml" in result.err
+    assert "sources.shop.verify" in result.err
     assert "Traceback" not in result.err
 
 
@@ -110,7 +113,8 @@ def test_sign_prints_every_header_shopify_sends(cli: Cli, workdir: Path) -> None
     assert headers.pop("X-Shopify-Topic") == "orders/paid"  # the source's first route
     sent_at = datetime.fromisoformat(headers.pop("X-Shopify-Triggered-At")).timestamp()
     assert abs(sent_at - time.time()) < 60  # when it was signed, not when the module loaded
-    assert len(headers.pop("X-Shopify-Webhook-Id")) == 36 and headers == {}
+    assert len(headers.pop("X-Shopify-Webhook-Id")) == 36
+    assert headers == {}
     assert "event 'orders/paid': routed by paid-order" in result.err
     again = dict(line.split(": ", 1) for line in cli("sign", "shop", "order.json").out.splitlines())
     assert again["X-Shopify-Webhook-Id"] != result.out  # each run is a new delivery
@@ -170,7 +174,8 @@ async def test_signed_headers_are_accepted_and_routed_by_the_relay(
 def test_sign_asks_for_the_event_when_no_route_names_one(cli: Cli, workdir: Path) -> None:
     (workdir / "order.json").write_text("{}")
     result = cli("sign", "woo", "order.json")  # the woo route matches the pattern order.*
-    assert result.code == 2 and result.out == ""
+    assert result.code == 2
+    assert result.out == ""
     assert "reads the event type from a header: name it with --event" in result.err
 
 
@@ -187,7 +192,8 @@ def test_sign_names_the_known_sources_for_an_unknown_one(cli: Cli, workdir: Path
     (workdir / "body.json").write_text("{}")
     result = cli("sign", "shopp", "body.json")
     assert result.code == 2
-    assert "no source named 'shopp'" in result.err and "shop, stripe" in result.err
+    assert "no source named 'shopp'" in result.err
+    assert "shop, stripe" in result.err
 
 
 def test_sign_reports_an_unreadable_file(cli: Cli) -> None:
@@ -264,14 +270,19 @@ def test_events_prints_an_aligned_table_newest_first(cli: Cli, workdir: Path) ->
         cells = [row for row in rows if len(row) > start]  # no error: the row ends early
         assert all(row[start - 2 : start] == "  " and row[start] != " " for row in cells)
     by_id = {row.split()[2]: row for row in rows}
-    assert "a***@example.com" in by_id[dead.id] and "ada.lovelace" not in result.out
-    assert " dead " in by_id[dead.id] and " 1/4 " in by_id[dead.id]
+    assert "a***@example.com" in by_id[dead.id]
+    assert "ada.lovelace" not in result.out
+    assert " dead " in by_id[dead.id]
+    assert " 1/4 " in by_id[dead.id]
     assert by_id[dead.id].endswith("[InvalidParameter] tag 102 does not exist")
-    assert " ignored " in by_id[ignored.id] and " - " in by_id[ignored.id]
-    assert " pending " in by_id[pending.id] and " 0/4" in by_id[pending.id]
+    assert " ignored " in by_id[ignored.id]
+    assert " - " in by_id[ignored.id]
+    assert " pending " in by_id[pending.id]
+    assert " 0/4" in by_id[pending.id]
     error = by_id[wordy.id][header.index("LAST ERROR") :]
     assert error.startswith("tags: [InvalidParameter] tag 102 does not exist; tag")
-    assert len(error) == 60 and error.endswith("…")  # one line, cut to fit
+    assert len(error) == 60
+    assert error.endswith("…")
 
 
 def test_events_filters_by_status_source_and_email(cli: Cli, workdir: Path) -> None:
@@ -324,7 +335,8 @@ def test_events_without_a_database_fails_and_creates_none(
     result = cli("events")
     assert result.code == 2
     assert result.out == ""
-    assert "no database at" in result.err and "typo.db" in result.err
+    assert "no database at" in result.err
+    assert "typo.db" in result.err
     assert not (workdir / "typo.db").exists()
 
 
@@ -340,7 +352,8 @@ def test_events_reports_an_unreachable_database_without_a_traceback(
     result = cli("events")
     assert result.code == 2
     assert result.err.startswith("cannot read events from RELAY_DATABASE_URL:")
-    assert "Traceback" not in result.err and "pw-Zz91" not in result.err
+    assert "Traceback" not in result.err
+    assert "pw-Zz91" not in result.err
 
 
 def test_events_reads_a_postgresql_database(

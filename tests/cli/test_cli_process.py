@@ -36,7 +36,8 @@ def test_the_relay_command_runs_check_events_and_replay(tmp_path: Path) -> None:
 
     events = run_relay("events", "--status", "dead", cwd=tmp_path)
     assert events.returncode == 0, events.stderr
-    assert event.id in events.stdout and "a***@example.com" in events.stdout
+    assert event.id in events.stdout
+    assert "a***@example.com" in events.stdout
 
     replay = run_relay("replay", "--status", "dead", cwd=tmp_path)
     assert (replay.returncode, replay.stdout) == (0, "requeued 1 event\n")
@@ -46,10 +47,13 @@ def test_the_relay_command_runs_check_events_and_replay(tmp_path: Path) -> None:
 
 def test_the_relay_command_exits_2_on_problems_and_0_on_help(tmp_path: Path) -> None:
     missing = run_relay("events", cwd=tmp_path)
-    assert missing.returncode == 2 and "no database at" in missing.stderr
+    assert missing.returncode == 2
+    assert "no database at" in missing.stderr
     bad_config = run_relay("check", cwd=tmp_path, RELAY_CONFIG="nowhere.yaml")
     assert bad_config.returncode == 2
     helped = run_relay("--help", cwd=tmp_path)
-    assert helped.returncode == 0 and "events" in helped.stdout
+    assert helped.returncode == 0
+    assert "events" in helped.stdout
     usage = run_relay("replay", "--status", "ignored", cwd=tmp_path)
-    assert usage.returncode == 2 and "invalid choice: 'ignored'" in usage.stderr
+    assert usage.returncode == 2
+    assert "invalid choice: 'ignored'" in usage.stderr

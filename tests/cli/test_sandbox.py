@@ -36,7 +36,8 @@ def test_a_busy_fake_port_is_named_with_the_way_out(cli: Cli) -> None:
         port = taken.getsockname()[1]
         result = cli("sandbox", "--fake-port", str(port))
     assert result.code == 2
-    assert f"cannot listen on 127.0.0.1:{port}" in result.err and "--fake-port" in result.err
+    assert f"cannot listen on 127.0.0.1:{port}" in result.err
+    assert "--fake-port" in result.err
 
 
 def test_an_unusable_sandbox_database_is_named(cli: Cli) -> None:

@@ -40,10 +40,12 @@ def test_serve_logs_one_line_for_each_part_it_starts(tmp_path: Path, database_ur
     config = logged["config loaded"]
     assert config["sources"] == sorted(["shop", "woo", "stripe", "members", "legacy-cart",
                                         "thrivecart", "membermouse", "office"])  # fmt: skip
-    assert config["routes"][:2] == ["paid-order", "woo-order"] and "8 routes" in config["config"]
+    assert config["routes"][:2] == ["paid-order", "woo-order"]
+    assert "8 routes" in config["config"]
     assert logged["database opened"]["database"] == database_shown(database_url)
     dry_run = next(line for line in lines if line["message"].startswith("dry-run:"))
-    assert dry_run["dry_run"] is True and dry_run["credentials"] == "none"
+    assert dry_run["dry_run"] is True
+    assert dry_run["credentials"] == "none"
     ceilings = logged["rate ceilings"]
     assert (ceilings["per_second"], ceilings["per_minute"], ceilings["per_day"]) == (5, 240, 30000)
     assert logged["worker"]["worker"] == "runs in this process"
@@ -58,7 +60,8 @@ def test_serve_live_names_the_credential_kind_and_never_the_key(
         tmp_path, sqlite_url, ["--api-only"], RELAY_KEAP_API_KEY=key, RELAY_KEAP_RATE_PER_SECOND="3"
     )
     live = next(line for line in lines if line["message"].startswith("live:"))
-    assert live["credentials"] == "API key (RELAY_KEAP_API_KEY)" and live["dry_run"] is False
+    assert live["credentials"] == "API key (RELAY_KEAP_API_KEY)"
+    assert live["dry_run"] is False
     assert by_message(lines)["rate ceilings"]["per_second"] == 3
     assert key not in (tmp_path / "relay.log").read_text()
 
@@ -105,7 +108,8 @@ def test_worker_says_what_it_is_doing_too(tmp_path: Path, sqlite_url: str) -> No
     try:
         deadline = time.monotonic() + 20
         while '"message":"worker started"' not in (tmp_path / "relay.log").read_text():
-            assert process.poll() is None and time.monotonic() < deadline
+            assert process.poll() is None
+            assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:
         stop(process)

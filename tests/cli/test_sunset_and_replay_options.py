@@ -18,8 +18,10 @@ def test_check_warns_for_every_route_with_an_action_set_and_exits_0(cli: Cli) ->
     assert len(warnings) == 1  # only paid-order runs one
     [warning] = warnings
     assert "route paid-order runs action set 42 over XML-RPC" in warning
-    assert "2026-12-31" in warning and "RELAY_KEAP_XMLRPC_SUNSET" in warning
-    assert "API goal" in warning and "docs/action-sets.md" in warning
+    assert "2026-12-31" in warning
+    assert "RELAY_KEAP_XMLRPC_SUNSET" in warning
+    assert "API goal" in warning
+    assert "docs/action-sets.md" in warning
 
 
 def test_check_says_the_action_sets_fail_once_the_sunset_has_passed(
@@ -35,7 +37,8 @@ def test_check_without_action_sets_has_no_sunset_warning(cli: Cli, workdir: Path
     (workdir / "relay.yaml").write_text(CONFIG_YAML.replace("      - action_set: 42\n", ""))
     result = cli("check")
     assert result.code == 0, result.err
-    assert "warning:" not in result.out and "XML-RPC" not in result.out
+    assert "warning:" not in result.out
+    assert "XML-RPC" not in result.out
 
 
 def test_replay_refuses_from_start_with_dry_run_steps(cli: Cli) -> None:

@@ -75,7 +75,8 @@ def test_a_good_order_and_note_load() -> None:
     text += "      - note: {title: \"'N'\", body: 'Bought {{ body.name }}'}\n"
     config = parse_config(text, {}, name="relay.yaml")
     order, note = (a for a in config.routes[0].actions)
-    assert order.kind == "order" and order.value.products == {"COURSE": 5001}
+    assert order.kind == "order"
+    assert order.value.products == {"COURSE": 5001}
     assert note.kind == "note"
 
 

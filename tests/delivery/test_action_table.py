@@ -11,7 +11,8 @@ from app.delivery.batching import batch_key, calls_per_batch
 def test_every_configurable_action_kind_has_its_calls_and_description() -> None:
     for kind in Action.model_fields:
         spec = ACTIONS[kind]
-        assert spec.kind == kind and spec.describe is not None, kind
+        assert spec.kind == kind
+        assert spec.describe is not None, kind
 
 
 def test_only_repeatable_kinds_are_batched() -> None:

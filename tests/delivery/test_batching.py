@@ -117,7 +117,8 @@ async def test_a_purchase_then_a_refund_end_with_the_tag_removed_after_a_batched
         await relay.wait_for(q_buy, "delivered")
         refunded = await relay.wait_for(p_refund, "delivered")
     p, q = state.contact_by_email("p@example.com"), state.contact_by_email("q@example.com")
-    assert p is not None and q is not None
+    assert p is not None
+    assert q is not None
     assert bought.steps[1].result == {"contact_id": p.id, "batched": True}
     assert state.request_count("tags.apply_many") == 1  # P's and Q's tag, one call
     assert state.tags_of(p.id) == set()  # the refund ran after the batched add

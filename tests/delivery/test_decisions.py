@@ -42,7 +42,8 @@ def test_an_event_failing_past_the_retry_window_is_dead() -> None:
     decision = decide_retry(
         failures=30, retry_after=None, first_failure_at=first, now=NOW, max_hours=72
     )
-    assert decision.dead and decision.next_attempt_at is None
+    assert decision.dead
+    assert decision.next_attempt_at is None
     assert "72 h" in decision.reason
 
 
@@ -62,9 +63,10 @@ def test_keap_headers_pause_delivery_only_as_long_as_they_say() -> None:
 
 
 def test_ceilings_keep_a_margin_below_keaps_windows() -> None:
-    ceilings = dict((window, limit) for limit, window in ceilings_for(5, 240, 30_000))
+    ceilings = {window: limit for limit, window in ceilings_for(5, 240, 30_000)}
     assert ceilings[0.2] == 1  # calls spaced 1/5 s apart
-    assert ceilings[1.15] == 5 and ceilings[60.5] == 240
+    assert ceilings[1.15] == 5
+    assert ceilings[60.5] == 240
     assert ceilings[UTC_DAY_WINDOW] == 30_000  # the UTC day, as Keap counts its quota
 
 
@@ -77,5 +79,7 @@ def test_the_seconds_margin_is_as_wide_as_the_minute_leaves_room_for() -> None:
     assert 25 * 60 / (1 + second_margin(25, 1500)) >= 0.95 * 1500
     # In between: just enough room for the minute's calls.
     assert second_margin(22, 1200) == pytest.approx(0.1)
-    ceilings = dict((window, limit) for limit, window in ceilings_for(25, 1500, 150_000))
-    assert ceilings[1.04] == 25 and ceilings[60.5] == 1500 and ceilings[0.04] == 1
+    ceilings = {window: limit for limit, window in ceilings_for(25, 1500, 150_000)}
+    assert ceilings[1.04] == 25
+    assert ceilings[60.5] == 1500
+    assert ceilings[0.04] == 1

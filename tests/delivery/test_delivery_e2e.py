@@ -132,7 +132,8 @@ async def test_rejected_credentials_pause_delivery_and_it_resumes_when_fixed(
             await relay.wait_for(event_id, "delivered")
         ready = (await relay.client.get("/readyz")).json()
         assert ready["checks"]["keap_auth"]["status"] == "ok"
-        assert ready["checks"]["worker"]["status"] == "ok" and ready["status"] == "ready"
+        assert ready["checks"]["worker"]["status"] == "ok"
+        assert ready["status"] == "ready"
     assert len(fake_keap.state.action_set_runs) == 3
 
 
@@ -212,7 +213,8 @@ async def test_events_of_one_contact_keep_their_order_and_others_overtake(
             finished.append(max(a.started_at for a in event.history))
     assert finished == sorted(finished)
     contact = fake_keap.state.contact_by_email("a@example.com")
-    assert contact is not None and contact.given_name == "A4"  # the last one wrote last
+    assert contact is not None
+    assert contact.given_name == "A4"
 
 
 async def test_a_lost_answer_is_retried_only_where_a_repeat_is_harmless(
@@ -225,7 +227,8 @@ async def test_a_lost_answer_is_retried_only_where_a_repeat_is_harmless(
         event = await relay.wait_for(await relay.post(ORDER), "delivered")
     state = fake_keap.state
     contact = state.contact_by_email("ada@example.com")
-    assert contact is not None and state.tags_of(contact.id) == {101, 102}
+    assert contact is not None
+    assert state.tags_of(contact.id) == {101, 102}
     assert state.request_count("tags.add") == 2  # tagging again is harmless: retried
     assert len(state.action_set_runs) == 1  # running the action set again is not
     action_set = next(s for s in event.steps if s.action == "action_set")

@@ -57,12 +57,14 @@ async def test_dry_run_steps_are_sent_once_for_real_and_real_steps_never_again(
         again = await relay.client.post(
             "/admin/replay", json={"dry_run_steps": True}, headers=BEARER
         )
-        assert again.status_code == 202 and again.json() == {"requeued": 0}
+        assert again.status_code == 202
+        assert again.json() == {"requeued": 0}
         await asyncio.sleep(0.5)  # a requeued event would be picked up within this
 
     ada = state.contact_by_email("ada@example.com")
     grace = state.contact_by_email("grace@example.com")
-    assert ada is not None and grace is not None
+    assert ada is not None
+    assert grace is not None
     for contact in (ada, grace):  # each step of each event reached Infusionsoft once
         assert [r.action_set_id for r in state.action_set_runs if r.contact_id == contact.id] == [
             42

@@ -85,7 +85,8 @@ def test_each_kind_and_error_has_one_verdict(kind: str, error: KeapError, verdic
 
 def test_calls_that_must_not_run_twice_are_the_costly_or_visible_ones() -> None:
     assert {"action_set", "email_template", "goal", "order", "payment", "note"} == NOT_REPEATABLE
-    assert is_repeatable(CONTACT_UPSERT) and is_repeatable("tags")
+    assert is_repeatable(CONTACT_UPSERT)
+    assert is_repeatable("tags")
 
 
 def test_an_answer_lost_for_a_call_that_must_not_run_twice_says_why_it_was_not_repeated() -> None:
@@ -112,7 +113,8 @@ def test_the_backoff_grows_from_the_configured_base() -> None:
 def test_a_transient_failure_past_the_retry_window_is_dead() -> None:
     first = NOW - 72 * 3600 + 1  # the window ends in a second; the next try would be later
     decision = decide("tags", refused(), failures=40, first_failure_at=first)
-    assert decision.verdict == "dead" and decision.next_attempt_at is None
+    assert decision.verdict == "dead"
+    assert decision.next_attempt_at is None
     assert decision.reason == "tags: unavailable (still failing after 72 h of retries)"
 
 

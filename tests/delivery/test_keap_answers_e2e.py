@@ -50,7 +50,8 @@ async def test_an_action_set_reporting_is_error_true_kills_the_event(
         event = await relay.wait_for(await relay.post(order()), "dead")
     assert "Send email: Template not found" in (event.last_error or "")
     [attempt] = [a for a in event.history if a.operation == "action_set.run"]
-    assert attempt.outcome == "permanent" and "Template not found" in (attempt.error or "")
+    assert attempt.outcome == "permanent"
+    assert "Template not found" in (attempt.error or "")
     assert fake_keap.state.request_count("tags.add") == 0  # the steps after it waited
 
 
@@ -78,7 +79,8 @@ async def test_a_goal_that_fires_no_campaign_is_reported_and_safe_to_replay(
         assert expected in (event.last_error or "")
         assert "campaign builder" in (event.last_error or "")
         [attempt] = [a for a in event.history if a.operation == "goal.achieve"]
-        assert attempt.status_code == 200 and expected in (attempt.error or "")
+        assert attempt.status_code == 200
+        assert expected in (attempt.error or "")
         assert fake_keap.state.goals_achieved == []
 
         # The user fixes the goal in Keap; nothing ran, so replaying the event is safe.
@@ -103,7 +105,8 @@ async def test_a_company_name_lands_as_a_reference_created_once_across_a_retry(
     assert name == "Acme Ltd"
     for n in (1, 2):
         contact = state.contact_by_email(f"buyer{n}@example.com")
-        assert contact is not None and contact.company_id == company_id
+        assert contact is not None
+        assert contact.company_id == company_id
     assert state.request_count("company.create") == 1
     # The create's answer was lost; the retry looked the company up again and found it.
     assert [a.operation for a in first.history if a.operation.startswith("company.")] == [
@@ -123,7 +126,8 @@ async def test_a_company_id_from_the_webhook_is_used_as_it_is(
         await relay.wait_for(await relay.post(by_id), "delivered")
         bad = await relay.wait_for(await relay.post(order(3, company_id="Acme")), "dead")
     contact = fake_keap.state.contact_by_email("buyer2@example.com")
-    assert contact is not None and contact.company_id == company_id
+    assert contact is not None
+    assert contact.company_id == company_id
     assert fake_keap.state.request_count("company.find") == 1
     assert "company_id must be a Keap company id" in (bad.last_error or "")
 

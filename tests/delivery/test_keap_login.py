@@ -93,18 +93,22 @@ async def test_login_with_a_local_listener_stores_a_working_token(
 ) -> None:
     process = start_login(tmp_path, oauth_fake, database_url, "--listen", "0", "--timeout", "30")
     url = await asyncio.to_thread(authorize_url_printed, process, oauth_fake)
-    assert "response_type=code" in url and "scope=full" in url
+    assert "response_type=code" in url
+    assert "scope=full" in url
     assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in url
     # The browser: Keap's page redirects to the listener, which answers the person.
     page = await asyncio.to_thread(httpx.get, url, follow_redirects=True)
-    assert page.status_code == 200 and "close this tab" in page.text
+    assert page.status_code == 200
+    assert "close this tab" in page.text
     out, err = await asyncio.to_thread(finish, process)
 
     live = oauth_fake.state.refresh_token
-    assert live is not None and live != "an-old-token"
+    assert live is not None
+    assert live != "an-old-token"
     assert await stored_refresh_token(database_url) == live
     assert "Authorised as owner@fake-keap.test" in out
-    assert live not in out + err and CLIENT_SECRET not in out + err
+    assert live not in out + err
+    assert CLIENT_SECRET not in out + err
     await assert_a_relay_delivers_with_it(database_url, oauth_fake, delivery_config)
 
 
@@ -147,6 +151,7 @@ def test_an_unreachable_database_stops_the_login_before_keap_is_asked(
     out, err = process.communicate("some-code\n", timeout=60)
 
     assert process.returncode == 2
-    assert "cannot open RELAY_DATABASE_URL" in err and "nothing was sent" in err
+    assert "cannot open RELAY_DATABASE_URL" in err
+    assert "nothing was sent" in err
     assert oauth_fake.authorize_url not in out
     assert oauth_fake.state.request_count("oauth.refresh") == 0

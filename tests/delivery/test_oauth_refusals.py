@@ -87,8 +87,10 @@ async def test_a_refused_refresh_pauses_without_a_dead_event_and_a_new_env_token
         for event_id in ids:
             assert (await relay.event(event_id)).status == "pending"
     paused = [r for r in caplog.records if "delivery paused" in r.getMessage()]
-    assert paused and "relay keap login" in paused[0].getMessage()
-    assert getattr(paused[0], "remedy", "") and "RELAY_KEAP_REFRESH_TOKEN" in paused[0].remedy
+    assert paused
+    assert "relay keap login" in paused[0].getMessage()
+    assert getattr(paused[0], "remedy", "")
+    assert "RELAY_KEAP_REFRESH_TOKEN" in paused[0].remedy
 
     # The operator re-authorises and restarts with the new token in the environment.
     fake_keap.state.set_oauth(CLIENT_ID, CLIENT_SECRET, "reauthorised")
@@ -144,7 +146,8 @@ async def test_the_crash_window_pauses_with_the_reauthorisation_instruction(
         for event_id in ids:
             assert (await relay.event(event_id)).status == "pending"
     logged = " ".join(r.getMessage() for r in caplog.records)
-    assert "delivery paused" in logged and "relay keap login" in logged
+    assert "delivery paused" in logged
+    assert "relay keap login" in logged
 
 
 async def test_an_oauth_client_without_any_refresh_token_says_to_log_in(

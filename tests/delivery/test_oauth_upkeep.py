@@ -90,7 +90,8 @@ async def test_the_refresh_token_is_rotated_once_a_week_across_two_replicas(
     stored = await store.load_oauth_token()  # type: ignore[attr-defined]
     assert stored.refresh_token == fake_keap.state.refresh_token  # the live one is saved
     # Both can still call Keap with what they hold.
-    assert await first.access_token() and await second.access_token()
+    assert await first.access_token()
+    assert await second.access_token()
     assert fake_keap.state.refresh_count == 2
 
 
@@ -127,4 +128,5 @@ async def test_an_idle_relay_refreshes_on_schedule_and_shows_the_tokens_age(
     assert ready["status"] == "ok"
     assert "OAuth refresh token age" in ready["detail"]
     age = re.search(r"^relay_keap_oauth_refresh_token_age_seconds (\S+)$", metrics, re.M)
-    assert age is not None and 0 <= float(age.group(1)) < 3 * every_seconds
+    assert age is not None
+    assert 0 <= float(age.group(1)) < 3 * every_seconds

@@ -144,7 +144,8 @@ async def test_a_shopify_order_lands_as_one_paid_keap_order_with_a_note(
     records = {s["action"]: s["records"] for s in shown.json()["steps"]}
     assert records["order"] == {"sender_order_id": "820982911946154508", "keap_order_id": order.id}
     assert records["payment"]["keap_payment_id"] == payment.id
-    assert page.status_code == 200 and 'data-testid="step-records"' in page.text
+    assert page.status_code == 200
+    assert 'data-testid="step-records"' in page.text
     assert f'"keap_order_id":{order.id}' in page.text.replace("&#34;", '"').replace(" ", "")
     [note] = state.notes
     assert note.contact_id == contact.id
@@ -215,7 +216,8 @@ async def test_an_unmapped_sku_without_fallback_makes_the_event_dead_naming_it(
     body["line_items"][1]["sku"] = "POSTER-XL"
     async with running_relay(database_url, fake_keap, orders_config()) as relay:
         event = await relay.wait_for(await post(relay, body), "dead")
-    assert event.last_error is not None and "'POSTER-XL'" in event.last_error
+    assert event.last_error is not None
+    assert "'POSTER-XL'" in event.last_error
     assert "order.items[1]" in event.last_error
     assert fake_keap.state.orders == []
     assert fake_keap.state.contacts == []  # nothing of a half-planned event was sent

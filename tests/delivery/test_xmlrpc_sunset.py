@@ -145,7 +145,8 @@ async def test_before_the_sunset_a_503_from_xmlrpc_is_a_brownout_and_retried(
             await asyncio.sleep(0.05)
         assert event.status == "pending"
         assert event.steps[2].status == "pending"
-        assert "HTTP 503" in event.last_error and "retired" not in event.last_error
+        assert "HTTP 503" in event.last_error
+        assert "retired" not in event.last_error
         state.retire_xmlrpc(False)  # the brownout ends
         event = await relay.wait_for(event_id, "delivered")
     contact = state.contact_by_email("ada@example.com")

@@ -68,7 +68,8 @@ def test_xmlrpc_reads_the_key_from_the_header_only(
             client=keyed,
         )
 
-    assert isinstance(refused, xmlrpc.client.Fault) and refused.faultCode == 2
+    assert isinstance(refused, xmlrpc.client.Fault)
+    assert refused.faultCode == 2
     assert fake.state.contact(contact_id) is not None
     assert [r.auth for r in fake.state.requests] == ["none", "key"]
 

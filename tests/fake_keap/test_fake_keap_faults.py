@@ -38,7 +38,8 @@ def test_calls_over_the_per_second_ceiling_get_429_with_keap_headers(
     assert throttled.headers["x-keap-product-throttle-used"] == "3"
     assert throttled.headers["x-keap-product-throttle-available"] == "97"
     expiry_ms = int(throttled.headers["x-keap-product-quota-expiry-time"])  # epoch ms
-    assert expiry_ms % 86_400_000 == 0 and 0 < expiry_ms / 1000 - time.time() <= 86400
+    assert expiry_ms % 86_400_000 == 0
+    assert 0 < expiry_ms / 1000 - time.time() <= 86400
     assert throttled.headers["x-keap-tenant-throttle-time-unit"] == "minute|day"
     assert statuses[0].headers["x-keap-product-throttle-available"] == "99"
     assert [r.throttled for r in fake.state.requests] == [False, False, False, True]

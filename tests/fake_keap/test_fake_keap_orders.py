@@ -62,7 +62,8 @@ def test_an_order_naming_an_unknown_product_or_field_is_refused(
     contact_id = create_contact(keap)
     items = [{"item_type": "PRODUCT", "product_id": "5002", "quantity": 1}]
     refused = keap.post("/rest/v2/orders", json=order_body(contact_id, order_items=items))
-    assert refused.status_code == 400 and "Invalid product id: 5002" in refused.text
+    assert refused.status_code == 400
+    assert "Invalid product id: 5002" in refused.text
     fields = [{"id": "8", "content": "x"}]
     refused = keap.post("/rest/v2/orders", json=order_body(contact_id, custom_fields=fields))
     assert refused.status_code == 400

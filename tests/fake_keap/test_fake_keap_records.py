@@ -65,7 +65,8 @@ def test_a_company_is_referenced_by_id_only(fake: FakeKeapServer, keap: httpx.Cl
     )
     unknown = keap.put("/rest/v1/contacts", json=upsert_body("ann@x.test", company={"id": 4242}))
 
-    assert by_name.status_code == 400 and "company.id" in by_name.json()["message"]
+    assert by_name.status_code == 400
+    assert "company.id" in by_name.json()["message"]
     assert unknown.status_code == 400
     assert fake.state.contacts == []
 
@@ -92,7 +93,8 @@ def test_email_templates_go_through_rest_v2_with_a_user_id(
     without_user = keap.post("/rest/v2/emails/templates:send", json=body)
     sent = keap.post("/rest/v2/emails/templates:send", json={**body, "user_id": "1"})
 
-    assert without_user.status_code == 400 and "user_id" in without_user.json()["message"]
+    assert without_user.status_code == 400
+    assert "user_id" in without_user.json()["message"]
     assert (sent.status_code, sent.content) == (202, b"")
     assert [(e.contact_id, e.template_id) for e in fake.state.emails_sent] == [(contact_id, 55)]
 

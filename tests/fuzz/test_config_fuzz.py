@@ -57,7 +57,7 @@ def assert_loads_or_explains(text: str) -> None:
     try:
         config = parse_config(text, SECRETS, name=NAME)
     except ConfigError as exc:
-        assert exc.problems, "a ConfigError must say what is wrong"
+        assert exc.problems, "a ConfigError must say what is wrong"  # noqa: PT017 (parsing may succeed)
         for problem in exc.problems:
             assert problem.startswith(f"{NAME}: "), f"a problem without the file: {problem!r}"
         for line in str(exc).splitlines():  # what `relay check` prints, one line each
@@ -135,7 +135,7 @@ def test_any_file_bytes_load_or_are_explained(content: bytes) -> None:
         try:
             load_config(path, SECRETS)
         except ConfigError as exc:
-            assert all(line.startswith(f"{path}: ") for line in str(exc).splitlines())
+            assert all(line.startswith(f"{path}: ") for line in str(exc).splitlines())  # noqa: PT017
 
 
 def test_a_key_with_a_line_break_still_gives_one_line_per_problem() -> None:

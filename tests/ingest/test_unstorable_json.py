@@ -34,7 +34,8 @@ def test_unstorable_json_is_refused_whatever_the_label(
     with pytest.raises(UnstorableJson) as refused:
         parse_body(raw, content_type)
     assert named in str(refused.value)
-    assert isinstance(refused.value, BodyError) and refused.value.status_code == 400
+    assert isinstance(refused.value, BodyError)
+    assert refused.value.status_code == 400
 
 
 @pytest.mark.parametrize(

@@ -171,7 +171,8 @@ def test_uvicorn_settings_come_from_the_environment(tmp_path: Path) -> None:
     config = server_config(create_app(settings, run_worker=False), settings, "127.0.0.1", 0)
     config.load()
     protocol = config.http_protocol_class
-    assert isinstance(protocol, type) and issubclass(protocol, BoundedHttpToolsProtocol)
+    assert isinstance(protocol, type)
+    assert issubclass(protocol, BoundedHttpToolsProtocol)
     assert (config.limit_concurrency, config.timeout_keep_alive) == (7, 3)
     assert protocol.limits.max_header_bytes == settings.max_header_bytes
 

@@ -46,7 +46,8 @@ async def test_before_send_runs_once_through_the_gate_before_the_first_call(
     ctx = CallContext(before_send=mark_sending)
     await harness.client().add_note(7, "Order", "paid", ctx=ctx)
     assert sent_before_mark == [0]  # once, before the step's first call (the lookup)
-    assert harness.gate.acquired == 2 and ctx.before_send is None
+    assert harness.gate.acquired == 2
+    assert ctx.before_send is None
 
 
 async def test_calls_of_no_step_are_observed_but_recorded_nowhere(
@@ -57,7 +58,8 @@ async def test_calls_of_no_step_are_observed_but_recorded_nowhere(
     client = harness.client()
     await client.upsert_contact(ContactFields(email="a@example.com"))
     await client.upsert_contact(ContactFields(email="b@example.com"), ctx=step)
-    assert len(harness.calls) == 2 and len(step.calls) == 1
+    assert len(harness.calls) == 2
+    assert len(step.calls) == 1
 
 
 async def test_a_token_refresh_made_for_a_step_is_in_its_history(

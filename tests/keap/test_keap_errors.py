@@ -60,7 +60,8 @@ def test_transport_failures_are_transient(exc: httpx.HTTPError, expected: str) -
     error = classify_transport_error("tags.add", exc)
     assert type(error) is KeapTransientError
     assert expected in error.detail
-    assert error.status_code is None and error.retry_after is None
+    assert error.status_code is None
+    assert error.retry_after is None
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
@@ -93,7 +94,8 @@ def test_whether_a_server_failure_may_have_been_applied(status: int, maybe: bool
 @pytest.mark.parametrize("headers", [{}, {"Retry-After": "30"}])
 def test_a_503_with_or_without_retry_after_was_not_applied(headers: dict[str, str]) -> None:
     error = classify_http_error("action_set.run", 503, headers, b"")
-    assert isinstance(error, KeapTransientError) and not error.maybe_applied
+    assert isinstance(error, KeapTransientError)
+    assert not error.maybe_applied
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 429])
@@ -122,9 +124,11 @@ def test_whether_a_transport_failure_may_have_been_applied(
 
 def test_a_database_error_fault_may_have_been_applied() -> None:
     error = classify_xmlrpc_fault("action_set.run", 4, "[DatabaseError]Database unavailable")
-    assert isinstance(error, KeapTransientError) and error.maybe_applied
+    assert isinstance(error, KeapTransientError)
+    assert error.maybe_applied
     throttled = classify_xmlrpc_fault("action_set.run", 0, "ThrottlingException: throttled")
-    assert isinstance(throttled, KeapThrottledError) and not throttled.maybe_applied
+    assert isinstance(throttled, KeapThrottledError)
+    assert not throttled.maybe_applied
 
 
 def test_a_503_brownout_honours_retry_after() -> None:
@@ -158,7 +162,8 @@ def test_429_retry_after_http_date() -> None:
         "tags.add", 429, {"Retry-After": format_datetime(moment, usegmt=True)}, b""
     )
     assert isinstance(error, KeapThrottledError)
-    assert error.retry_after is not None and 115 <= error.retry_after <= 121
+    assert error.retry_after is not None
+    assert 115 <= error.retry_after <= 121
 
 
 def test_429_retry_after_date_in_the_past_means_now() -> None:
@@ -182,7 +187,8 @@ def test_429_spent_daily_quota_waits_for_its_reset_iso() -> None:
     }
     error = classify_http_error("tags.add", 429, headers, QUOTA_EXCEEDED)
     assert isinstance(error, KeapThrottledError)
-    assert error.retry_after is not None and 5 * 3600 - 5 <= error.retry_after <= 5 * 3600
+    assert error.retry_after is not None
+    assert 5 * 3600 - 5 <= error.retry_after <= 5 * 3600
 
 
 def test_429_quota_expiry_as_epoch_milliseconds_as_keap_sends_live() -> None:
@@ -193,7 +199,8 @@ def test_429_quota_expiry_as_epoch_milliseconds_as_keap_sends_live() -> None:
     }
     error = classify_http_error("tags.add", 429, headers, b"")
     assert isinstance(error, KeapThrottledError)
-    assert error.retry_after is not None and 595 <= error.retry_after <= 600
+    assert error.retry_after is not None
+    assert 595 <= error.retry_after <= 600
 
 
 def test_429_with_both_spent_waits_for_the_longer() -> None:
@@ -205,7 +212,8 @@ def test_429_with_both_spent_waits_for_the_longer() -> None:
     }
     error = classify_http_error("tags.add", 429, headers, b"")
     assert isinstance(error, KeapThrottledError)
-    assert error.retry_after is not None and error.retry_after > 3600
+    assert error.retry_after is not None
+    assert error.retry_after > 3600
 
 
 @pytest.mark.parametrize("status", [400, 404, 405, 409, 422])
@@ -310,8 +318,10 @@ def test_xmlrpc_faults(code: int, message: str, kind: type) -> None:
 def test_only_an_invalid_key_fault_counts_as_a_refused_token() -> None:
     invalid_key = classify_xmlrpc_fault("a", 2, "[InvalidKey]Invalid Key")
     no_access = classify_xmlrpc_fault("a", 14, "[NoAccess]No access")
-    assert isinstance(invalid_key, KeapAuthError) and invalid_key.token_rejected
-    assert isinstance(no_access, KeapAuthError) and not no_access.token_rejected
+    assert isinstance(invalid_key, KeapAuthError)
+    assert invalid_key.token_rejected
+    assert isinstance(no_access, KeapAuthError)
+    assert not no_access.token_rejected
 
 
 def test_unbracketed_auth_fault_codes_are_auth() -> None:
@@ -321,7 +331,8 @@ def test_unbracketed_auth_fault_codes_are_auth() -> None:
 def test_duplicate_request_fault_is_retried_after_the_window() -> None:
     error = classify_xmlrpc_fault("contact.upsert_xmlrpc", 0, "Duplicate request detected")
     assert type(error) is KeapTransientError
-    assert error.retry_after is not None and error.retry_after >= 60
+    assert error.retry_after is not None
+    assert error.retry_after >= 60
 
 
 @pytest.mark.parametrize(
@@ -362,7 +373,8 @@ def test_html_error_pages_are_reduced_to_their_text() -> None:
 def test_redact_removes_secrets_from_detail_and_str() -> None:
     error = classify_http_error("auth.probe", 401, {}, b'{"message": "bad key sekrit-123"}')
     error.redact(["sekrit-123"])
-    assert "sekrit-123" not in str(error) and "sekrit-123" not in repr(error)
+    assert "sekrit-123" not in str(error)
+    assert "sekrit-123" not in repr(error)
     assert "[redacted]" in error.detail
 
 
@@ -396,7 +408,8 @@ def test_every_token_endpoint_4xx_is_a_refused_credential_with_keaps_words(
     assert error.oauth_error == oauth_error
     assert shown in error.detail
     assert error.remedy == REAUTHORISE
-    assert "relay keap login" in REAUTHORISE and "RELAY_KEAP_REFRESH_TOKEN" in REAUTHORISE
+    assert "relay keap login" in REAUTHORISE
+    assert "RELAY_KEAP_REFRESH_TOKEN" in REAUTHORISE
 
 
 @pytest.mark.parametrize(
@@ -416,7 +429,8 @@ def test_apigees_invalid_access_token_fault_is_a_rejected_token_with_its_error_c
     )
     error = classify_http_error("tags.add", 401, {}, body)
 
-    assert isinstance(error, KeapAuthError) and error.token_rejected
+    assert isinstance(error, KeapAuthError)
+    assert error.token_rejected
     assert error.detail == (
         "HTTP 401: Invalid Access Token (keymanagement.service.invalid_access_token)"
     )
@@ -427,4 +441,5 @@ def test_a_403_is_forbidden_for_the_worker_to_judge() -> None:
     error = classify_http_error(
         "tags.add", 403, {}, b'{"code":403,"message":"User may not apply tag 666"}'
     )
-    assert isinstance(error, KeapForbiddenError) and not error.token_rejected
+    assert isinstance(error, KeapForbiddenError)
+    assert not error.token_rejected

@@ -69,7 +69,8 @@ async def test_first_start_seeds_from_the_environment(
     assert store.token.access_expires_at is not None
     assert store.token.access_expires_at == pytest.approx(time.time() + 86400, abs=5)
     assert [call.operation for call in harness.calls] == ["oauth.refresh", "tags.add"]
-    assert harness.calls[0].path == "/token" and harness.calls[0].status_code == 200
+    assert harness.calls[0].path == "/token"
+    assert harness.calls[0].status_code == 200
     assert harness.gate.acquired == 1  # the token refresh does not pass the gate
 
 
@@ -90,7 +91,8 @@ async def test_a_restart_refreshes_with_the_stored_not_the_env_token(
     keap.post(TAGS_URL).respond(200)
     await harness.client(OAUTH_CREDENTIALS, store).add_tags(1, [2])
     assert refresh_form(refresh.calls.last.request)["refresh_token"] == ["refresh-7"]
-    assert store.token is not None and store.token.refresh_token == "refresh-8"
+    assert store.token is not None
+    assert store.token.refresh_token == "refresh-8"
     assert store.token.seed_hash == ENV_HASH
 
 
@@ -108,7 +110,8 @@ async def test_a_new_env_token_is_adopted(harness: Harness, keap: respx.MockRout
         ENV_HASH,
         "refresh-7",
     )
-    assert store.token is not None and store.token.refresh_token == "refresh-n"
+    assert store.token is not None
+    assert store.token.refresh_token == "refresh-n"
 
 
 async def test_an_access_token_expiring_within_five_minutes_is_refreshed(
@@ -194,7 +197,8 @@ async def test_a_second_401_is_an_auth_error(harness: Harness, keap: respx.MockR
     tags = keap.post(TAGS_URL).respond(401, json={"message": "Invalid Access Token"})
     with pytest.raises(KeapAuthError):
         await harness.client(OAUTH_CREDENTIALS, store).add_tags(1, [2])
-    assert refresh.call_count == 1 and tags.call_count == 2
+    assert refresh.call_count == 1
+    assert tags.call_count == 2
 
 
 async def test_concurrent_401s_share_one_refresh(harness: Harness, keap: respx.MockRouter) -> None:
@@ -282,7 +286,8 @@ async def test_invalid_grant_after_another_process_rotated_uses_its_token(
     tags = keap.post(TAGS_URL).respond(200)
     await harness.client(OAUTH_CREDENTIALS, store).add_tags(1, [2])
     assert bearer_of(tags.calls.last.request) == "access-theirs"
-    assert harness.calls[0].operation == "oauth.refresh" and harness.calls[0].status_code == 400
+    assert harness.calls[0].operation == "oauth.refresh"
+    assert harness.calls[0].status_code == 400
 
 
 async def test_a_refusal_before_the_winning_replica_saved_still_adopts_its_token(
@@ -319,7 +324,8 @@ async def test_invalid_grant_with_nothing_newer_stored_is_an_auth_error(
     with pytest.raises(KeapAuthError) as caught:
         await harness.client(OAUTH_CREDENTIALS, store).add_tags(1, [2])
     assert caught.value.oauth_error == "invalid_grant"
-    assert refresh.call_count == 1 and tags.call_count == 0
+    assert refresh.call_count == 1
+    assert tags.call_count == 0
 
 
 async def test_bad_client_credentials_are_an_auth_error(
@@ -352,7 +358,8 @@ async def test_a_rotation_that_could_not_be_saved_is_kept_and_saved_later(
     assert tags.call_count == 0  # never used before it is saved
     await client.add_tags(1, [2])
     assert refresh.call_count == 1  # refresh-7 is dead: the held rotation is saved instead
-    assert store.token is not None and store.token.refresh_token == "refresh-8"
+    assert store.token is not None
+    assert store.token.refresh_token == "refresh-8"
     assert bearer_of(tags.calls.last.request) == "access-8"
 
 

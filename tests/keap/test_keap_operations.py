@@ -101,7 +101,8 @@ async def test_a_company_name_is_sent_as_the_found_companys_id(
     named = ContactFields(email="ada@example.com", company="Analytical Engines")
     await client.upsert_contact(named)
     await client.upsert_contact(named)  # the id is kept: no second lookup
-    assert found.call_count == 1 and created.call_count == 0
+    assert found.call_count == 1
+    assert created.call_count == 0
     query = found.calls.last.request.url.params
     assert query["filter"] == "company_name==Analytical Engines"
     assert json.loads(upsert.calls.last.request.content)["company"] == {"id": 77}
@@ -157,7 +158,8 @@ async def test_run_action_set_sends_run_action_sequence(
     assert method == "ContactService.runActionSequence"
     # The key authenticates in the header; the body carries a placeholder, never the key.
     assert request.headers["X-Keap-API-Key"] == API_KEY
-    assert params[1:] == (48872, 42) and API_KEY.encode() not in request.content
+    assert params[1:] == (48872, 42)
+    assert API_KEY.encode() not in request.content
     assert b"<int>48872</int>" in route.calls.last.request.content
 
 
@@ -215,7 +217,8 @@ async def test_a_tag_refused_inside_a_200_is_permanent(
 
 async def test_add_no_tags_makes_no_call(harness: Harness, keap: respx.MockRouter) -> None:
     await harness.client().add_tags(48872, [])
-    assert harness.calls == [] and harness.gate.acquired == 0
+    assert harness.calls == []
+    assert harness.gate.acquired == 0
 
 
 async def test_remove_tag_deletes_it(harness: Harness, keap: respx.MockRouter) -> None:
@@ -231,7 +234,8 @@ async def test_sequences_are_added_and_removed(harness: Harness, keap: respx.Moc
     client = harness.client()
     await client.add_to_sequence(48872, campaign_id=7, sequence_id=3)
     await client.remove_from_sequence(48872, campaign_id=7, sequence_id=3)
-    assert added.call_count == 1 and removed.call_count == 1
+    assert added.call_count == 1
+    assert removed.call_count == 1
     assert added.calls.last.request.content == b""
 
 
@@ -254,7 +258,8 @@ async def test_send_email_template_goes_through_rest_v2_with_the_configured_user
         "contact_ids": ["48872"],
         "user_id": "9",
     }
-    assert userinfo.call_count == 0 and xmlrpc.call_count == 0
+    assert userinfo.call_count == 0
+    assert xmlrpc.call_count == 0
 
 
 async def test_without_a_configured_user_the_credentials_user_is_asked_once(
@@ -299,7 +304,8 @@ async def test_a_lost_userinfo_answer_is_retried_not_taken_for_a_sent_email(
     send = keap.post(TEMPLATES_SEND).respond(202)
     with pytest.raises(KeapTransientError) as caught:
         await harness.client().send_email_template(1, 55)
-    assert caught.value.maybe_applied is False and send.call_count == 0
+    assert caught.value.maybe_applied is False
+    assert send.call_count == 0
 
 
 async def test_a_template_keap_refuses_is_permanent(
@@ -397,7 +403,8 @@ async def test_without_credentials_nothing_is_sent(
     client = harness.client(KeapCredentials())
     with pytest.raises(KeapAuthError, match="no Keap credentials"):
         await client.add_tags(1, [2])
-    assert harness.calls == [] and harness.gate.acquired == 0
+    assert harness.calls == []
+    assert harness.gate.acquired == 0
 
 
 async def test_oauth_xmlrpc_sends_the_placeholder_key_and_a_bearer(
@@ -465,8 +472,10 @@ async def test_connection_error_is_transient_and_reported_without_status(
     with pytest.raises(KeapTransientError, match="could not connect"):
         await harness.client().add_tags(1, [2])
     [call] = harness.calls
-    assert call.status_code is None and call.operation == "tags.add"
-    assert call.error is not None and "could not connect" in call.error
+    assert call.status_code is None
+    assert call.operation == "tags.add"
+    assert call.error is not None
+    assert "could not connect" in call.error
     assert harness.gate.observed == []
 
 
@@ -480,7 +489,8 @@ async def test_requests_carry_the_relay_timeouts(harness: Harness, keap: respx.M
     route = keap.delete(f"{BASE_URL}/rest/v1/contacts/1/tags/2").respond(204)
     await harness.client().remove_tag(1, 2)
     timeout = route.calls.last.request.extensions["timeout"]
-    assert timeout["connect"] == 5.0 and timeout["read"] == 30.0
+    assert timeout["connect"] == 5.0
+    assert timeout["read"] == 30.0
 
 
 async def test_throttled_call_is_observed_and_reported(
@@ -494,7 +504,8 @@ async def test_throttled_call_is_observed_and_reported(
         await harness.client().add_tags(1, [2])
     assert caught.value.retry_after == 3
     [(observed_headers, status)] = harness.gate.observed
-    assert status == 429 and observed_headers["x-keap-product-throttle-available"] == "0"
+    assert status == 429
+    assert observed_headers["x-keap-product-throttle-available"] == "0"
     assert harness.calls[0].throttle == {"x-keap-product-throttle-available": "0"}
 
 
@@ -508,14 +519,17 @@ async def test_every_call_passes_the_gate_and_is_reported(
     client = harness.client()
     await client.upsert_contact(FULL_CONTACT)
     await client.add_tags(3, [9])
-    assert harness.gate.acquired == 2 and len(harness.gate.observed) == 2
+    assert harness.gate.acquired == 2
+    assert len(harness.gate.observed) == 2
     upsert, tags = harness.calls
     assert (upsert.operation, upsert.method, upsert.path) == (
         "contact.upsert",
         "PUT",
         "/crm/rest/v1/contacts",
     )
-    assert upsert.status_code == 200 and upsert.error is None and upsert.duration >= 0
+    assert upsert.status_code == 200
+    assert upsert.error is None
+    assert upsert.duration >= 0
     assert upsert.throttle == KEAP_HEADERS
     assert (tags.operation, tags.path) == ("tags.add", "/crm/rest/v1/contacts/3/tags")
 

@@ -38,7 +38,8 @@ LIVE = {
 
 def test_the_live_header_set_reads_into_every_window() -> None:
     state = read_throttle(LIVE)
-    assert state.throttle is not None and state.quota is not None
+    assert state.throttle is not None
+    assert state.quota is not None
     assert (state.throttle.seconds, state.throttle.limit, state.throttle.available) == (
         60.0,
         240,
@@ -84,7 +85,8 @@ def test_a_spent_key_quota_waits_for_its_expiry_time() -> None:
     assert throttle_pause_until(spent, 200, NOW) == MIDNIGHT
     error = classify_http_error("tags.add", 429, spent, b'{"code":"429"}')
     assert isinstance(error, KeapThrottledError)
-    assert error.retry_after is not None and error.retry_after > 0
+    assert error.retry_after is not None
+    assert error.retry_after > 0
 
 
 def test_a_single_valued_tenant_header_is_one_window() -> None:
@@ -98,7 +100,7 @@ def test_a_single_valued_tenant_header_is_one_window() -> None:
 
 
 def test_blank_values_on_an_unauthenticated_answer_are_no_windows() -> None:
-    blank = {name: "" for name in LIVE}
+    blank = dict.fromkeys(LIVE, "")
     state = read_throttle(blank)
     assert (state.throttle, state.quota, state.quota_resets_at, state.tenant) == (
         None,

@@ -67,7 +67,8 @@ def test_threads_logging_at_once_lose_and_tear_no_line() -> None:
     handler.close()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2000
-    assert len(set(lines)) == 2000 and all(line.endswith("}") for line in lines)
+    assert len(set(lines)) == 2000
+    assert all(line.endswith("}") for line in lines)
 
 
 def test_a_broken_stream_does_not_break_the_caller() -> None:

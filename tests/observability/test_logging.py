@@ -63,7 +63,8 @@ def test_an_email_no_caller_masked_is_masked_on_the_way_out(capture_logs: LogCap
     out = capture_logs()
     log.info("Keap said: duplicate jane.doe@example.com", extra={"error": "x bob@shop.io y"})
     line = out.getvalue()
-    assert "jane.doe@" not in line and "bob@" not in line
+    assert "jane.doe@" not in line
+    assert "bob@" not in line
     entry = json_lines(line)[0]
     assert entry["message"] == "Keap said: duplicate j***@example.com"
     assert entry["error"] == "x b***@shop.io y"
@@ -84,7 +85,8 @@ def test_registered_secrets_never_reach_a_line(capture_logs: LogCapture, fmt: st
     if fmt == "json":
         assert json_lines(text)[0]["key"] == "[redacted]"
     else:
-        assert len(text.splitlines()) == 1 and "key=[redacted]" in text
+        assert len(text.splitlines()) == 1
+        assert "key=[redacted]" in text
 
 
 def test_log_context_fields_reach_every_line_inside_it(capture_logs: LogCapture) -> None:
@@ -104,8 +106,10 @@ def test_log_context_fields_reach_every_line_inside_it(capture_logs: LogCapture)
         "action": "tags",
     }
     assert explicit["action"] == "goal"
-    assert "action" not in cleared and cleared["route"] == "paid-order"
-    assert "event_id" not in outside and current_log_context() == {}
+    assert "action" not in cleared
+    assert cleared["route"] == "paid-order"
+    assert "event_id" not in outside
+    assert current_log_context() == {}
 
 
 async def test_each_keap_call_line_names_its_event_source_route_and_action(
@@ -164,7 +168,8 @@ async def test_a_dead_event_line_says_why_without_the_email_keap_echoed(
         "paid-order",
         "action_set",
     )
-    assert "InvalidParameter" in dead["error"] and "a***@example.com" in dead["error"]
+    assert "InvalidParameter" in dead["error"]
+    assert "a***@example.com" in dead["error"]
     (failed,) = [c for c in lines if c["message"] == "keap call" and c["outcome"] == "failed"]
     assert failed["action"] == "action_set"
     assert "ada.lovelace@" not in out.getvalue()

@@ -48,7 +48,8 @@ def test_init_adds_senders_to_an_existing_file_keeping_every_line(
     out = capsys.readouterr().out
     assert "added to relay.yaml" in out
     assert "source woocommerce, routes woocommerce-purchase, woocommerce-refund" in out
-    assert "THRIVECART_SECRET=\n" in out and "WOOCOMMERCE_SECRET=" in out
+    assert "THRIVECART_SECRET=\n" in out
+    assert "WOOCOMMERCE_SECRET=" in out
     assert "SHOPIFY_SECRET" not in out  # only the new senders' secrets
 
     merged = (workdir / "relay.yaml").read_text()
@@ -106,4 +107,5 @@ def test_init_fills_empty_inline_sections(workdir: Path) -> None:
     merged = (workdir / "relay.yaml").read_text()
     assert "routes:   # none yet\n" in merged
     config = parse_config(merged, TEST_ENV)
-    assert list(config.sources) == ["shopify"] and len(config.routes) == 4
+    assert list(config.sources) == ["shopify"]
+    assert len(config.routes) == 4

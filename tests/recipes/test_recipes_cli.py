@@ -67,7 +67,8 @@ def test_init_then_check_accepts_the_file_once_secrets_are_set(
     monkeypatch.setenv("RELAY_CONFIG", str(tmp_path / "relay.yaml"))
     assert main(["init", "thrivecart", "shopify"]) == 0
     printed = capsys.readouterr().out
-    assert "THRIVECART_SECRET=\n" in printed and "SHOPIFY_SECRET=\n" in printed
+    assert "THRIVECART_SECRET=\n" in printed
+    assert "SHOPIFY_SECRET=\n" in printed
     assert "relay check" in printed
 
     assert main(["check"]) == 2  # the secrets are not set yet
@@ -80,7 +81,8 @@ def test_init_then_check_accepts_the_file_once_secrets_are_set(
     assert "thrivecart: POST /hooks/thrivecart" in captured.out
     assert "still holds 9 placeholder ids from the recipes" in captured.err
     text = (tmp_path / "relay.yaml").read_text()
-    assert text.count("TODO-ID") >= 7 and "Settings > API & Webhooks" in text
+    assert text.count("TODO-ID") >= 7
+    assert "Settings > API & Webhooks" in text
 
     ids = iter(range(501, 600))
     (tmp_path / "relay.yaml").write_text(
@@ -88,7 +90,8 @@ def test_init_then_check_accepts_the_file_once_secrets_are_set(
     )
     assert main(["check"]) == 0
     plan = capsys.readouterr().out
-    assert "shopify-purchase:" in plan and "apply tags 505" in plan
+    assert "shopify-purchase:" in plan
+    assert "apply tags 505" in plan
 
 
 def test_check_names_each_placeholder_its_route_and_where_to_find_the_id(
@@ -125,7 +128,8 @@ def test_every_recipe_placeholder_is_one_check_knows() -> None:
         for line in recipe.text.splitlines():
             if "TODO-ID" in line and line.split("#", 1)[0].strip():  # not commented out
                 ids = re.findall(r"\d+", line.split("#", 1)[0])
-                assert ids and all(int(i) in PLACEHOLDER_IDS for i in ids), line
+                assert ids, line
+                assert all(int(i) in PLACEHOLDER_IDS for i in ids), line
 
 
 def test_init_secrets_from_dotenv_pass_check(
@@ -136,7 +140,8 @@ def test_init_secrets_from_dotenv_pass_check(
     monkeypatch.chdir(tmp_path)
     assert main(["init", "samcart", "stripe", "--output", "relay.yaml"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if re.match(r"[A-Z_]+=", line)]
-    assert lines[0].startswith("SAMCART_TOKEN=") and len(lines[0]) > 30
+    assert lines[0].startswith("SAMCART_TOKEN=")
+    assert len(lines[0]) > 30
     assert lines[1] == "STRIPE_SECRET="
     (tmp_path / ".env").write_text(f"{lines[0]}\nSTRIPE_SECRET=whsec_abc\n")
     monkeypatch.setenv("RELAY_CONFIG", "relay.yaml")
@@ -153,7 +158,9 @@ def test_init_unknown_sender_lists_the_known_ones(
     monkeypatch.chdir(tmp_path)
     assert main(["init", "thrivecart", "paypal", "--output", "relay.yaml"]) == 2
     err = capsys.readouterr().err
-    assert "'paypal'" in err and "thrivecart" in err and "woocommerce" in err
+    assert "'paypal'" in err
+    assert "thrivecart" in err
+    assert "woocommerce" in err
     assert not (tmp_path / "relay.yaml").exists()
 
 

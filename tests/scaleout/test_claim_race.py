@@ -77,7 +77,8 @@ async def test_a_step_cannot_be_marked_sending_after_the_claim_moved(
     )
     assert marked is False
     event = await pg_store.get_event(event_id)
-    assert event is not None and event.steps[0].status == "pending"
+    assert event is not None
+    assert event.steps[0].status == "pending"
 
 
 async def test_a_step_cannot_be_completed_after_the_claim_moved(
@@ -91,4 +92,5 @@ async def test_a_step_cannot_be_completed_after_the_claim_moved(
     )
     assert completed is False
     event = await pg_store.get_event(event_id)
-    assert event is not None and event.steps[0].status == "pending"
+    assert event is not None
+    assert event.steps[0].status == "pending"

@@ -99,7 +99,9 @@ async def test_only_delivered_and_ignored_events_past_retention_are_purged(store
     for kept in (recent_delivered, recent_ignored, old_dead, old_pending):
         assert await store.get_event(kept) is not None
     dead = await store.get_event(old_dead)
-    assert dead is not None and dead.last_error and dead.steps[0].last_error
+    assert dead is not None
+    assert dead.last_error
+    assert dead.steps[0].last_error
     assert await store.count_by_status() == {"delivered": 1, "ignored": 1, "dead": 1, "pending": 1}
     # Dead and pending events are kept however old they are.
     assert await purge_expired(store, 30, now=now + 3650 * DAY) == 2
@@ -148,7 +150,8 @@ async def test_a_purged_webhook_is_accepted_again(relay: httpx.AsyncClient) -> N
 
     # Its dedupe key went with it: the same delivery is a new event now.
     again = await relay.post("/hooks/shop", content=body, headers=shopify_headers(body))
-    assert again.status_code == 202 and again.json()["status"] == "accepted"
+    assert again.status_code == 202
+    assert again.json()["status"] == "accepted"
     assert again.json()["event_id"] != first.json()["event_id"]
     assert await store.get_event(first.json()["event_id"]) is None
 

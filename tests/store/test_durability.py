@@ -56,9 +56,11 @@ async def test_readyz_names_the_writer_durability(relay: httpx.AsyncClient) -> N
     detail = (await relay.get("/readyz")).json()["checks"]["database"]["detail"]
     store = relay.app.state.store  # type: ignore[attr-defined]
     if store.dialect == "sqlite":
-        assert "journal_mode=wal" in detail and "synchronous=full" in detail
+        assert "journal_mode=wal" in detail
+        assert "synchronous=full" in detail
     else:
-        assert "synchronous_commit=on" in detail and "fsync=on" in detail
+        assert "synchronous_commit=on" in detail
+        assert "fsync=on" in detail
 
 
 async def test_no_202_leaves_while_the_database_write_lock_is_held(
@@ -153,7 +155,8 @@ async def test_a_writer_thread_that_ended_is_started_again_by_the_next_check(
         if not thread.is_alive():
             break
         await asyncio.sleep(0.02)
-    assert not thread.is_alive() and not held.done()
+    assert not thread.is_alive()
+    assert not held.done()
     down = await relay.get("/readyz")
     assert down.status_code == 503
     assert "writer thread had ended; restarting it" in down.text
@@ -164,7 +167,8 @@ async def test_a_writer_thread_that_ended_is_started_again_by_the_next_check(
             break
         await asyncio.sleep(0.05)
     again = await post_order(relay, "wh-orphaned")
-    assert again.status_code == 202 and store.db._writer is not thread
+    assert again.status_code == 202
+    assert store.db._writer is not thread
 
 
 @ON_SQLITE
@@ -184,10 +188,12 @@ async def test_a_writer_bug_fails_one_batch_and_the_writer_goes_on(
     monkeypatch.setattr(sqlite_db, "commit_batch", fails_once)
     thread = store.db._writer
     first = await post_order(relay, "wh-bug")
-    assert first.status_code == 503 and "KeyError" in first.json()["detail"]
+    assert first.status_code == 503
+    assert "KeyError" in first.json()["detail"]
     second = await post_order(relay, "wh-bug")
     assert second.status_code == 202
-    assert store.db._writer is thread and thread.is_alive()  # not restarted: never stopped
+    assert store.db._writer is thread
+    assert thread.is_alive()
     assert (await relay.get("/readyz")).status_code == 200
 
 
@@ -244,7 +250,11 @@ def test_fsync_off_is_named_as_the_reason() -> None:
     """fsync is the server's own setting (no session can change it): the decision that
     reads it is checked here, the reading by the tests above."""
     problem = durability_problem({"synchronous_commit": "on", "fsync": "off"}, "db:5432/x")
-    assert problem is not None and "fsync=off" in problem and "db:5432/x" in problem
+    assert problem is not None
+    assert "fsync=off" in problem
+    assert "db:5432/x" in problem
     both = durability_problem({"synchronous_commit": "off", "fsync": "off"}, "db:5432/x")
-    assert both is not None and "synchronous_commit=off" in both and "fsync=off" in both
+    assert both is not None
+    assert "synchronous_commit=off" in both
+    assert "fsync=off" in both
     assert durability_problem({"synchronous_commit": "local", "fsync": "on"}, "x") is None

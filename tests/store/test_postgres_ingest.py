@@ -123,7 +123,8 @@ def test_lock_spec_shared_lock_then_each_contact_or_one_exclusive_lock() -> None
     assert lock_spec([make_event(email=None)]) == ([], [], [])
     spaces, keys, shared = lock_spec([make_event(email=e) for e in ("B@x.io", "a@x.io", "b@x.io")])
     assert spaces == [ALL_CONTACTS, CONTACT_LOCKS, CONTACT_LOCKS]  # B@ and b@: one contact
-    assert keys[0] == 0 and keys[1:] == sorted(keys[1:])
+    assert keys[0] == 0
+    assert keys[1:] == sorted(keys[1:])
     assert shared == [True, False, False]
     burst = [make_event(email=f"c{i}@x.io") for i in range(MAX_CONTACT_LOCKS + 1)]
     assert lock_spec(burst) == ([ALL_CONTACTS], [0], [False])

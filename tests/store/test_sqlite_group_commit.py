@@ -59,7 +59,8 @@ async def test_a_batch_of_new_webhooks_is_one_statement(sqlite_store: SQLStore) 
     requests = _requests(*([make_event()] for _ in range(5)))
     ok, (statements, *outcomes) = await _run(sqlite_store, requests)
     assert ok
-    assert len(statements) == 1 and statements[0].startswith("INSERT INTO events")
+    assert len(statements) == 1
+    assert statements[0].startswith("INSERT INTO events")
     for (events, _, _), inserted in zip(requests, outcomes, strict=True):
         assert [(i.id, i.created) for i in inserted] == [(events[0].id, True)]
         assert await sqlite_store.get_event(events[0].id) is not None

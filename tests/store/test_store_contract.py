@@ -63,13 +63,16 @@ async def claimed_ids(store: Store, worker: str, now: float, limit: int = 10) ->
 async def test_insert_stores_the_event_with_its_steps(store: Store) -> None:
     event = make_event(email="Ann@Example.com")
     [inserted] = await store.insert_events([event])
-    assert inserted.created and inserted.id == event.id
+    assert inserted.created
+    assert inserted.id == event.id
 
     stored = await store.get_event(event.id)
     assert stored is not None
-    assert stored.status == "pending" and stored.contact_email == "Ann@Example.com"
+    assert stored.status == "pending"
+    assert stored.contact_email == "Ann@Example.com"
     assert stored.payload == {"order": 1, "note": "café"}
-    assert stored.headers == {"x-topic": "orders/paid"} and stored.routes == ["paid-order"]
+    assert stored.headers == {"x-topic": "orders/paid"}
+    assert stored.routes == ["paid-order"]
     assert [(s.idx, s.action, s.params, s.status) for s in stored.steps] == [
         (0, "tags", {"ids": [0]}, "pending"),
         (1, "tags", {"ids": [1]}, "pending"),
@@ -124,7 +127,8 @@ async def test_a_large_mixed_batch_is_stored_row_for_row(store: Store) -> None:
     assert [i.created for i in inserted] == [expected_first[e.dedupe_key] == e.id for e in batch]
     assert sum(i.created for i in inserted) == 71 - 4
     last = await store.get_event(batch[-1].id)
-    assert last is not None and last.received_at == batch[-1].received_at
+    assert last is not None
+    assert last.received_at == batch[-1].received_at
     assert last.steps[1].params == {"ids": [1]}
 
 
@@ -150,7 +154,9 @@ async def test_a_lease_is_respected_until_it_expires(store: Store) -> None:
     )
     assert not await store.finish_event(event_id, "w1", T0 + 40)
     stored = await store.get_event(event_id)
-    assert stored is not None and stored.status == "pending" and stored.contact_id is None
+    assert stored is not None
+    assert stored.status == "pending"
+    assert stored.contact_id is None
     assert [s.status for s in stored.steps] == ["pending", "pending"]
 
 
@@ -306,7 +312,8 @@ async def test_a_token_saved_without_its_time_is_stamped_when_stored(store: Stor
     token = StoredToken("refresh-1", "access-1", T0 + 3600, "seed")
     assert await store.save_oauth_token(token, previous_refresh_token=None)
     loaded = await store.load_oauth_token()
-    assert loaded is not None and loaded.stored_at is not None
+    assert loaded is not None
+    assert loaded.stored_at is not None
     assert before - 1 <= loaded.stored_at <= time.time() + 1  # the refresh token's age starts
     assert dataclasses.replace(loaded, stored_at=None) == token
 
@@ -350,14 +357,16 @@ async def test_requeue_retries_unfinished_steps_or_everything(store: Store) -> N
 
     assert await store.requeue(event_id, from_start=False, now=T0 + 10)
     stored = await store.get_event(event_id)
-    assert stored is not None and stored.status == "pending"
+    assert stored is not None
+    assert stored.status == "pending"
     assert [s.status for s in stored.steps] == ["done", "pending"]
     assert [a.outcome for a in stored.history] == ["replay"]
     assert await claimed_ids(store, "w1", T0 + 10) == [event_id]
 
     assert await store.requeue(event_id, from_start=True, now=T0 + 20)
     stored = await store.get_event(event_id)
-    assert stored is not None and [s.status for s in stored.steps] == ["pending", "pending"]
+    assert stored is not None
+    assert [s.status for s in stored.steps] == ["pending", "pending"]
     assert await claimed_ids(store, "w2", T0 + 20) == [event_id]  # requeue dropped w1's claim
 
 
@@ -376,7 +385,8 @@ async def test_requeue_matching_from_start_runs_every_step_again(store: Store) -
     flt = EventFilter(status="dead")
     assert await store.requeue_matching(flt, T0 + 30, from_start=True) == 1
     stored = await store.get_event(dead)
-    assert stored is not None and [s.status for s in stored.steps] == ["pending", "pending"]
+    assert stored is not None
+    assert [s.status for s in stored.steps] == ["pending", "pending"]
 
 
 async def test_purge_removes_only_old_finished_events(store: Store) -> None:

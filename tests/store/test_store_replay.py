@@ -29,7 +29,8 @@ async def test_a_given_up_step_lets_the_event_run_on_and_end_dead(store: Store) 
     assert await store.complete_step(event_id, 0, WORKER, {"contact_id": 7}, 7)
     assert await store.give_up_step(event_id, 1, WORKER, "action_set: retired")
     running = await store.get_event(event_id)
-    assert running is not None and running.status == "pending"  # still claimed, still going
+    assert running is not None
+    assert running.status == "pending"
     assert running.last_error == "action_set: retired"
     assert await store.complete_step(event_id, 2, WORKER, {"contact_id": 7}, None)
     assert await store.finish_event(
@@ -53,7 +54,8 @@ async def test_dry_run_steps_go_back_to_pending_and_the_stand_in_contact_id_goes
     assert await store.requeue(event_id, from_start=False, now=time.time(), dry_run_steps=True)
     event = await store.get_event(event_id)
     assert event is not None
-    assert event.status == "pending" and event.contact_id is None
+    assert event.status == "pending"
+    assert event.contact_id is None
     assert [(s.status, s.result) for s in event.steps] == [("pending", None), ("pending", None)]
 
 
@@ -66,7 +68,9 @@ async def test_a_real_step_is_never_reset_by_a_dry_run_replay(store: Store) -> N
     flt_all = EventFilter()
     assert await store.requeue_matching(flt_all, time.time(), dry_run_steps=True) == 0
     event = await store.get_event(event_id)
-    assert event is not None and event.status == "delivered" and event.contact_id == 7
+    assert event is not None
+    assert event.status == "delivered"
+    assert event.contact_id == 7
 
 
 async def test_a_rewriting_replay_leaves_an_event_a_worker_holds(store: Store) -> None:
@@ -130,4 +134,5 @@ async def test_a_bulk_replay_larger_than_one_batch_requeues_every_event(store: S
     assert await store.requeue_matching(EventFilter(status="pending"), now) == count
     for event_id in (ids[0], ids[-1]):
         event = await store.get_event(event_id)
-        assert event is not None and [a.outcome for a in event.history] == ["replay"]
+        assert event is not None
+        assert [a.outcome for a in event.history] == ["replay"]

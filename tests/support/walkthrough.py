@@ -38,7 +38,8 @@ def walk_through(relay: Sequence[str], repo: Path, env: dict[str, str]) -> None:
     (repo / ".env").write_text("".join(f"{k}={v}\n" for k, v in secrets.items()))
 
     check = run(relay, "check", cwd=repo, env=env)
-    assert check.returncode == 2 and "placeholder ids from the recipes" in check.stderr
+    assert check.returncode == 2
+    assert "placeholder ids from the recipes" in check.stderr
 
     port, fake_port = free_port(), free_port()
     log = repo / "sandbox.log"
@@ -54,10 +55,12 @@ def walk_through(relay: Sequence[str], repo: Path, env: dict[str, str]) -> None:
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, sandbox, log, timeout=60)
         banner = log.read_text()
-        assert f"{base}/hooks/shopify" in banner and f"{base}/hooks/thrivecart" in banner
+        assert f"{base}/hooks/shopify" in banner
+        assert f"{base}/hooks/thrivecart" in banner
         token = re.search(r"admin token \(made for this run\): (\S+)", banner)
         control = re.search(r"(http://\S+/_fake)/state", banner)
-        assert token and control, banner
+        assert token, banner
+        assert control, banner
         _orders_go_through(relay, repo, env, base, token.group(1), control.group(1))
     finally:
         sandbox.terminate()
@@ -81,7 +84,8 @@ def _orders_go_through(
         text=True,
         timeout=60,
     )
-    assert posted.returncode == 0 and '"status":"accepted"' in posted.stdout, posted
+    assert posted.returncode == 0, posted
+    assert '"status":"accepted"' in posted.stdout, posted
     shopify_id = re.search(r'"event_id":"([^"]+)"', posted.stdout)
     assert shopify_id
     event = _wait_final(base, shopify_id.group(1), bearer)
@@ -90,7 +94,8 @@ def _orders_go_through(
 
     state = httpx.get(f"{control}/state").json()
     [contact] = [c for c in state["contacts"] if c["email"] == "emma.wilson@example.com"]
-    assert contact["tags"] == [111111] and contact["given_name"] == "Emma"
+    assert contact["tags"] == [111111]
+    assert contact["given_name"] == "Emma"
 
     # docs/sandbox.md, verbatim but for the ports: make the next call fail, then post the
     # ThriveCart order.
@@ -111,10 +116,12 @@ def _orders_go_through(
     thrivecart_id = re.search(r'"event_id":"([^"]+)"', outputs[1])
     assert thrivecart_id, outputs
     dead = _wait_final(base, thrivecart_id.group(1), bearer)
-    assert dead["status"] == "dead" and "400" in (dead["last_error"] or ""), dead
+    assert dead["status"] == "dead", dead
+    assert "400" in (dead["last_error"] or ""), dead
 
     page = httpx.get(f"{base}/admin/", headers={**bearer, "Accept": "text/html"}).text
-    assert shopify_id.group(1) in page and dead["id"] in page
+    assert shopify_id.group(1) in page
+    assert dead["id"] in page
 
     # "Replay unfinished steps": the fake answers normally again, so it is delivered.
     replay = httpx.post(f"{base}/admin/events/{dead['id']}/replay", headers=bearer)
