@@ -19,6 +19,7 @@ one is then refused. The relay pauses delivery and says how to re-authorise
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -249,6 +250,20 @@ class OAuthSession:
         if stored is not None and stored.refresh_token != current.refresh_token:
             self._token = stored  # another replica rotated since we last looked
             return
+        # Keap kills the old refresh token as it answers, so a rotation stopped between its
+        # answer and our save (a worker stopping, a delivery cancelled) would leave a dead
+        # token stored: once asked, the rotation runs to its save even if we are cancelled.
+        rotation = asyncio.ensure_future(self._rotate_and_save(current, report))
+        try:
+            await asyncio.shield(rotation)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await rotation
+            raise
+
+    async def _rotate_and_save(
+        self, current: StoredToken, report: Callable[[KeapCall], None]
+    ) -> None:
         try:
             rotated = await self._request_rotation(current, report)
         except KeapAuthError:

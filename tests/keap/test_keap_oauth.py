@@ -384,3 +384,35 @@ async def test_a_token_endpoint_gateway_failure_never_makes_the_call_maybe_appli
         await harness.client(OAUTH_CREDENTIALS, store).run_action_set(1, 42)
     assert caught.value.maybe_applied is False
     assert rpc.call_count == 0
+
+
+class SlowSavingStore(MemoryTokenStore):
+    """A token store whose save takes a while: long enough to be cancelled in the middle."""
+
+    def __init__(self, token: StoredToken) -> None:
+        super().__init__(token)
+        self.saving = asyncio.Event()
+
+    async def save_oauth_token(
+        self, token: StoredToken, *, previous_refresh_token: str | None
+    ) -> bool:
+        self.saving.set()
+        await asyncio.sleep(0.2)
+        return await super().save_oauth_token(token, previous_refresh_token=previous_refresh_token)
+
+
+async def test_a_rotation_cancelled_before_its_save_is_still_saved(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    """Keap killed refresh-7 when it answered: a worker stopping (or a delivery cancelled)
+    between that answer and the save must not leave refresh-7 stored."""
+    store = SlowSavingStore(StoredToken("refresh-7", None, None, ENV_HASH))
+    keap.post(TOKEN_URL).mock(return_value=token_answer("access-8", "refresh-8"))
+    keap.post(TAGS_URL).respond(200)
+    call = asyncio.create_task(harness.client(OAUTH_CREDENTIALS, store).add_tags(1, [2]))
+    await asyncio.wait_for(store.saving.wait(), timeout=5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert store.token is not None
+    assert store.token.refresh_token == "refresh-8"
