@@ -303,6 +303,7 @@ def _database_answers(settings: Settings, named: str = "RELAY_DATABASE_URL") -> 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
     from app.config.describe import describe_config
+    from app.config.oauth_check import oauth_token_warning
     from app.config.placeholders import find_placeholders
     from app.config.sunset import sunset_warnings
     from app.main import load_relay_config
@@ -318,6 +319,8 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     config, _ = load_relay_config(settings)
     print(describe_config(config, settings))
     warnings = sunset_warnings(config, settings.keap_xmlrpc_sunset)
+    if (oauth_warning := oauth_token_warning(settings)) is not None:
+        warnings = [*warnings, oauth_warning]
     if warnings:  # a warning, not an error: action sets run until Keap switches XML-RPC off
         print("")
         print("\n".join(warnings))

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
+from app.bootstrap import bootstrap
+from app.keap.models import StoredToken
+from app.settings import Settings
 from tests.cli.conftest import Cli
 from tests.conftest import CONFIG_YAML
 
@@ -45,3 +50,48 @@ def test_replay_refuses_from_start_with_dry_run_steps(cli: Cli) -> None:
     result = cli("replay", "--dry-run-steps", "--from-start")
     assert result.code == 2
     assert "not allowed with argument" in result.err
+
+
+def oauth_without_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAY_KEAP_API_KEY", raising=False)
+    monkeypatch.delenv("RELAY_KEAP_REFRESH_TOKEN", raising=False)
+    monkeypatch.setenv("RELAY_KEAP_CLIENT_ID", "client-id")
+    monkeypatch.setenv("RELAY_KEAP_CLIENT_SECRET", "client-secret")
+
+
+def test_check_warns_when_oauth_has_no_refresh_token_anywhere(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oauth_without_token(monkeypatch)
+    result = cli("check")
+    assert result.code == 0, result.err  # a warning: `relay keap login` may come next
+    assert "OAuth is configured but no refresh token is stored yet" in result.out
+    assert "relay keap login" in result.out
+    assert "client-secret" not in result.out + result.err
+
+
+def test_check_is_quiet_about_oauth_once_relay_keap_login_stored_a_token(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oauth_without_token(monkeypatch)
+
+    async def store_token() -> None:
+        settings = Settings()
+        async with bootstrap(settings, pool_size=1) as opened:
+            token = StoredToken("refresh-1", None, None, None, time.time())
+            assert await opened.store.save_oauth_token(token, previous_refresh_token=None)
+
+    asyncio.run(store_token())
+    result = cli("check")
+    assert result.code == 0, result.err
+    assert "refresh token" not in result.out
+
+
+def test_check_is_quiet_about_oauth_with_a_refresh_token_in_the_environment(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oauth_without_token(monkeypatch)
+    monkeypatch.setenv("RELAY_KEAP_REFRESH_TOKEN", "refresh-from-env")
+    result = cli("check")
+    assert result.code == 0, result.err
+    assert "refresh token" not in result.out
