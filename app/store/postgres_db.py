@@ -92,11 +92,12 @@ class PostgresDatabase:
         self._pool: ConnectionPool[Conn] | None = None
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="relay-pg")
-        # A few batches in flight at once overlap one's commit with the next one's writes.
+        # Two batches in flight overlap one's commit with the next one's writes; more
+        # make smaller batches, each paying the server's commit (docs/performance.md).
         self._ingest = BatchInserter(
             self._conninfo,
             self._connect_kwargs,
-            connections=max(1, min(4, pool_size // 2)),
+            connections=max(1, min(2, pool_size // 2)),
             pool_timeout=_POOL_TIMEOUT_SECONDS,
             unavailable=self._unavailable,
             fallback=self._store_each,
