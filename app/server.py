@@ -16,15 +16,22 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from app.api.problems import PROBLEM_JSON, problem_body
 from app.errors import HeadersTooLarge, RelayError, RequestTimeout
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
 
 # After a refusal: how long, and how much, is still read (and dropped) before closing.
 LINGER_SECONDS = 1.0
@@ -136,6 +143,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
         super().on_headers_complete()
+        if type(self.cycle) is RequestResponseCycle:  # (an upgrade makes no new cycle)
+            self.cycle.__class__ = OneWriteCycle  # its task has not run yet: it sends as one
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -203,6 +212,63 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, with a response's head and its first body
+    message written together: one write, one syscall and one TCP segment, not two.
+
+    uvicorn writes the head when the app sends ``http.response.start``; here that message
+    is held until the next one arrives, and what uvicorn writes for both is gathered into
+    one write. An app that fails after starting its answer, before any of the body, now
+    gets uvicorn's 500 instead of a cut connection. Why: the write is the event loop's
+    costliest step on a webhook (docs/performance.md, "Register")."""
+
+    _held: ASGISendEvent | None = None
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            self._held = message  # a second start (uvicorn's 500) replaces an unfinished one
+            return
+        held, self._held = self._held, None
+        if held is None:
+            await super().send(message)
+            return
+        transport = self.transport
+        gathered = _GatheredWrites(transport)
+        self.transport = gathered
+        try:
+            await super().send(held)
+            await super().send(message)
+        finally:
+            self.transport = transport
+            gathered.flush()
+
+
+class _GatheredWrites(asyncio.Transport):
+    """Stands in for a connection's transport while one send runs: what is written is
+    kept and written as one when ``flush`` is called (or before the transport closes)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        super().__init__()
+        self._transport = transport
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._parts.append(bytes(data))
+
+    def flush(self) -> None:
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpToolsProtocol]:
