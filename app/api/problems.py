@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from app import errors
 from app.errors import RelayError, TooManyRequests
 
 PROBLEM_JSON = "application/problem+json"
@@ -31,12 +32,25 @@ class Problem(BaseModel):
     detail: str
 
 
+def _slugs() -> dict[int, str]:
+    """The type slug of each status: the relay's own errors', and FastAPI's 422."""
+    found = {422: "unprocessable-content", RelayError.status_code: RelayError.slug}
+    for value in vars(errors).values():
+        if isinstance(value, type) and issubclass(value, RelayError):
+            found.setdefault(value.status_code, value.slug)
+    return found
+
+
+# One type URI per status, whichever layer answers (the hook path, FastAPI's handlers).
+_SLUGS = _slugs()
+
+
 def problem_document(
     status: int, title: str, detail: str, slug: str | None = None
 ) -> dict[str, Any]:
     """The one builder of a problem document (the fields of ``Problem``)."""
     return {
-        "type": f"https://relay.invalid/problems/{slug or status}",
+        "type": f"https://relay.invalid/problems/{slug or _SLUGS.get(status, status)}",
         "title": title,
         "status": status,
         "detail": detail,

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
-from app.api.problems import Problem, error_headers, problem_body, problem_for
+from app.api.problems import (
+    UNEXPECTED_DETAIL,
+    Problem,
+    error_headers,
+    install_problem_handlers,
+    problem_body,
+    problem_for,
+)
 from app.errors import (
     MethodNotAllowed,
     NotFound,
@@ -45,3 +54,29 @@ def test_each_error_carries_its_headers_on_every_path() -> None:
     answer = problem_for(MethodNotAllowed("no"), challenge)
     assert answer.headers["allow"] == "GET, POST, HEAD"
     assert answer.headers["www-authenticate"] == "Bearer"
+
+
+async def test_fastapis_own_answers_use_the_same_type_uris_as_the_hook_path() -> None:
+    """A failure nobody expected, an unknown path, a wrong method and a bad query are
+    typed as the hook path types them (``/problems/internal``, not ``/problems/500``)."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("unexpected")
+
+    @app.get("/count")
+    async def count(n: int) -> int:
+        return n
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+        hook_500 = json.loads(problem_body(RelayError(UNEXPECTED_DETAIL)))
+        assert (await client.get("/boom")).json() == hook_500
+        not_found = json.loads(problem_body(NotFound("x")))["type"]
+        assert (await client.get("/nowhere")).json()["type"] == not_found
+        wrong_method = (await client.post("/boom")).json()["type"]
+        assert wrong_method.endswith("/problems/method-not-allowed")
+        bad_query = (await client.get("/count?n=x")).json()["type"]
+        assert bad_query.endswith("/problems/unprocessable-content")
