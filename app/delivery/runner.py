@@ -18,6 +18,7 @@ from app.delivery.dry_run import DryRunKeapClient
 from app.delivery.gate import StoreCallGate, ceilings_for
 from app.delivery.worker import Worker, WorkerOptions
 from app.keap.client import XMLRPC_PATH, KeapCall, KeapClient, KeapCredentials
+from app.keap.transport import KeapTransport
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
 from app.observability.secrets import secret_values
@@ -88,7 +89,7 @@ def build_worker(
     if settings.is_dry_run:
         client = DryRunKeapClient(observe)
     else:
-        keap = KeapClient(
+        transport = KeapTransport(
             http,
             base_url=settings.keap_base_url,
             token_url=settings.keap_token_url,
@@ -96,9 +97,9 @@ def build_worker(
             token_store=store,
             gate=StoreCallGate(store, ceilings_for(*settings.rate_ceilings), metrics),
             observer=observe,
-            user_id=settings.keap_user_id,
             xmlrpc_sunset=settings.keap_xmlrpc_sunset,
         )
+        keap = KeapClient(transport, user_id=settings.keap_user_id)
         client, probe, keeper = keap, keap.probe_auth, keap.oauth
         if keeper is not None:
             metrics.watch_refresh_token_age(keeper.token_age)

@@ -16,11 +16,12 @@ import logging
 import time
 
 from starlette.datastructures import State
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.api.deps import ingest_of, metrics_of, settings_of
 from app.api.problems import PROBLEM_JSON, UNEXPECTED_DETAIL, error_headers, problem_body
-from app.errors import MethodNotAllowed, PayloadTooLarge, RelayError, RequestTimeout
+from app.api.requests import read_limited
+from app.errors import MethodNotAllowed, RelayError
 from app.ingest.service import IngestRequest, IngestResult
 from app.observability import tracing
 from app.observability.logging import log_line
@@ -97,7 +98,8 @@ async def _receive(
             if trace is not None:
                 trace.answered(200, "probe", label)
             return
-        body = await _read_limited(receive, headers, settings_of(state).max_body_bytes)
+        limit = settings_of(state).max_body_bytes
+        body = await read_limited(receive, headers.get("content-length"), limit)
         result = await service.receive(
             IngestRequest(
                 source=source,
@@ -199,23 +201,3 @@ async def _respond(
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-async def _read_limited(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``limit`` (never buffered whole)."""
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            raise RequestTimeout("the sender went away or was too slow: the body is incomplete")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)

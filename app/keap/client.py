@@ -8,12 +8,9 @@ retried once after a refresh. Each method takes the ``CallContext`` of the step 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import date
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from app.keap.auth import OAuthSession
 from app.keap.contacts import rest_upsert_body
@@ -40,7 +37,7 @@ from app.keap.replies import (
     read_json,
     read_tag_results,
 )
-from app.keap.transport import XMLRPC_PATH, KeapTransport, utc_today
+from app.keap.transport import XMLRPC_PATH, KeapTransport
 
 __all__ = [
     "XMLRPC_PATH",
@@ -62,35 +59,11 @@ MAX_ORDER_PAGES = 20  # 20 000 orders of one contact: more is not a checkout
 class KeapClient:
     """Each of the relay's Keap operations, made through one ``KeapTransport``."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        base_url: str,
-        token_url: str,
-        credentials: KeapCredentials,
-        token_store: TokenStore | None = None,
-        gate: CallGate | None = None,
-        observer: Callable[[KeapCall], None] | None = None,
-        user_id: int | None = None,
-        xmlrpc_sunset: date | None = None,
-        today: Callable[[], date] = utc_today,
-    ) -> None:
-        """``user_id``: the Keap user emails are sent on behalf of (RELAY_KEAP_USER_ID);
-        None: the credential's own user, asked of Keap once. ``xmlrpc_sunset``: the day
-        Keap retires XML-RPC (RELAY_KEAP_XMLRPC_SUNSET); once ``today()`` is past it, a
-        non-XML-RPC answer to an XML-RPC call is permanent."""
-        self._transport = KeapTransport(
-            http,
-            base_url=base_url,
-            token_url=token_url,
-            credentials=credentials,
-            token_store=token_store,
-            gate=gate,
-            observer=observer,
-            xmlrpc_sunset=xmlrpc_sunset,
-            today=today,
-        )
+    def __init__(self, transport: KeapTransport, *, user_id: int | None = None) -> None:
+        """``transport``: how each call is made (credentials, gate, observer, the XML-RPC
+        sunset). ``user_id``: the Keap user emails are sent on behalf of
+        (RELAY_KEAP_USER_ID); None: the credential's own user, asked of Keap once."""
+        self._transport = transport
         self._call = self._transport.call
         self._xmlrpc = self._transport.xmlrpc
         self._lookups = KeapLookups(self._call, user_id=user_id)

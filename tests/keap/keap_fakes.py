@@ -12,6 +12,7 @@ import httpx
 
 from app.keap.client import KeapCall, KeapClient, KeapCredentials, StoredToken
 from app.keap.models import BeforeSend
+from app.keap.transport import KeapTransport
 
 BASE_URL = "https://keap.test/crm"
 TOKEN_URL = "https://keap.test/token"
@@ -86,13 +87,15 @@ class Harness:
         store: MemoryTokenStore | None = None,
     ) -> KeapClient:
         return KeapClient(
-            self.http,
-            base_url=BASE_URL,
-            token_url=TOKEN_URL,
-            credentials=credentials,
-            token_store=store,
-            gate=self.gate,
-            observer=self.calls.append,
+            KeapTransport(
+                self.http,
+                base_url=BASE_URL,
+                token_url=TOKEN_URL,
+                credentials=credentials,
+                token_store=store,
+                gate=self.gate,
+                observer=self.calls.append,
+            )
         )
 
 

@@ -12,6 +12,7 @@ import respx
 from app.keap.client import ContactFields, KeapCall, KeapClient, KeapCredentials, StoredToken
 from app.keap.errors import KeapAuthError, KeapPermanentError, KeapTransientError
 from app.keap.exchange import MAX_RESPONSE_BYTES
+from app.keap.transport import KeapTransport
 
 from .keap_fakes import (
     API_KEY,
@@ -250,7 +251,8 @@ async def test_send_email_template_goes_through_rest_v2_with_the_configured_user
     userinfo = keap.get(USERINFO).respond(200, json={"sub": "3"})
     xmlrpc = keap.post(XMLRPC_URL).respond(500)
     client = KeapClient(
-        http, base_url=BASE_URL, token_url=TOKEN_URL, credentials=KEY_CREDENTIALS, user_id=9
+        KeapTransport(http, base_url=BASE_URL, token_url=TOKEN_URL, credentials=KEY_CREDENTIALS),
+        user_id=9,
     )
     await client.send_email_template(48872, 55)
     assert json.loads(route.calls.last.request.content) == {
@@ -542,11 +544,13 @@ async def test_a_failing_observer_does_not_fail_a_call(
 
     keap.post(XMLRPC_URL).mock(return_value=xmlrpc_answer([]))
     client = KeapClient(
-        http,
-        base_url=BASE_URL,
-        token_url=TOKEN_URL,
-        credentials=KEY_CREDENTIALS,
-        observer=broken_observer,
+        KeapTransport(
+            http,
+            base_url=BASE_URL,
+            token_url=TOKEN_URL,
+            credentials=KEY_CREDENTIALS,
+            observer=broken_observer,
+        )
     )
     await client.run_action_set(1, 2)  # Keap ran it: a metrics bug must not make it "fail"
 

@@ -18,6 +18,7 @@ from app.keap.errors import (
     KeapThrottledError,
     KeapTransientError,
 )
+from app.keap.transport import KeapTransport
 
 from .keap_fakes import (
     BASE_URL,
@@ -43,12 +44,14 @@ HTML_PAGE = b"<html><body><h1>Service Unavailable</h1></body></html>"
 
 def client_on(http: httpx.AsyncClient, today: date) -> KeapClient:
     return KeapClient(
-        http,
-        base_url=BASE_URL,
-        token_url=TOKEN_URL,
-        credentials=KEY_CREDENTIALS,
-        xmlrpc_sunset=SUNSET,
-        today=lambda: today,
+        KeapTransport(
+            http,
+            base_url=BASE_URL,
+            token_url=TOKEN_URL,
+            credentials=KEY_CREDENTIALS,
+            xmlrpc_sunset=SUNSET,
+            today=lambda: today,
+        )
     )
 
 
