@@ -79,14 +79,24 @@ class StoreCallGate:
         self._last_slot = 0.0
         self._round_trip = 0.0
         self.lead = LEAD_BOUNDS[0]
+        self.waiting = 0  # calls of this process waiting for a slot (the batcher reads it)
 
-    async def acquire(self, before_send: BeforeSend | None = None) -> None:
+    async def acquire(self, before_send: BeforeSend | None = None, *, urgent: bool = False) -> None:
         """Return when this call may be sent: a slot is reserved in the shared windows.
         ``before_send`` (a call that must not run twice: the worker records durably that
-        it is being sent) runs once the slot is granted, just before the call is sent."""
+        it is being sent) runs once the slot is granted, just before the call is sent.
+        ``urgent``: other events wait on this call (a batch), so it does not queue behind
+        this process's other calls for its turn; it still takes a slot like any call."""
+        self.waiting += 1
+        try:
+            await self._acquire(before_send, urgent)
+        finally:
+            self.waiting -= 1
+
+    async def _acquire(self, before_send: BeforeSend | None, urgent: bool) -> None:
         hook = before_send
         for attempt in range(1, RESERVE_ATTEMPTS + 1):
-            slot, asked_at = await self._reserve()
+            slot, asked_at = await self._reserve(urgent)
             last = attempt == RESERVE_ATTEMPTS  # a database always this slow: send anyway
             if hook is not None and (last or self._fresh(slot)):
                 await hook()
@@ -113,24 +123,30 @@ class StoreCallGate:
         low, high = LEAD_BOUNDS
         self.lead = min(max(LEAD_FACTOR * self._round_trip, low), high)
 
-    async def _reserve(self) -> tuple[float, float]:
+    async def _reserve(self, urgent: bool = False) -> tuple[float, float]:
         """Wait for and reserve a slot: the time reserved (``lead`` ahead, or later), and
-        when the reservation that got it was asked for."""
+        when the reservation that got it was asked for. An urgent call asks beside the
+        queue (the database's limiter lock still decides: at worst a refused ask)."""
+        if urgent:
+            return await self._reserve_now()
         async with self._turn:
-            # Ask for the next slot this process could have (its last one plus the
-            # spacing), not for "now": a request bound to be refused is a wasted round trip.
-            slot = max(time.time() + self.lead, self._last_slot + self._spacing)
-            while True:
-                early = slot - self.lead - time.time()
-                if early > 0:  # never reserve further ahead than the lead
-                    await asyncio.sleep(min(early, 5.0))
-                asked_at = time.time()
-                wait = await self.store.reserve_call(slot, self.ceilings)
-                if wait <= 0:
-                    self._last_slot = slot
-                    return slot, asked_at
-                # The wait counts from the slot asked for, not from when the answer came.
-                slot = max(slot + min(wait, 5.0), time.time() + self.lead)
+            return await self._reserve_now()
+
+    async def _reserve_now(self) -> tuple[float, float]:
+        # Ask for the next slot this process could have (its last one plus the spacing),
+        # not for "now": a request bound to be refused is a wasted round trip.
+        slot = max(time.time() + self.lead, self._last_slot + self._spacing)
+        while True:
+            early = slot - self.lead - time.time()
+            if early > 0:  # never reserve further ahead than the lead
+                await asyncio.sleep(min(early, 5.0))
+            asked_at = time.time()
+            wait = await self.store.reserve_call(slot, self.ceilings)
+            if wait <= 0:
+                self._last_slot = max(self._last_slot, slot)
+                return slot, asked_at
+            # The wait counts from the slot asked for, not from when the answer came.
+            slot = max(slot + min(wait, 5.0), time.time() + self.lead)
 
     def observe(self, headers: Mapping[str, str], status: int) -> None:
         """Slow down for everyone when Keap says its throttle or quota is spent."""

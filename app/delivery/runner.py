@@ -86,16 +86,18 @@ def build_worker(
     client: KeapActions
     probe = None
     keeper = None
+    gate = None
     if settings.is_dry_run:
         client = DryRunKeapClient(observe)
     else:
+        gate = StoreCallGate(store, ceilings_for(*settings.rate_ceilings), metrics)
         transport = KeapTransport(
             http,
             base_url=settings.keap_base_url,
             token_url=settings.keap_token_url,
             credentials=credentials_from(settings),
             token_store=store,
-            gate=StoreCallGate(store, ceilings_for(*settings.rate_ceilings), metrics),
+            gate=gate,
             observer=observe,
             xmlrpc_sunset=settings.keap_xmlrpc_sunset,
         )
@@ -111,6 +113,7 @@ def build_worker(
         probe_auth=probe,
         token_keeper=keeper,
         alerts=build_alerter(settings, store, http, metrics),
+        gate_backlog=(lambda: gate.waiting) if gate is not None else None,
     )
 
 

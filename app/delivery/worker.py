@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +63,9 @@ class Worker:
         probe_auth: Probe | None = None,
         token_keeper: TokenKeeper | None = None,
         alerts: Alerter | None = None,
+        gate_backlog: Callable[[], int] | None = None,
     ) -> None:
+        """``gate_backlog``: how many calls of this process wait for the rate gate."""
         self.store = store
         self.client = client
         self.options = options
@@ -91,6 +93,7 @@ class Worker:
                 functools.partial(send_group, client),
                 options.batch_window_seconds,
                 lambda: len(self._inflight),
+                gate_backlog,
             )
             if options.batch_window_seconds > 0
             and not options.dry_run

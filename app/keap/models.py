@@ -71,6 +71,7 @@ class CallContext:
 
     before_send: BeforeSend | None = None
     calls: list[KeapCall] = field(default_factory=list)
+    urgent: bool = False  # other events wait on these calls (a batch): CallGate.acquire
 
     def record(self, call: KeapCall) -> None:
         self.calls.append(call)
@@ -82,8 +83,9 @@ class CallContext:
 
 
 class CallGate(Protocol):
-    async def acquire(self, before_send: BeforeSend | None = None) -> None:
-        """Return when a call may be sent, having run ``before_send`` just before."""
+    async def acquire(self, before_send: BeforeSend | None = None, *, urgent: bool = False) -> None:
+        """Return when a call may be sent, having run ``before_send`` just before;
+        ``urgent``: ahead of this process's other waiting calls."""
         ...
 
     def observe(self, headers: Mapping[str, str], status: int) -> None: ...

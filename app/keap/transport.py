@@ -143,7 +143,7 @@ class KeapTransport:
         url = self._base_url + path
         before_send = ctx.take_before_send() if ctx is not None else None
         if self._gate is not None:
-            await self._gate.acquire(before_send)
+            await self._gate.acquire(before_send, urgent=ctx is not None and ctx.urgent)
         elif before_send is not None:
             await before_send()
         async with traced(operation, method, url, self._secrets, self._reporter(ctx)) as call:

@@ -66,7 +66,7 @@ class RecordingGate:
         self.acquired = 0
         self.observed: list[tuple[dict[str, str], int]] = []
 
-    async def acquire(self, before_send: BeforeSend | None = None) -> None:
+    async def acquire(self, before_send: BeforeSend | None = None, *, urgent: bool = False) -> None:
         self.acquired += 1
         if before_send is not None:
             await before_send()
