@@ -4,7 +4,6 @@ windows in the database (so replicas share them), and Keap's own throttle header
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -13,7 +12,7 @@ from app.domain.quota import UTC_DAY_WINDOW
 from app.keap.models import BeforeSend
 from app.keap.throttle import ThrottleState, read_throttle, spent_pause_seconds
 from app.observability.metrics import Metrics
-from app.store.base import Store, StoreUnavailable
+from app.store.base import Store
 
 log = logging.getLogger("relay.limiter")
 
@@ -109,11 +108,9 @@ class StoreCallGate:
                     return
             # The grant (or the hook after it) came back late — a slow commit, a busy
             # host: the slot recorded lies in the past, and a call sent now would crowd
-            # the next window. Give it back (no call goes out on it) and take a fresh one;
-            # if the database cannot take it back now, it stays counted: the safe side.
+            # the next window. Take a fresh slot; the stale one stays counted, which only
+            # errs on the safe side.
             log.debug("late rate-limit grant; reserving again", extra={"slot": slot})
-            with contextlib.suppress(StoreUnavailable):
-                await self.store.release_call(slot)
 
     @staticmethod
     def _fresh(slot: float) -> bool:

@@ -130,9 +130,6 @@ class SQLStore:
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
         return await self.db.write(lambda c: limiter.reserve_call(c, self._d, now, ceilings))
 
-    async def release_call(self, at: float) -> None:
-        await self.db.write(lambda c: limiter.release_call(c, self._d, at))
-
     async def calls_since(self, moments: list[float]) -> list[int]:
         return await self.db.read(lambda c: limiter.calls_since(c, self._d, moments))
 

@@ -56,9 +56,6 @@ class QueueStore:
         self.asked: list[str] = []
         self.who = ""
 
-    async def release_call(self, at: float) -> None:
-        pass
-
     async def reserve_call(self, slot: float, ceilings: list[tuple[int, float]]) -> float:
         await asyncio.sleep(0.02)
         return 0.0

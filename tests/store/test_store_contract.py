@@ -273,18 +273,6 @@ async def test_reserve_call_holds_every_ceiling(store: Store) -> None:
     assert await store.reserve_call(T0 + 5.0, ceilings) == pytest.approx(5.0)
 
 
-async def test_a_released_call_frees_its_place_and_only_its_own(store: Store) -> None:
-    ceilings = [(2, 1.0)]
-    assert await store.reserve_call(T0, ceilings) == 0.0
-    assert await store.reserve_call(T0 + 0.1, ceilings) == 0.0
-    assert await store.reserve_call(T0 + 0.2, ceilings) == pytest.approx(0.8)
-
-    await store.release_call(T0 + 0.1)  # its grant came too late: no call went out on it
-    assert await store.reserve_call(T0 + 0.2, ceilings) == 0.0
-    await store.release_call(T0 + 0.15)  # no call reserved then: nothing to give back
-    assert await store.reserve_call(T0 + 0.3, ceilings) == pytest.approx(0.7)
-
-
 async def test_replicas_reserving_together_share_one_ceiling(
     store: Store, open_another_store: StoreFactory
 ) -> None:

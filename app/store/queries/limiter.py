@@ -41,18 +41,6 @@ def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, f
     return 0.0
 
 
-def release_call(conn: Conn, d: Dialect, at: float) -> None:
-    """Give back one call reserved at ``at`` that was not sent on it (its grant came back
-    too late to use): the capacity it held is free again for the others."""
-    conn.execute(
-        d.sql(
-            "DELETE FROM rate_calls WHERE id = "
-            "(SELECT id FROM rate_calls WHERE at = ? ORDER BY id DESC LIMIT 1)"
-        ),
-        (at,),
-    )
-
-
 def calls_since(conn: Conn, d: Dialect, moments: list[float]) -> list[int]:
     """How many calls were let through since each of ``moments`` (the quota budget)."""
     return [
