@@ -50,18 +50,14 @@ async def test_a_small_group_waits_even_when_the_gate_is_idle() -> None:
 
 
 class QueueStore:
-    """Grants every reservation after a short delay, recording the order asked."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-        self.who = ""
+    """Grants every reservation after a short delay (20 ms)."""
 
     async def reserve_call(self, slot: float, ceilings: list[tuple[int, float]]) -> float:
         await asyncio.sleep(0.02)
         return 0.0
 
 
-async def test_an_urgent_call_goes_ahead_of_the_queued_ones_and_is_counted() -> None:
+async def test_an_urgent_call_goes_ahead_of_the_queued_ones_and_the_backlog_counts_each() -> None:
     gate = StoreCallGate(QueueStore(), [(1000, 1.0)])  # type: ignore[arg-type]
     order: list[str] = []
 
