@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30, gt=0)
     log_format: Literal["json", "console"] = "json"
     log_pii: bool = False
-    # relay serve: a 1 ms GIL switch interval and a tuned garbage collector
-    # (app/interpreter.py); false keeps Python's defaults.
+    # relay serve: a 1 ms GIL switch interval and a tuned garbage collector; relay worker:
+    # its start-up heap frozen (app/interpreter.py); false keeps Python's defaults.
     tune_interpreter: bool = True
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # docker compose only: the domain Caddy gets a certificate for (the relay reads none

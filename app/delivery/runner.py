@@ -17,6 +17,7 @@ from app.delivery.actions import KeapActions
 from app.delivery.dry_run import DryRunKeapClient
 from app.delivery.gate import StoreCallGate, ceilings_for
 from app.delivery.worker import Worker, WorkerOptions
+from app.interpreter import tune_for_delivery
 from app.keap.client import XMLRPC_PATH, KeapCall, KeapClient, KeapCredentials
 from app.keap.transport import KeapTransport
 from app.observability.logging import register_secrets
@@ -139,6 +140,7 @@ async def run_worker_forever(settings: Settings, config: RelayConfig) -> None:
     """``relay worker``: the worker alone, until SIGTERM or SIGINT."""
     async with bootstrap(settings, tracing=True) as opened:
         worker = build_worker(settings, config, opened.store, opened.http, Metrics())
+        tune_for_delivery(settings.tune_interpreter)  # the collector's pauses (interpreter.py)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,7 +7,9 @@ import gc
 import hashlib
 import hmac
 import logging
+import os
 import re
+import signal
 import sys
 import time
 from datetime import datetime
@@ -17,6 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
+from app.delivery.worker import Worker
 from tests.admin.conftest import new_event
 from tests.cli.conftest import Cli, database_url, seed, statuses
 from tests.conftest import SECRETS
@@ -418,6 +421,53 @@ def test_serve_keeps_python_defaults_with_tuning_off(
     monkeypatch.setenv("RELAY_TUNE_INTERPRETER", "false")
     before = (sys.getswitchinterval(), gc.get_threshold(), gc.get_freeze_count())
     assert _serve_and_observe(cli, monkeypatch) == before
+
+
+def _worker_start_observed(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, tuple[int, int, int]]:
+    """``relay worker``'s frozen-object count and GC thresholds as its worker starts (the
+    start is replaced by a SIGTERM to itself, which the command's own handler turns into
+    a clean stop); the collector is restored after."""
+    seen: list[tuple[int, tuple[int, int, int]]] = []
+
+    async def start(self: Worker) -> None:
+        seen.append((gc.get_freeze_count(), gc.get_threshold()))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Worker, "start", start)
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    thresholds = gc.get_threshold()
+    try:
+        assert cli("worker").code == 0
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+    [observed] = seen
+    return observed
+
+
+def test_worker_freezes_what_start_up_built_before_it_delivers(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``relay worker`` freezes its start-up heap (a full collection walked it for ~40 ms,
+    long enough to send a call late into Keap's next window) and keeps Python's young
+    generation (app/interpreter.py)."""
+    defaults = gc.get_threshold()
+    frozen, thresholds = _worker_start_observed(cli, monkeypatch)
+    assert frozen > 10_000  # the modules, the settings, the store and the client
+    assert thresholds == defaults
+
+
+def test_worker_freezes_nothing_with_tuning_off(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_TUNE_INTERPRETER", "false")
+    before = gc.get_freeze_count()
+    assert _worker_start_observed(cli, monkeypatch) == (before, gc.get_threshold())
 
 
 def test_events_prints_what_webhooks_sent_with_control_characters_escaped(
