@@ -41,7 +41,18 @@ WRITER_RESTART_MAX_SECONDS = 10.0
 DURABLE_PRAGMAS = {"journal_mode": "wal", "synchronous": "full"}
 _SYNCHRONOUS = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints
+# Under a flood (~11 000 webhooks/s write ~45 MB of WAL a second) the WAL is rewound each
+# time it passes this: a ~15 ms stop of the writer every 2 s. At 256 MiB the stop grew to
+# ~38 ms every 5 s, no better; at ordinary rates a PASSIVE checkpoint keeps up.
 WAL_RESTART_BYTES = 64 * 1024 * 1024
+
+
+class _RewindWal:
+    """Queued to the writer by the checkpointer: run the RESTART checkpoint that rewinds
+    the WAL on the writer's own connection, between two batches."""
+
+
+REWIND_WAL = _RewindWal()
 
 
 def sqlite_path(url: str) -> Path:
@@ -84,7 +95,8 @@ class SQLiteDatabase:
 
     def __init__(self, url: str) -> None:
         self.path = sqlite_path(url)
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | _RewindWal | None] = queue.SimpleQueue()
+        self._rewind_queued = threading.Event()  # REWIND_WAL is in the queue
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="relay-sqlite-read")
         self._local = threading.local()
@@ -118,7 +130,10 @@ class SQLiteDatabase:
         WAL is only rewound from its start once one has: when the frames in the WAL pass
         WAL_RESTART_BYTES, a RESTART checkpoint (which holds the writer back while it
         copies what PASSIVE left, a moment's work right after it) rewinds it, and the
-        writer then cuts the file back to that size (journal_size_limit).
+        writer then cuts the file back to that size (journal_size_limit). The writer runs
+        that RESTART itself, between two batches: run from here, it held the writer's
+        commit in SQLite's busy handler, whose sleeps (1, 2, 5, 10, 15 ms…) overshot a
+        15 ms checkpoint to a 31 ms stall of every request (docs/performance.md).
 
         The size of the WAL *file* is no measure of this: it stays at its high-water mark
         after a rewind, and RESTARTing on it stalled the writer every interval for good.
@@ -129,12 +144,19 @@ class SQLiteDatabase:
             while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL):
                 with contextlib.suppress(sqlite3.Error):
                     frames = self._checkpoint(conn, "PASSIVE")
-                    if frames * page_size > WAL_RESTART_BYTES:
-                        self._checkpoint(conn, "RESTART")
+                    if frames * page_size > WAL_RESTART_BYTES and not self._rewind_queued.is_set():
+                        self._rewind_queued.set()
+                        self._jobs.put(REWIND_WAL)
             with contextlib.suppress(sqlite3.Error):
                 self._checkpoint(conn, "TRUNCATE")
         finally:
             conn.close()
+
+    def _rewind_wal(self, conn: sqlite3.Connection) -> None:
+        """On the writer's thread: rewind the WAL; a failure waits for the next request."""
+        self._rewind_queued.clear()
+        with contextlib.suppress(sqlite3.Error):
+            self._checkpoint(conn, "RESTART")
 
     def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> int:
         """Run one checkpoint; the number of frames in the WAL (-1 if it is not in WAL)."""
@@ -216,8 +238,11 @@ class SQLiteDatabase:
                 job = self._jobs.get()
                 if job is None:
                     break
+                if isinstance(job, _RewindWal):
+                    self._rewind_wal(conn)
+                    continue
                 batch = [job]
-                stop = False
+                stop = rewind = False
                 while len(batch) < _MAX_BATCH:
                     try:
                         more = self._jobs.get_nowait()
@@ -226,10 +251,15 @@ class SQLiteDatabase:
                     if more is None:
                         stop = True
                         break
+                    if isinstance(more, _RewindWal):
+                        rewind = True
+                        break
                     batch.append(more)
                 self._inflight = batch
                 conn = self._write_batch(conn, batch)
                 self._inflight = []
+                if rewind:
+                    self._rewind_wal(conn)
                 if stop:
                     break
         finally:
