@@ -11,8 +11,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app"
@@ -136,3 +140,22 @@ def test_the_image_copies_app_alone() -> None:
     assert sources == {"requirements.lock", "pyproject.toml", "README.md", "app"}
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {f"{p}/" for p in DEV_PACKAGES} <= set(ignored)
+
+
+def test_the_lock_pins_every_runtime_dependency_and_the_otel_extra() -> None:
+    """requirements.lock (what the image installs) pins, within pyproject.toml's bounds,
+    every runtime dependency and the otel extra's: a dependency added to pyproject.toml
+    alone would be missing from the image, and tracing would be off there."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    wanted += [Requirement(r) for r in project["optional-dependencies"]["otel"]]
+    pins: dict[str, str] = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is not pinned in requirements.lock"
+        assert requirement.specifier.contains(pins[name]), (requirement, pins[name])
+    assert "psycopg-binary" in pins  # psycopg[binary]: the image has no libpq of its own
