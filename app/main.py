@@ -93,6 +93,7 @@ def create_app(
         async with bootstrap(settings, tracing=True) as opened:
             store, http = opened.store, opened.http
             app.state.store = store
+            app.state.failed_logins = FailedLogins(store)  # dashboard sign-ins, per address
             app.state.http = http
             worker = None
             if run_worker:
@@ -125,7 +126,6 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.runtime = runtime
     app.state.proxies = TrustedProxies(settings.trusted_proxies)
-    app.state.failed_logins = FailedLogins()  # dashboard sign-ins, per client address
     install_problem_handlers(app)
     document_hooks(app)
     app.include_router(health.router)

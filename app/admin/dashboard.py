@@ -143,7 +143,7 @@ async def login_form(request: Request) -> Response:
 async def login(request: Request, limits: FailedLoginsDep) -> Response:
     token = configured_token(request)
     address, now = client_address(request), time.time()
-    if (wait := limits.retry_after(address, now)) > 0:
+    if (wait := await limits.retry_after(address, now)) > 0:
         raise TooManyRequests(
             f"too many failed sign-ins from {address}: try again in {int(wait) + 1} s",
             retry_after=int(wait) + 1,
@@ -151,7 +151,7 @@ async def login(request: Request, limits: FailedLoginsDep) -> Response:
     form = await read_form(request)
     next_path = safe_next_path(form.get("next"))
     if not token_matches(token, form.get("token", "")):
-        limits.record_failure(address, now)
+        await limits.record_failure(address, now)
         return render(
             request,
             "login.html",
@@ -160,7 +160,7 @@ async def login(request: Request, limits: FailedLoginsDep) -> Response:
             error="That is not the admin token.",
             flash=None,
         )
-    limits.clear(address)
+    await limits.clear(address)
     response = _redirect(request, next_path)
     set_session_cookie(response, request, await issue_session(request, token))
     return response

@@ -71,7 +71,7 @@ get_config: Callable[[Request], RelayConfig] = _on_state("config")
 get_config_detail: Callable[[Request], str] = _on_state("config_detail")
 get_runtime: Callable[[Request], Runtime] = _on_state("runtime")
 get_proxies: Callable[[Request], TrustedProxies] = _on_state("proxies")
-# Failed dashboard sign-ins, per client address.
+# Failed dashboard sign-ins, per client address (over the store, so set in the lifespan).
 get_failed_logins: Callable[[Request], FailedLogins] = _on_state("failed_logins")
 
 SettingsDep = Annotated[Settings, _depends(get_settings)]

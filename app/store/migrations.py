@@ -220,6 +220,22 @@ MIGRATIONS += [
             for dialect in ("sqlite", "postgres")
         },
     ),
+    (
+        6,
+        "failed dashboard sign-ins by client address, counted by every replica",
+        {
+            dialect: [
+                f"""CREATE TABLE admin_sign_in_failures (
+                    address TEXT NOT NULL,
+                    at {real} NOT NULL
+                )""",
+                "CREATE INDEX admin_sign_in_failures_address "
+                "ON admin_sign_in_failures (address, at)",
+                "CREATE INDEX admin_sign_in_failures_at ON admin_sign_in_failures (at)",
+            ]
+            for dialect, real in (("sqlite", "REAL"), ("postgres", "DOUBLE PRECISION"))
+        },
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -177,6 +177,19 @@ class SQLStore:
     async def revoke_admin_session(self, id_hash: str) -> None:
         await self.db.write(lambda c: auth.revoke_admin_session(c, self._d, id_hash))
 
+    async def sign_in_failures(self, address: str, since: float, limit: int) -> list[float]:
+        return await self.db.read(
+            lambda c: auth.sign_in_failures(c, self._d, address, since, limit)
+        )
+
+    async def record_sign_in_failure(self, address: str, now: float, forget_before: float) -> None:
+        await self.db.write(
+            lambda c: auth.record_sign_in_failure(c, self._d, address, now, forget_before)
+        )
+
+    async def clear_sign_in_failures(self, address: str) -> None:
+        await self.db.write(lambda c: auth.clear_sign_in_failures(c, self._d, address))
+
     # operator ----------------------------------------------------------------------
     async def event_payload_text(self, event_id: str) -> str | None:
         return await self.db.read(lambda c: operator.event_payload_text(c, self._d, event_id))

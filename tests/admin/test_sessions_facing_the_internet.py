@@ -160,15 +160,50 @@ async def test_a_large_payload_page_stays_under_its_size_cap(
     assert json.loads(whole.text) == large
 
 
-def test_a_blocked_address_may_try_again_once_its_oldest_failure_ages_out() -> None:
-    limits = FailedLogins(max_failures=3, window_seconds=60)
+async def test_a_blocked_address_may_try_again_once_its_oldest_failure_ages_out(
+    store: Store,
+) -> None:
+    limits = FailedLogins(store, max_failures=3, window_seconds=60)
     for now in (0.0, 1.0, 2.0):
-        assert limits.retry_after("198.51.100.1", now) == 0
-        limits.record_failure("198.51.100.1", now)
-    assert limits.retry_after("198.51.100.1", 10.0) == 50.0
-    assert limits.retry_after("203.0.113.1", 10.0) == 0  # another address is not blocked
-    assert limits.retry_after("198.51.100.1", 60.5) == 0  # the first failure aged out
-    limits.record_failure("198.51.100.1", 60.5)  # three within the last minute again
-    assert limits.retry_after("198.51.100.1", 60.5) == 0.5
-    limits.clear("198.51.100.1")  # signed in
-    assert limits.retry_after("198.51.100.1", 60.5) == 0
+        assert await limits.retry_after("198.51.100.1", now) == 0
+        await limits.record_failure("198.51.100.1", now)
+    assert await limits.retry_after("198.51.100.1", 10.0) == 50.0
+    assert await limits.retry_after("203.0.113.1", 10.0) == 0  # another address is not blocked
+    assert await limits.retry_after("198.51.100.1", 60.5) == 0  # the first failure aged out
+    await limits.record_failure("198.51.100.1", 60.5)  # three within the last minute again
+    assert await limits.retry_after("198.51.100.1", 60.5) == 0.5
+    await limits.clear("198.51.100.1")  # signed in
+    assert await limits.retry_after("198.51.100.1", 60.5) == 0
+
+
+async def test_a_failure_forgets_every_failure_older_than_the_window(store: Store) -> None:
+    """The table holds one window of failures, whatever the number of addresses."""
+    limits = FailedLogins(store, max_failures=3, window_seconds=60)
+    for n in range(50):
+        await limits.record_failure(f"198.51.100.{n}", float(n))
+    await limits.record_failure("203.0.113.1", 200.0)
+    kept = await store.sign_in_failures("203.0.113.1", 0.0, 10)
+    gone = [await store.sign_in_failures(f"198.51.100.{n}", 0.0, 10) for n in range(50)]
+    assert kept == [200.0]
+    assert not any(gone)
+
+
+async def test_replicas_count_the_same_failed_sign_ins(database_url: str) -> None:
+    """Two relays on one database: the failures made on one block the address on the
+    other, so a guesser gets MAX_FAILURES tries however many replicas there are."""
+    guesser = {"X-Forwarded-For": "198.51.100.77"}
+    async with (
+        admin_client(database_url, **PROXY) as first,
+        admin_client(database_url, **PROXY) as second,
+    ):
+        for attempt in range(MAX_FAILURES):
+            replica = (first, second)[attempt % 2]
+            wrong = await replica.post(
+                "/admin/login", data={"token": f"guess-{attempt}"}, headers=guesser
+            )
+            assert wrong.status_code == 401
+        for replica in (first, second):
+            blocked = await replica.post(
+                "/admin/login", data={"token": ADMIN_TOKEN}, headers=guesser
+            )
+            assert blocked.status_code == 429

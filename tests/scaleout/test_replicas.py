@@ -52,6 +52,7 @@ TABLES = {
     "limiter_state",
     "contact_reuse",
     "admin_sessions",
+    "admin_sign_in_failures",
     "alert_state",
     "schema_migrations",
 }

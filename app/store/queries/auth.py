@@ -74,3 +74,29 @@ def admin_session_active(conn: Conn, d: Dialect, id_hash: str, now: float) -> bo
 
 def revoke_admin_session(conn: Conn, d: Dialect, id_hash: str) -> None:
     conn.execute(d.sql("DELETE FROM admin_sessions WHERE id_hash = ?"), (id_hash,))
+
+
+def sign_in_failures(conn: Conn, d: Dialect, address: str, since: float, limit: int) -> list[float]:
+    """When ``address`` failed to sign in after ``since``: the oldest ``limit`` times."""
+    rows = conn.execute(
+        d.sql(
+            "SELECT at FROM admin_sign_in_failures WHERE address = ? AND at > ? ORDER BY at LIMIT ?"
+        ),
+        (address, since, limit),
+    ).fetchall()
+    return [float(row["at"]) for row in rows]
+
+
+def record_sign_in_failure(
+    conn: Conn, d: Dialect, address: str, now: float, forget_before: float
+) -> None:
+    """Count a failure; every failure at or before ``forget_before`` (of any address) goes,
+    so the table holds one window of failures at most."""
+    conn.execute(d.sql("DELETE FROM admin_sign_in_failures WHERE at <= ?"), (forget_before,))
+    conn.execute(
+        d.sql("INSERT INTO admin_sign_in_failures (address, at) VALUES (?, ?)"), (address, now)
+    )
+
+
+def clear_sign_in_failures(conn: Conn, d: Dialect, address: str) -> None:
+    conn.execute(d.sql("DELETE FROM admin_sign_in_failures WHERE address = ?"), (address,))
