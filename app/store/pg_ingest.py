@@ -41,6 +41,12 @@ CONTACT_LOCKS = 727275
 ALL_CONTACTS = 727276
 MAX_CONTACT_LOCKS = 64
 MAX_BATCH_REQUESTS = 512
+# A second batch goes out beside the one in flight only once this many requests wait: a
+# second connection taking whatever had arrived sent batches of 8.5 rows on average, a
+# quarter of them 1-3, each paying a statement's send, reply and pool checkout (and the
+# server's commit) for a few rows. Waiting for the one in flight doubles them, and the
+# second connection still serves a backlog (docs/performance.md).
+OVERLAP_MIN_REQUESTS = 32
 
 # The columns ``queries.event_row`` gives, with their types.
 _COLUMNS = (
@@ -128,8 +134,9 @@ def _lock_key(contact_key: str) -> int:
 class BatchInserter:
     """Group commit of ``insert`` calls, on the event loop that opened the pool.
 
-    ``connections`` batches commit at once at most, each on a connection of its own:
-    one batch's commit (its WAL flush) overlaps the next one's writes. The pool opens on
+    ``connections`` batches commit at once at most, each on a connection of its own: when
+    OVERLAP_MIN_REQUESTS wait, one batch's commit (its WAL flush) overlaps the next one's
+    writes; fewer wait for the batch in flight, and go together after it. The pool opens on
     the first insert, so a process that takes no webhooks (worker, CLI) opens none.
     """
 
@@ -173,7 +180,9 @@ class BatchInserter:
             raise storing_failed(exc, CONTENT_ERRORS) from exc
         future: asyncio.Future[list[Inserted]] = loop.create_future()
         self._pending.append((events, rows, future))
-        if self._flushers < self._connections:
+        if self._flushers == 0 or (
+            self._flushers < self._connections and len(self._pending) >= OVERLAP_MIN_REQUESTS
+        ):
             self._flushers += 1
             task = loop.create_task(self._flush())
             self._tasks.add(task)

@@ -15,6 +15,7 @@ from app.store.pg_ingest import (
     ALL_CONTACTS,
     CONTACT_LOCKS,
     MAX_CONTACT_LOCKS,
+    OVERLAP_MIN_REQUESTS,
     Outcome,
     lock_spec,
 )
@@ -75,6 +76,59 @@ async def test_connections_lost_under_the_ingest_path_cost_no_webhook(
         fell_back.clear()
         await asyncio.gather(*(store.insert_events([make_event()]) for _ in range(4)))
         assert fell_back == []  # the pool has replaced them
+    finally:
+        await store.close()
+
+
+def lock_waits(url: str, application_name: str) -> int:
+    """How many of the named connections wait for a lock."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = %s AND wait_event_type = 'Lock'",
+            (application_name,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def wait_for_lock_waits(url: str, application_name: str, count: int) -> None:
+    for _ in range(200):
+        if lock_waits(url, application_name) == count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{lock_waits(url, application_name)} lock waits, not {count}")
+
+
+async def test_requests_wait_for_the_batch_in_flight_until_a_batch_worth_waits(
+    postgres_schema_url: str,
+) -> None:
+    """While a batch is in flight, the requests that arrive wait and go together after it
+    (a second connection sending each few rows made batches of 8.5 rows under load); once
+    OVERLAP_MIN_REQUESTS wait, a second batch goes out beside the first."""
+    url, name = named(postgres_schema_url)
+    store = PostgresStore(url, pool_size=4)  # two ingest connections
+    await store.open()
+    try:
+        await store.insert_events([make_event(email="warm@example.com")])  # the pool opens
+        with psycopg.connect(postgres_schema_url, autocommit=True) as blocker:
+            # Every insert takes ALL_CONTACTS shared: held exclusive, it holds them back.
+            blocker.execute("SELECT pg_advisory_lock(%s, 0)", (ALL_CONTACTS,))
+            first = asyncio.ensure_future(store.insert_events([make_event(email="a@x.test")]))
+            await wait_for_lock_waits(postgres_schema_url, name, 1)
+            few = [
+                asyncio.ensure_future(store.insert_events([make_event(email=f"b{n}@x.test")]))
+                for n in range(OVERLAP_MIN_REQUESTS - 1)
+            ]
+            await asyncio.sleep(0.3)
+            assert lock_waits(postgres_schema_url, name) == 1  # they wait in the process
+            last = asyncio.ensure_future(store.insert_events([make_event(email="c@x.test")]))
+            await wait_for_lock_waits(postgres_schema_url, name, 2)  # a batch worth: sent
+            blocker.execute("SELECT pg_advisory_unlock(%s, 0)", (ALL_CONTACTS,))
+        results = await asyncio.gather(first, *few, last)
+        assert all(result[0].created for result in results)
+        for result in results:
+            assert await store.get_event(result[0].id) is not None
     finally:
         await store.close()
 
