@@ -10,17 +10,13 @@ from collections.abc import Iterator
 import pytest
 
 from app.interpreter import tune_for_serving
+from tests.support.interpreter import interpreter_restored
 
 
 @pytest.fixture
 def restored_interpreter() -> Iterator[None]:
-    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
-    try:
+    with interpreter_restored():
         yield
-    finally:
-        sys.setswitchinterval(interval)
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 @pytest.mark.usefixtures("restored_interpreter")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import hashlib
 import hmac
@@ -12,6 +13,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from app.delivery.worker import Worker
 from tests.admin.conftest import new_event
 from tests.cli.conftest import Cli, database_url, seed, statuses
 from tests.conftest import SECRETS
+from tests.support.interpreter import interpreter_restored
 
 NOW = time.time()
 
@@ -372,6 +375,22 @@ def test_events_reads_a_postgresql_database(
     assert " 2/4 " in row
 
 
+@contextlib.contextmanager
+def _interpreter_and_logging_restored() -> Iterator[None]:
+    """Put back what a command's start-up set: the GIL switch interval, the collector's
+    thresholds and frozen objects, and the root logger's handlers."""
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    try:
+        with interpreter_restored():
+            yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+
+
 def _serve_and_observe(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[float, tuple[int, int, int], int]:
@@ -385,19 +404,8 @@ def _serve_and_observe(
             (sys.getswitchinterval(), gc.get_threshold(), gc.get_freeze_count())
         ),
     )
-    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
-    root = logging.getLogger()
-    handlers = root.handlers[:]
-    try:
+    with _interpreter_and_logging_restored():
         assert cli("serve", "--port", "0").code == 0
-    finally:
-        sys.setswitchinterval(interval)
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-        for handler in root.handlers:
-            if handler not in handlers:
-                handler.close()
-        root.handlers[:] = handlers
     [observed] = seen
     return observed
 
@@ -436,18 +444,8 @@ def _worker_start_observed(
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(Worker, "start", start)
-    root = logging.getLogger()
-    handlers = root.handlers[:]
-    thresholds = gc.get_threshold()
-    try:
+    with _interpreter_and_logging_restored():
         assert cli("worker").code == 0
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-        for handler in root.handlers:
-            if handler not in handlers:
-                handler.close()
-        root.handlers[:] = handlers
     [observed] = seen
     return observed
 
