@@ -50,6 +50,9 @@ _MAX_FORM_FIELDS = 100
 FLASHES = {
     "requeued": "Re-queued: the event's unfinished steps will run again.",
     "requeued-from-start": "Re-queued from the start: every step will run again.",
+    "requeued-replanned": "Planned again with the current relay.yaml and re-queued: steps "
+    "that already succeeded and are still planned will not run again.",
+    "requeued-dry-run": "Re-queued: the steps recorded in dry-run go to Infusionsoft now, once.",
     "signed-out": "You are signed out.",
 }
 
@@ -219,7 +222,7 @@ async def index(
 
 @router.get("/events/{event_id}/view")
 async def event_page(
-    request: Request, event_id: str, operator: OperatorDep, store: StoreDep
+    request: Request, event_id: str, operator: OperatorDep, store: StoreDep, settings: SettingsDep
 ) -> Response:
     record = await service.load_event(store, event_id)
     return render(
@@ -227,6 +230,7 @@ async def event_page(
         "event.html",
         operator=operator,
         event=event_detail(record),
+        live=not settings.is_dry_run,  # dry-run steps can be sent for real
         flash=flash_message(dict(request.query_params)),
     )
 
@@ -245,23 +249,42 @@ async def event_payload(event_id: str, operator: OperatorDep, store: StoreDep) -
 
 @router.post("/events/{event_id}/view/replay")
 async def replay_event(
-    request: Request, event_id: str, operator: OperatorDep, store: StoreDep, runtime: RuntimeDep
+    request: Request,
+    event_id: str,
+    operator: OperatorDep,
+    store: StoreDep,
+    config: ConfigDep,
+    runtime: RuntimeDep,
 ) -> Response:
+    """The event page's buttons: unfinished steps, from the start, re-planned, or the
+    steps recorded in dry-run sent for real (one field each, "true")."""
     form = await read_form(request)
     verify_csrf(operator, form.get("csrf"))
-    from_start = form.get("from_start") == "true"
-    await service.replay_event(store, event_id, service.ReplayOptions(from_start=from_start))
+    options = service.ReplayOptions(
+        from_start=form.get("from_start") == "true",
+        dry_run_steps=form.get("dry_run_steps") == "true",
+        replan=config if form.get("replan") == "true" else None,
+    )
+    await service.replay_event(store, event_id, options)
     service.wake_worker(runtime)
-    flash = "requeued-from-start" if from_start else "requeued"
+    flash = _replayed_flash(options)
     return _redirect(request, f"/admin/events/{quote(event_id, safe='')}/view?flash={flash}")
+
+
+def _replayed_flash(options: service.ReplayOptions) -> str:
+    if options.from_start:
+        return "requeued-from-start"
+    if options.replan is not None:
+        return "requeued-replanned"
+    return "requeued-dry-run" if options.dry_run_steps else "requeued"
 
 
 @router.post("/view/replay")
 async def replay_matching(
-    request: Request, operator: OperatorDep, store: StoreDep, runtime: RuntimeDep
+    request: Request, operator: OperatorDep, store: StoreDep, config: ConfigDep, runtime: RuntimeDep
 ) -> Response:
-    """The list page's 'replay all dead' button, for the source filter shown, and each
-    open problem's 'replay these' button."""
+    """The list page's 'replay all dead' button, for the source filter shown (re-planned
+    first when its box is ticked), and each open problem's 'replay these' button."""
     form = await read_form(request)
     verify_csrf(operator, form.get("csrf"))
     source = form.get("source") or None
@@ -270,7 +293,7 @@ async def replay_matching(
         "dead",
         source,
         None,
-        service.ReplayOptions(),
+        service.ReplayOptions(replan=config if form.get("replan") == "true" else None),
         # Sent by an open problem's "replay these" button: that group only.
         reason=form.get("reason") if "reason" in form else None,
         routes_json=form.get("routes") if "routes" in form else None,
