@@ -45,6 +45,10 @@ CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints
 # time it passes this: a ~15 ms stop of the writer every 2 s. At 256 MiB the stop grew to
 # ~38 ms every 5 s, no better; at ordinary rates a PASSIVE checkpoint keeps up.
 WAL_RESTART_BYTES = 64 * 1024 * 1024
+# The WAL file is cut back at a rewind only beyond this. It grows past WAL_RESTART_BYTES
+# by a checkpoint interval's writes before the rewind; cutting it back to that size each
+# time cost the writer's next commit ~12 ms (the file's blocks freed, then allocated again).
+WAL_FILE_LIMIT = WAL_RESTART_BYTES + 128 * 1024 * 1024
 
 
 class _RewindWal:
@@ -78,8 +82,8 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         # Checkpoints run in their own thread (SQLiteDatabase._checkpoint_loop): done by the
         # writer at the commit that fills the WAL, they stall every request queued behind.
         conn.execute("PRAGMA wal_autocheckpoint = 0")
-        # When the WAL is rewound, cut the file back (it keeps its high-water mark).
-        conn.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_BYTES}")
+        # When the WAL is rewound, cut the file back if it grew past WAL_FILE_LIMIT.
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_FILE_LIMIT}")
     return conn
 
 
@@ -130,10 +134,11 @@ class SQLiteDatabase:
         WAL is only rewound from its start once one has: when the frames in the WAL pass
         WAL_RESTART_BYTES, a RESTART checkpoint (which holds the writer back while it
         copies what PASSIVE left, a moment's work right after it) rewinds it, and the
-        writer then cuts the file back to that size (journal_size_limit). The writer runs
-        that RESTART itself, between two batches: run from here, it held the writer's
-        commit in SQLite's busy handler, whose sleeps (1, 2, 5, 10, 15 ms…) overshot a
-        15 ms checkpoint to a 31 ms stall of every request (docs/performance.md).
+        writer then cuts the file back to WAL_FILE_LIMIT if it is larger
+        (journal_size_limit). The writer runs that RESTART itself, between two batches:
+        run from here, it held the writer's commit in SQLite's busy handler, whose sleeps
+        (1, 2, 5, 10, 15 ms…) overshot a 15 ms checkpoint to a 31 ms stall of every
+        request (docs/performance.md).
 
         The size of the WAL *file* is no measure of this: it stays at its high-water mark
         after a rewind, and RESTARTing on it stalled the writer every interval for good.
