@@ -12,15 +12,13 @@ from app.config.models import RelayConfig
 from app.domain.events import is_dry_run_step
 from fake_keap.server import FakeKeapServer
 from tests.admin.conftest import ADMIN_TOKEN, HTML, csrf_from, login
-from tests.conftest import make_config
 from tests.delivery.conftest import running_relay
 from tests.delivery.test_delivery_e2e import ORDER as DELIVERY_ORDER
 from tests.delivery.test_xmlrpc_sunset import (
     NO_ROUTE_FOR_IT,
-    ORDER,
-    PASSED,
-    WITH_ACTION_SET,
     WITH_GOAL,
+    dead_at_the_sunset,
+    relay_after_the_sunset,
 )
 
 
@@ -43,32 +41,15 @@ async def test_the_re_plan_button_delivers_the_rebuilt_route_without_repeats(
     database_url: str, fake_keap: FakeKeapServer
 ) -> None:
     state = fake_keap.state
-    state.retire_xmlrpc(body_format="html")
-    async with running_relay(
-        database_url, fake_keap, make_config(WITH_ACTION_SET), keap_xmlrpc_sunset=PASSED
-    ) as relay:
-        event_id = await relay.post(ORDER)
-        await relay.wait_for(event_id, "dead")  # the email went out, the action set died
+    event_id = await dead_at_the_sunset(database_url, fake_keap)  # its email went out
 
-    async with running_relay(
-        database_url,
-        fake_keap,
-        make_config(NO_ROUTE_FOR_IT),
-        keap_xmlrpc_sunset=PASSED,
-        admin_token=ADMIN_TOKEN,
-    ) as relay:
+    async with relay_after_the_sunset(database_url, fake_keap, NO_ROUTE_FOR_IT) as relay:
         refused = await press(relay.client, event_id, "replay-replanned")
         assert refused.status_code == 409
         assert "does not deliver" in refused.text  # the error page says why
         assert (await relay.event(event_id)).status == "dead"
 
-    async with running_relay(
-        database_url,
-        fake_keap,
-        make_config(WITH_GOAL),
-        keap_xmlrpc_sunset=PASSED,
-        admin_token=ADMIN_TOKEN,
-    ) as relay:
+    async with relay_after_the_sunset(database_url, fake_keap, WITH_GOAL) as relay:
         pressed = await press(relay.client, event_id, "replay-replanned")
         assert pressed.status_code == 303
         assert pressed.headers["location"].endswith("?flash=requeued-replanned")
@@ -117,20 +98,9 @@ async def test_replay_every_dead_event_re_plans_when_its_box_is_ticked(
     database_url: str, fake_keap: FakeKeapServer
 ) -> None:
     state = fake_keap.state
-    state.retire_xmlrpc(body_format="html")
-    async with running_relay(
-        database_url, fake_keap, make_config(WITH_ACTION_SET), keap_xmlrpc_sunset=PASSED
-    ) as relay:
-        event_id = await relay.post(ORDER)
-        await relay.wait_for(event_id, "dead")
+    event_id = await dead_at_the_sunset(database_url, fake_keap)
 
-    async with running_relay(
-        database_url,
-        fake_keap,
-        make_config(WITH_GOAL),
-        keap_xmlrpc_sunset=PASSED,
-        admin_token=ADMIN_TOKEN,
-    ) as relay:
+    async with relay_after_the_sunset(database_url, fake_keap, WITH_GOAL) as relay:
         await login(relay.client)
         page = await relay.client.get("/admin/?status=dead", headers=HTML)
         assert 'name="replan" value="true" data-testid="replay-all-replan"' in page.text

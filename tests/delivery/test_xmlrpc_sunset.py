@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from app.cli import main
 from fake_keap.server import FakeKeapServer
 from tests.admin.conftest import ADMIN_TOKEN, BEARER
 from tests.conftest import make_config
-from tests.delivery.conftest import API_KEY, running_relay
+from tests.delivery.conftest import API_KEY, Relay, running_relay
 
 ROUTE = """
 sources:
@@ -51,6 +52,31 @@ def today() -> datetime:
 
 PASSED = (today() - timedelta(days=1)).date()  # the sunset is behind us
 AHEAD = (today() + timedelta(days=30)).date()  # the sunset is still to come
+
+
+async def dead_at_the_sunset(database_url: str, fake: FakeKeapServer) -> str:
+    """ORDER, delivered by a route whose action set met the retired XML-RPC API: its
+    email went out and the event is dead. Its id."""
+    fake.state.retire_xmlrpc(body_format="html")
+    async with running_relay(
+        database_url, fake, make_config(WITH_ACTION_SET), keap_xmlrpc_sunset=PASSED
+    ) as relay:
+        event_id = await relay.post(ORDER)
+        await relay.wait_for(event_id, "dead")
+    return event_id
+
+
+def relay_after_the_sunset(
+    database_url: str, fake: FakeKeapServer, config_yaml: str
+) -> AbstractAsyncContextManager[Relay]:
+    """A relay with this relay.yaml, past the sunset, with the admin API and dashboard."""
+    return running_relay(
+        database_url,
+        fake,
+        make_config(config_yaml),
+        keap_xmlrpc_sunset=PASSED,
+        admin_token=ADMIN_TOKEN,
+    )
 
 
 def relay_cli(
@@ -160,21 +186,10 @@ async def test_replan_through_the_admin_api_for_one_event(
     database_url: str, fake_keap: FakeKeapServer
 ) -> None:
     state = fake_keap.state
-    state.retire_xmlrpc(body_format="html")
-    async with running_relay(
-        database_url, fake_keap, make_config(WITH_ACTION_SET), keap_xmlrpc_sunset=PASSED
-    ) as relay:
-        event_id = await relay.post(ORDER)
-        await relay.wait_for(event_id, "dead")
+    event_id = await dead_at_the_sunset(database_url, fake_keap)
 
     # A relay.yaml in which no route takes the event: the replay says so and changes nothing.
-    async with running_relay(
-        database_url,
-        fake_keap,
-        make_config(NO_ROUTE_FOR_IT),
-        keap_xmlrpc_sunset=PASSED,
-        admin_token=ADMIN_TOKEN,
-    ) as relay:
+    async with relay_after_the_sunset(database_url, fake_keap, NO_ROUTE_FOR_IT) as relay:
         answer = await relay.client.post(
             f"/admin/events/{event_id}/replay", params={"replan": "true"}, headers=BEARER
         )
@@ -182,13 +197,7 @@ async def test_replan_through_the_admin_api_for_one_event(
         assert "does not deliver" in answer.json()["detail"]
         assert (await relay.event(event_id)).status == "dead"
 
-    async with running_relay(
-        database_url,
-        fake_keap,
-        make_config(WITH_GOAL),
-        keap_xmlrpc_sunset=PASSED,
-        admin_token=ADMIN_TOKEN,
-    ) as relay:
+    async with relay_after_the_sunset(database_url, fake_keap, WITH_GOAL) as relay:
         answer = await relay.client.post(
             f"/admin/events/{event_id}/replay", params={"replan": "true"}, headers=BEARER
         )
