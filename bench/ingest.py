@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench import databases, servers
+from bench import cpu, databases, servers
 from bench.wrk import WrkResult, run_wrk
 
 CONFIG = Path(__file__).resolve().parent / "bench.yaml"
@@ -51,6 +51,7 @@ class Target:
     count_events: Callable[[], int] | None  # None: the baseline stores nothing
     event_ids: Callable[[], set[str]] | None = None  # the ids stored
     durability: Callable[[], dict[str, str]] | None = None  # the database's settings
+    pid: int | None = None  # the process whose CPU each round records
 
 
 def run_ingest(
@@ -127,6 +128,7 @@ def _start_targets(
             lambda: databases.count_sqlite_events(db),
             lambda: databases.sqlite_event_ids(db),
             lambda: databases.sqlite_file_durability(db),
+            relay.popen.pid,
         )
     )
     reason = (
@@ -147,6 +149,7 @@ def _start_targets(
                 lambda: databases.count_postgres_events(schema_url),
                 lambda: databases.postgres_event_ids(schema_url),
                 lambda: databases.postgres_durability(schema_url),
+                relay_pg.popen.pid,
             )
         )
     else:
@@ -154,7 +157,7 @@ def _start_targets(
         log(f"skipping relay-postgres: {reason}")
     bare = servers.start_bare(servers.free_port(), workdir / "bare.log")
     stack.callback(bare.stop)
-    targets.append(Target("bare", _url(bare), None))
+    targets.append(Target("bare", _url(bare), None, pid=bare.popen.pid))
     return targets
 
 
@@ -186,6 +189,9 @@ def _measure(plan: IngestPlan, wrk: str, target: Target, workdir: Path) -> dict[
     before = target.count_events() if target.count_events else None
     # Every target's wrk reads the 202s' bodies for their ids: the same work for each.
     ids_file = workdir / f"ids-{target.name}.txt"
+    measure_cpu = target.pid is not None and cpu.available()
+    on_postgres = target.name == "relay-postgres"
+    cpu_before = cpu.sample(target.pid, postgres=on_postgres) if measure_cpu else None
     result = run_wrk(
         wrk,
         target.url,
@@ -195,6 +201,9 @@ def _measure(plan: IngestPlan, wrk: str, target: Target, workdir: Path) -> dict[
         ids_file=ids_file,
     )
     record: dict[str, Any] = {"target": target.name, **result.as_json()}
+    if cpu_before is not None and target.pid is not None:
+        after = cpu.sample(target.pid, postgres=on_postgres)
+        record.update(cpu.per_webhook(cpu_before, after, result.accepted))
     if target.count_events is not None and before is not None:
         stored = _settled_count(target.count_events) - before
         record.update(_durability(result, stored, plan.connections))
@@ -256,6 +265,7 @@ def _summarise(name: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "non_2xx_3xx_total": sum(r["non_2xx_3xx"] for r in mine),
         "socket_errors_total": sum(r["socket_errors"] for r in mine),
         "rounds": len(mine),
+        **cpu.medians(mine),
     }
     if mine and "durable" in mine[0]:
         summary["stored_total"] = sum(r["stored"] for r in mine)

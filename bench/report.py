@@ -83,7 +83,7 @@ def _ingest_section(ingest: dict[str, Any]) -> list[str]:
             f"{t['p99_ms']:.1f} | {t['non_2xx_3xx_total']} | {t['socket_errors_total']} "
             f"| {stored} |"
         )
-    lines.append("")
+    lines += ["", *_cpu_lines(ingest["targets"])]
     paired = ingest.get("paired_ratios", {})
     for name, ratio in ingest["ratios"].items():
         line = f"- {name.replace('_over_', ' / ')}: **{ratio:.2f}** (ratio of the medians)"
@@ -112,6 +112,30 @@ def _ingest_section(ingest: dict[str, Any]) -> list[str]:
             "lowers the ratios)"
         )
     lines += [f"- note: {note}" for note in ingest.get("notes", [])]
+    return [*lines, ""]
+
+
+def _cpu_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
+    """Where each target's CPU went, per accepted webhook (bench/cpu.py): the relay's
+    event loop against the bare one, and the work beside it on the same cores."""
+    if not any("cpu_event_loop_us" in t for t in targets.values()):
+        return []
+    lines = [
+        "CPU per accepted webhook, µs (medians over rounds; from /proc):",
+        "",
+        "| target | event loop | other threads | PostgreSQL | wrk | machine busy |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, t in targets.items():
+
+        def cell(key: str, t: dict[str, Any] = t) -> str:
+            return f"{t[key]:.0f}" if key in t else "n/a"
+
+        busy = f"{t['machine_busy_percent']:.0f}%" if "machine_busy_percent" in t else "n/a"
+        lines.append(
+            f"| {name} | {cell('cpu_event_loop_us')} | {cell('cpu_other_threads_us')} | "
+            f"{cell('cpu_postgres_us')} | {cell('cpu_wrk_us')} | {busy} |"
+        )
     return [*lines, ""]
 
 
