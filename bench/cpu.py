@@ -26,6 +26,7 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 class CpuSample:
     """Cumulative CPU seconds at one moment."""
 
+    pid: int  # the target process
     process: float  # the whole target process, every thread (ended ones too)
     main_thread: float  # its main thread: the event loop
     postgres: float | None  # every PostgreSQL server process, when asked for
@@ -42,6 +43,7 @@ def sample(pid: int, *, postgres: bool = False) -> CpuSample:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy, total = _machine()
     return CpuSample(
+        pid=pid,
         process=_stat_seconds(PROC / str(pid) / "stat"),
         main_thread=_stat_seconds(PROC / str(pid) / "task" / str(pid) / "stat"),
         postgres=_postgres_seconds() if postgres else None,
@@ -49,6 +51,13 @@ def sample(pid: int, *, postgres: bool = False) -> CpuSample:
         machine_busy=busy,
         machine_total=total,
     )
+
+
+def since(before: CpuSample, accepted: int) -> dict[str, float]:
+    """``per_webhook`` from ``before`` to now, for the same process (and PostgreSQL if
+    ``before`` counted it)."""
+    after = sample(before.pid, postgres=before.postgres is not None)
+    return per_webhook(before, after, accepted)
 
 
 def per_webhook(before: CpuSample, after: CpuSample, accepted: int) -> dict[str, float]:
@@ -78,11 +87,7 @@ def per_webhook(before: CpuSample, after: CpuSample, accepted: int) -> dict[str,
 def medians(rounds: list[dict[str, Any]]) -> dict[str, float]:
     """The median of each CPU figure over the rounds that have it."""
     keys = sorted({k for r in rounds for k in r if k.startswith(("cpu_", "machine_busy"))})
-    return {
-        key: round(statistics.median(r[key] for r in rounds if key in r), 1)
-        for key in keys
-        if any(key in r for r in rounds)
-    }
+    return {key: round(statistics.median(r[key] for r in rounds if key in r), 1) for key in keys}
 
 
 def _stat_seconds(path: Path) -> float:

@@ -189,9 +189,11 @@ def _measure(plan: IngestPlan, wrk: str, target: Target, workdir: Path) -> dict[
     before = target.count_events() if target.count_events else None
     # Every target's wrk reads the 202s' bodies for their ids: the same work for each.
     ids_file = workdir / f"ids-{target.name}.txt"
-    measure_cpu = target.pid is not None and cpu.available()
-    on_postgres = target.name == "relay-postgres"
-    cpu_before = cpu.sample(target.pid, postgres=on_postgres) if measure_cpu else None
+    cpu_before = (
+        cpu.sample(target.pid, postgres=target.name == "relay-postgres")
+        if target.pid is not None and cpu.available()
+        else None
+    )
     result = run_wrk(
         wrk,
         target.url,
@@ -201,9 +203,8 @@ def _measure(plan: IngestPlan, wrk: str, target: Target, workdir: Path) -> dict[
         ids_file=ids_file,
     )
     record: dict[str, Any] = {"target": target.name, **result.as_json()}
-    if cpu_before is not None and target.pid is not None:
-        after = cpu.sample(target.pid, postgres=on_postgres)
-        record.update(cpu.per_webhook(cpu_before, after, result.accepted))
+    if cpu_before is not None:
+        record.update(cpu.since(cpu_before, result.accepted))
     if target.count_events is not None and before is not None:
         stored = _settled_count(target.count_events) - before
         record.update(_durability(result, stored, plan.connections))
