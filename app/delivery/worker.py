@@ -209,6 +209,10 @@ class Worker:
                 if events is None:
                     continue  # the database fails: _claim waited before the next try
                 for event in events:
+                    if event.id in self._inflight:
+                        # Our lease lapsed (renewals failed) and we claimed it again: its
+                        # delivery goes on; a second one would pass the same claim's fences.
+                        continue
                     task = asyncio.get_running_loop().create_task(self._deliver_guarded(event))
                     self._inflight[event.id] = task
                     task.add_done_callback(functools.partial(self._finished, event.id))
