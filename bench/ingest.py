@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench import cpu, databases, servers
+from bench import capacity, cpu, databases, servers
 from bench.wrk import WrkResult, run_wrk
 
 CONFIG = Path(__file__).resolve().parent / "bench.yaml"
@@ -59,6 +59,8 @@ def run_ingest(
 ) -> dict[str, Any]:
     notes: list[str] = []
     load_before = _load_average()
+    log("measuring what the cores give at once (bench/capacity.py)")
+    cores = capacity.measure()
     with ExitStack() as stack:
         targets = _start_targets(postgres_url, workdir, stack, notes, log)
         durability = {t.name: _durability_settings(t) for t in targets if t.durability}
@@ -95,6 +97,7 @@ def run_ingest(
         # Other processes' work on the same cores slows the relay's database round trips
         # more than the bare endpoint: a loaded machine lowers the ratios.
         "load_average": {"before": load_before, "after": _load_average()},
+        "capacity": cores,
         "ratios": _ratios(summary),
         "paired_ratios": _paired_ratios(rounds),
         "target": {

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import capacity
+
 JSON_NAME = "results.json"
 MARKDOWN_NAME = "results.md"
 PLOT_NAME = "delivery.png"
@@ -111,6 +113,8 @@ def _ingest_section(ingest: dict[str, Any]) -> list[str]:
             f"{load['after']} on {ingest['machine']['cores']} cores (other work on them "
             "lowers the ratios)"
         )
+    if cores := ingest.get("capacity"):
+        lines.append(capacity.describe(cores))
     lines += [f"- note: {note}" for note in ingest.get("notes", [])]
     return [*lines, ""]
 

@@ -1,0 +1,47 @@
+"""The CPU-capacity probe of the ingest benchmark (bench/capacity.py): copies that must
+take turns on one core are seen as one core's work, the arithmetic says what the report
+says, and results.md carries the line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import capacity
+from bench.report import _ingest_section
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "results.json"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_copies_that_share_one_core_give_one_cores_work() -> None:
+    cpu = min(os.sched_getaffinity(0))
+    measured = capacity.measure(copies=2, loops=1_500_000, repeats=3, cpus={cpu})
+    # Two copies on one core take turns: each takes about twice as long as alone.
+    assert 0.7 < measured["effective_cores"] < 1.35, measured
+    assert measured["together_seconds"] > 1.4 * measured["alone_seconds"], measured
+
+
+def test_the_figures_are_medians_and_the_line_says_them() -> None:
+    figures = capacity.summarise(alone=[1.0, 1.2, 0.9], together=[1.5, 1.6, 1.4], copies=2)
+    assert figures == {
+        "copies": 2,
+        "alone_seconds": 1.0,
+        "together_seconds": 1.5,
+        "effective_cores": 1.33,
+    }
+    line = capacity.describe(figures)
+    assert "1.00 s alone and 1.50 s with 2 copies at once (1.50 times as long)" in line
+    assert "the 2 cores give **1.33** cores' work" in line
+
+
+def test_results_md_gives_the_capacity_when_the_run_measured_it() -> None:
+    ingest = json.loads(RESULTS.read_text())["ingest"]
+    ingest.pop("capacity", None)  # a run from before the probe: no line, no error
+    assert not any("CPU capacity" in line for line in _ingest_section(ingest))
+    ingest["capacity"] = capacity.summarise([0.4], [0.6], copies=2)
+    lines = _ingest_section(ingest)
+    assert capacity.describe(ingest["capacity"]) in lines
