@@ -36,6 +36,10 @@ class Database(Protocol):
     async def write(self, fn: Callable[[Conn], T]) -> T:
         """Run ``fn`` in a write transaction; its result once committed, on disk."""
 
+    async def write_now(self, fn: Callable[[Conn], T]) -> T:
+        """``write``, for what a Keap call waits on between its rate-limit slot and its
+        sending (the reservation, the "sending" mark): not queued behind other work."""
+
     async def read(self, fn: Callable[[Conn], T]) -> T:
         """Run ``fn`` on a connection that sees committed data."""
 

@@ -317,6 +317,11 @@ class SQLiteDatabase:
         self._jobs.put((fn, future, loop))
         return await future
 
+    async def write_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``write``: the writer commits every queued job together, so nothing waits
+        behind another's transaction for more than one batch."""
+        return await self.write(fn)
+
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
             conn = getattr(self._local, "conn", None)

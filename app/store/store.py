@@ -84,7 +84,7 @@ class SQLStore:
         )
 
     async def mark_step_sending(self, event_id: str, idx: int, worker_id: str) -> bool:
-        return await self.db.write(
+        return await self.db.write_now(
             lambda c: claims.mark_step_sending(c, self._d, event_id, idx, worker_id)
         )
 
@@ -128,7 +128,7 @@ class SQLStore:
 
     # limiter -----------------------------------------------------------------------
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
-        return await self.db.write(lambda c: limiter.reserve_call(c, self._d, now, ceilings))
+        return await self.db.write_now(lambda c: limiter.reserve_call(c, self._d, now, ceilings))
 
     async def calls_since(self, moments: list[float]) -> list[int]:
         return await self.db.read(lambda c: limiter.calls_since(c, self._d, moments))
