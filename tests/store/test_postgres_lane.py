@@ -11,7 +11,7 @@ import psycopg
 
 from app.delivery.gate import ceilings_for
 from app.settings import OAUTH_CEILINGS
-from tests.store.test_postgres_ingest import PostgresStore, named
+from tests.store.test_postgres_ingest import PostgresStore, named, wait_for_lock_waits
 
 HELD = 727_301  # an advisory lock key of this test's own
 
@@ -43,8 +43,7 @@ async def test_a_reservation_and_a_mark_do_not_wait_for_a_busy_pool(
                 )
                 for _ in range(4)
             ]
-            await asyncio.sleep(0.2)
-            assert not any(task.done() for task in busy)
+            await wait_for_lock_waits(postgres_schema_url, name, 2)  # the pool's 2, held
             ceilings = ceilings_for(*OAUTH_CEILINGS)
             wait = await asyncio.wait_for(store.reserve_call(time.time(), ceilings), 10)
             assert wait == 0.0
