@@ -52,6 +52,7 @@ class Target:
     event_ids: Callable[[], set[str]] | None = None  # the ids stored
     durability: Callable[[], dict[str, str]] | None = None  # the database's settings
     pid: int | None = None  # the process whose CPU each round records
+    postgres: bool = False  # its rounds also record PostgreSQL's server processes' CPU
 
 
 def run_ingest(
@@ -153,6 +154,7 @@ def _start_targets(
                 lambda: databases.postgres_event_ids(schema_url),
                 lambda: databases.postgres_durability(schema_url),
                 relay_pg.popen.pid,
+                postgres=True,
             )
         )
     else:
@@ -193,7 +195,7 @@ def _measure(plan: IngestPlan, wrk: str, target: Target, workdir: Path) -> dict[
     # Every target's wrk reads the 202s' bodies for their ids: the same work for each.
     ids_file = workdir / f"ids-{target.name}.txt"
     cpu_before = (
-        cpu.sample(target.pid, postgres=target.name == "relay-postgres")
+        cpu.sample(target.pid, postgres=target.postgres)
         if target.pid is not None and cpu.available()
         else None
     )

@@ -186,7 +186,7 @@ class PostgresDatabase:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def _transact(self, fn: Callable[[Conn], T], *, pool_timeout: float | None = None) -> T:
-        return await self._in_thread(lambda: self._run_transaction(fn, pool_timeout))
+        return await self._in_thread(lambda: self._run_transaction(fn, self._pool, pool_timeout))
 
     async def write(self, fn: Callable[[Conn], T]) -> T:
         return await self._transact(fn)
@@ -208,7 +208,7 @@ class PostgresDatabase:
                 self._lane_pool = self._open_pool("relay-lane", 1)
             except psycopg.Error as exc:
                 raise self._unavailable(exc) from exc
-        return self._run_transaction(fn, None, self._lane_pool)
+        return self._run_transaction(fn, self._lane_pool)
 
     async def read(self, fn: Callable[[Conn], T]) -> T:
         return await self._transact(fn)  # one transaction: a consistent snapshot
@@ -216,10 +216,11 @@ class PostgresDatabase:
     def _run_transaction(
         self,
         fn: Callable[[Conn], T],
-        pool_timeout: float | None,
-        pool: ConnectionPool[Conn] | None = None,
+        pool: ConnectionPool[Conn] | None,
+        pool_timeout: float | None = None,
     ) -> T:
-        pool = pool or self._pool
+        """Run ``fn`` in one transaction on a connection of ``pool`` (the main pool or the
+        lane's), again if PostgreSQL rolled it back for a retryable cause."""
         if pool is None:
             raise StoreUnavailable("the PostgreSQL store is not open")
         for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
@@ -260,7 +261,7 @@ class PostgresDatabase:
 
     def _store_each_blocking(self, requests: list[list[NewEvent]]) -> list[Outcome]:
         try:
-            return self._run_transaction(lambda c: self._insert_each(c, requests), None)
+            return self._run_transaction(lambda c: self._insert_each(c, requests), self._pool)
         except Exception as exc:
             return [(None, self._storing_failed(exc))] * len(requests)
 
