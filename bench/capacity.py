@@ -9,60 +9,77 @@ and the ratios fall with the same code. Stop 24's Intel host and stop 25's AMD h
 gave about 1.3 cores' work from 2; the figures in docs/performance.md say which ratios
 each host gave.
 
-Each copy runs in its own Python process (no GIL between them), waits for a shared start
-time and reports the wall time of its own loop: the guest's CPU clock cannot tell a
-shared physical core from a free one, wall time for a fixed amount of work can.
+Each copy runs in its own Python process (no GIL between them). Every copy starts its
+interpreter, says it is ready, and begins its loop when all are ready; the figure for
+"at once" is the wall time from the first loop's start to the last one's end: the guest's
+CPU clock cannot tell a shared physical core from a free one, wall time for a fixed
+amount of work can. (A copy that started late under load used to look like a free core:
+measured alone, each copy's own time shrinks when the copies barely overlap.)
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
-import time
 from typing import Any
 
 # A loop of plain bytecode: no allocation, no system calls, the same work every time.
 _JOB = """
 import os, sys, time
-cpus = sys.argv[3]
+cpus = sys.argv[2]
 if cpus:
     os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
-start_at, loops = float(sys.argv[1]), int(sys.argv[2])
-while time.time() < start_at:
-    time.sleep(0.005)
-began = time.perf_counter()
+loops = int(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()  # go
+began = time.time()
 x = 0
 for i in range(loops):
     x += i
-print(time.perf_counter() - began)
+print(began, time.time())
 """
 
 LOOPS = 4_000_000  # about 0.3 s alone on the 2-core hosts of stops 24 and 25
 REPEATS = 3
 
 
-def run_jobs(copies: int, loops: int = LOOPS, cpus: set[int] | None = None) -> list[float]:
-    """Start ``copies`` jobs at one moment; the wall seconds each took for its loop.
-    ``cpus`` pins every copy to those CPUs (the tests use it to share one core)."""
+def run_jobs(copies: int, loops: int = LOOPS, cpus: set[int] | None = None) -> float:
+    """Run ``copies`` jobs at one moment: the wall seconds from the first loop's start to
+    the last one's end. ``cpus`` pins every copy to those CPUs (the tests use it to share
+    one core)."""
     pinned = ",".join(str(c) for c in sorted(cpus)) if cpus else ""
-    start_at = time.time() + 0.2 + 0.05 * copies  # once every interpreter is up
     jobs = [
         subprocess.Popen(
-            [sys.executable, "-c", _JOB, repr(start_at), str(loops), pinned],
+            [sys.executable, "-c", _JOB, str(loops), pinned],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(copies)
     ]
-    seconds = []
-    for job in jobs:
-        out, _ = job.communicate(timeout=120)
-        if job.returncode != 0:
-            raise RuntimeError(f"the capacity job failed (exit {job.returncode})")
-        seconds.append(float(out))
-    return seconds
+    try:
+        for job in jobs:  # every interpreter is up before any loop starts
+            assert job.stdout is not None
+            if job.stdout.readline().strip() != "ready":
+                raise RuntimeError("the capacity job did not start")
+        for job in jobs:
+            assert job.stdin is not None
+            job.stdin.write("go\n")
+            job.stdin.flush()
+        spans = []
+        for job in jobs:
+            out, _ = job.communicate(timeout=120)
+            if job.returncode != 0:
+                raise RuntimeError(f"the capacity job failed (exit {job.returncode})")
+            began, ended = (float(x) for x in out.split())
+            spans.append((began, ended))
+    finally:
+        for job in jobs:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def measure(
@@ -72,13 +89,14 @@ def measure(
     cpus: set[int] | None = None,
 ) -> dict[str, Any]:
     """The job alone and ``copies`` (default: one per core) at once, alternating,
-    ``repeats`` times; medians."""
+    ``repeats`` times; the fastest of each (a fixed amount of work: anything else that
+    ran meanwhile only slowed it)."""
     copies = copies or os.cpu_count() or 1
     alone: list[float] = []
     together: list[float] = []
     for _ in range(repeats):
-        alone += run_jobs(1, loops, cpus)
-        together.append(statistics.median(run_jobs(copies, loops, cpus)))
+        alone.append(run_jobs(1, loops, cpus))
+        together.append(run_jobs(copies, loops, cpus))
     return summarise(alone, together, copies)
 
 
@@ -86,8 +104,8 @@ def summarise(alone: list[float], together: list[float], copies: int) -> dict[st
     """``effective_cores``: how many copies' worth of the job the machine did per unit
     of time with ``copies`` running, against one running alone (``copies`` when each
     runs as fast as alone; 1.0 when they only take turns)."""
-    alone_s = statistics.median(alone)
-    together_s = statistics.median(together)
+    alone_s = min(alone)
+    together_s = min(together)
     return {
         "copies": copies,
         "alone_seconds": round(alone_s, 4),
