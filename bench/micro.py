@@ -13,6 +13,7 @@ import logging
 import logging.handlers
 import os
 import queue
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -21,12 +22,18 @@ from typing import Any
 
 import orjson
 
+from app.domain.quota import UTC_DAY_WINDOW, utc_day_start
 from app.observability import logging as relay_logging
+from app.store.dialect import SQLITE
 from app.store.ids import new_event_id
+from app.store.migrations import migrate_sqlite
+from app.store.queries import limiter
 
 RUNS = 5
 LOG_LINES = 20_000
 IDS = 20_000
+RESERVATIONS = 200
+CALLS_TODAY = 140_000  # near an OAuth app's 150 000 a day
 FIELDS = {
     "source": "shop",
     "event_id": "evt_06H20NVXV26BZJVNWR24QPHG4G",
@@ -154,6 +161,41 @@ def _json_variants() -> dict[str, Callable[[], None]]:
     return {"orjson.dumps": with_orjson, "json.dumps": with_json}
 
 
+def _day_ceiling_variants(conn: sqlite3.Connection) -> dict[str, Callable[[], None]]:
+    """A reservation late in a busy day, on SQLite: the limiter as it is (a counter a
+    day, ``rate_days``) against the query it replaced (walk the day's calls)."""
+    now = time.time()
+    day = utc_day_start(now)
+    conn.executemany(
+        "INSERT INTO rate_calls (at) VALUES (?)",
+        ((day + i * (now - 120 - day) / CALLS_TODAY,) for i in range(1, CALLS_TODAY + 1)),
+    )
+    ceilings = [(25, 1.04), (1500, 60.5), (150_000, UTC_DAY_WINDOW)]
+
+    def counter() -> None:
+        for i in range(RESERVATIONS):
+            conn.execute("BEGIN IMMEDIATE")
+            limiter.reserve_call(conn, SQLITE, now + i / 1000, ceilings)
+            conn.execute("ROLLBACK")
+
+    def walk() -> None:
+        for _ in range(RESERVATIONS):
+            conn.execute(
+                "SELECT at FROM rate_calls WHERE at > ? ORDER BY at DESC LIMIT 1 OFFSET ?",
+                (day, 150_000 - 1),
+            ).fetchone()
+
+    # The day's counter, counted once from rate_calls (as on the first reservation after
+    # an upgrade) and kept; each measured reservation is then rolled back.
+    conn.execute("BEGIN IMMEDIATE")
+    limiter.reserve_call(conn, SQLITE, now, ceilings)
+    conn.execute("COMMIT")
+    return {
+        "rate_days counter (a whole reservation)": counter,
+        "walk the day's calls (that check alone)": walk,
+    }
+
+
 def main() -> None:
     print(f"# µs of CPU per item (all threads), median of {RUNS} runs")
     print("\n## event id (app/store/ids.py)")
@@ -173,6 +215,19 @@ def main() -> None:
     print("\n## an order's payload as JSON text (app/store/queries.py)")
     for name, work in _json_variants().items():
         print(f"{name:40s} {per_item(work, IDS):6.2f}")
+    print(
+        f"\n## a reservation with {CALLS_TODAY} calls made today "
+        "(app/store/queries/limiter.py), SQLite"
+    )
+    with tempfile.TemporaryDirectory() as where:
+        conn = sqlite3.connect(f"{where}/micro.db", isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            migrate_sqlite(conn)
+            for name, work in _day_ceiling_variants(conn).items():
+                print(f"{name:40s} {per_item(work, RESERVATIONS):6.2f}")
+        finally:
+            conn.close()
 
 
 if __name__ == "__main__":

@@ -236,6 +236,22 @@ MIGRATIONS += [
             for dialect, real in (("sqlite", "REAL"), ("postgres", "DOUBLE PRECISION"))
         },
     ),
+    (
+        7,
+        "rate_days: calls reserved per UTC day, so the day ceiling's check does not walk "
+        "every call of the day",
+        {
+            # Filled by the limiter on the first reservation of each day (counted once
+            # from rate_calls), so a database migrated mid-day keeps the day's count.
+            dialect: [
+                f"""CREATE TABLE rate_days (
+                    day {real} PRIMARY KEY,
+                    calls BIGINT NOT NULL
+                )"""
+            ]
+            for dialect, real in (("sqlite", "REAL"), ("postgres", "DOUBLE PRECISION"))
+        },
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

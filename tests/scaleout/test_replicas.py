@@ -49,6 +49,7 @@ TABLES = {
     "attempts",
     "oauth_tokens",
     "rate_calls",
+    "rate_days",
     "limiter_state",
     "contact_reuse",
     "admin_sessions",
