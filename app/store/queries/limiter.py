@@ -22,9 +22,10 @@ def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, f
     row = conn.execute("SELECT not_before FROM limiter_state WHERE id = 1").fetchone()
     wait = max(0.0, float(row["not_before"]) - now)
     day = utc_day_start(now)
+    calls_today = _calls_on(conn, d, day)  # read once; counted from rate_calls if new
     for limit, window in ceilings:
         if window == UTC_DAY_WINDOW:
-            if _calls_on(conn, d, day) >= limit:  # spent: nothing until the quota resets
+            if calls_today >= limit:  # spent: nothing until the quota resets
                 wait = max(wait, day + UTC_DAY_WINDOW + QUOTA_RESET_MARGIN - now)
             continue
         oldest = conn.execute(
@@ -35,7 +36,6 @@ def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, f
             wait = max(wait, float(oldest["at"]) + window - now)
     if wait > 0:
         return wait
-    _calls_on(conn, d, day)  # the day's counter exists (counted from rate_calls if new)
     conn.execute(d.sql("INSERT INTO rate_calls (at) VALUES (?)"), (now,))
     conn.execute(d.sql("UPDATE rate_days SET calls = calls + 1 WHERE day = ?"), (day,))
     longest = max((window for _, window in ceilings), default=0.0)
