@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from app.domain.quota import QUOTA_RESET_MARGIN, UTC_DAY_WINDOW, utc_day_start
 from app.store.database import Conn
-from app.store.dialect import Dialect
+from app.store.dialect import Dialect, sql
 
 
 def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, float]]) -> float:
@@ -16,24 +18,32 @@ def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, f
     calls since 00:00 UTC (``rate_days``, one counter a day, so the check costs the same
     at the day's last call as at its first) and, once full, opens at the next 00:00 UTC
     (Keap's reset).
+
+    Everything the check needs is read in one statement, and the reservation is written
+    in two: each statement is a round trip, and the thread running it must win the GIL
+    back from a busy worker's event loop after each (docs/performance.md, "Register").
     """
     if d.limiter_lock is not None:
         conn.execute(d.limiter_lock)  # one limiter for all replicas
-    row = conn.execute("SELECT not_before FROM limiter_state WHERE id = 1").fetchone()
-    wait = max(0.0, float(row["not_before"]) - now)
     day = utc_day_start(now)
-    calls_today = _calls_on(conn, d, day)  # read once; counted from rate_calls if new
-    for limit, window in ceilings:
-        if window == UTC_DAY_WINDOW:
-            if calls_today >= limit:  # spent: nothing until the quota resets
-                wait = max(wait, day + UTC_DAY_WINDOW + QUOTA_RESET_MARGIN - now)
-            continue
-        oldest = conn.execute(
-            d.sql("SELECT at FROM rate_calls WHERE at > ? ORDER BY at DESC LIMIT 1 OFFSET ?"),
-            (now - window, limit - 1),
-        ).fetchone()
+    sliding = [(limit, window) for limit, window in ceilings if window != UTC_DAY_WINDOW]
+    params: list[float | int] = [day]
+    for limit, window in sliding:
+        params += [now - window, limit - 1]
+    row = conn.execute(_state_sql(len(sliding), d.placeholder), params).fetchone()
+    wait = max(0.0, float(row["not_before"]) - now)
+    for i, (_, window) in enumerate(sliding):
+        oldest = row[f"oldest{i}"]
         if oldest is not None:
-            wait = max(wait, float(oldest["at"]) + window - now)
+            wait = max(wait, float(oldest) + window - now)
+    if row["calls_today"] is None:  # the day's first call, or the first since rate_days
+        calls_today = _count_day(conn, d, day)
+    else:
+        calls_today = int(row["calls_today"])
+    for limit, window in ceilings:
+        if window == UTC_DAY_WINDOW and calls_today >= limit:
+            # spent: nothing until the quota resets
+            wait = max(wait, day + UTC_DAY_WINDOW + QUOTA_RESET_MARGIN - now)
     if wait > 0:
         return wait
     conn.execute(d.sql("INSERT INTO rate_calls (at) VALUES (?)"), (now,))
@@ -45,13 +55,24 @@ def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, f
     return 0.0
 
 
-def _calls_on(conn: Conn, d: Dialect, day: float) -> int:
-    """The calls reserved since ``day`` (00:00 UTC) began, from its counter. A day without
-    one (the first call of the day, or the first since this table was added) is counted
-    once from ``rate_calls``."""
-    row = conn.execute(d.sql("SELECT calls FROM rate_days WHERE day = ?"), (day,)).fetchone()
-    if row is not None:
-        return int(row["calls"])
+@lru_cache(maxsize=8)
+def _state_sql(windows: int, placeholder: str) -> str:
+    """The limiter's pause, today's counter (NULL if the day has none yet) and, for each
+    of ``windows`` sliding windows, the time of the call that would have to leave it."""
+    oldest = "".join(
+        f", (SELECT at FROM rate_calls WHERE at > ? ORDER BY at DESC LIMIT 1 OFFSET ?) AS oldest{i}"
+        for i in range(windows)
+    )
+    return sql(
+        "SELECT not_before, (SELECT calls FROM rate_days WHERE day = ?) AS calls_today"
+        f"{oldest} FROM limiter_state WHERE id = 1",
+        placeholder,
+    )
+
+
+def _count_day(conn: Conn, d: Dialect, day: float) -> int:
+    """Start ``day``'s counter (00:00 UTC) from the calls ``rate_calls`` holds for it: once
+    a day, at its first call (or the first since this table was added)."""
     counted = conn.execute(
         d.sql("SELECT COUNT(*) AS n FROM rate_calls WHERE at > ? AND at < ?"),
         (day, day + UTC_DAY_WINDOW),
