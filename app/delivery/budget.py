@@ -39,8 +39,7 @@ class QuotaBudget:
 async def read_budget(store: Store, ceilings: tuple[int, int, int], now: float) -> QuotaBudget:
     """``ceilings``: (per second, per minute, per day), as Settings.rate_ceilings."""
     day_started = utc_day_start(now)
-    moments = [now - seconds for _, seconds in WINDOWS[:-1]] + [day_started]
-    used = await store.calls_since(moments)
+    used = await store.quota_use([now - seconds for _, seconds in WINDOWS[:-1]], day_started)
     windows = [
         WindowUse(name, count, ceiling)
         for (name, _), count, ceiling in zip(WINDOWS, used, ceilings, strict=True)

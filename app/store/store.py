@@ -130,8 +130,8 @@ class SQLStore:
     async def reserve_call(self, now: float, ceilings: list[tuple[int, float]]) -> float:
         return await self.db.write_now(lambda c: limiter.reserve_call(c, self._d, now, ceilings))
 
-    async def calls_since(self, moments: list[float]) -> list[int]:
-        return await self.db.read(lambda c: limiter.calls_since(c, self._d, moments))
+    async def quota_use(self, moments: list[float], day: float) -> list[int]:
+        return await self.db.read(lambda c: limiter.quota_use(c, self._d, moments, day))
 
     async def set_not_before(self, until: float) -> None:
         await self.db.write(lambda c: limiter.set_not_before(c, self._d, until))

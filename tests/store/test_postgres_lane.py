@@ -10,6 +10,7 @@ import time
 import psycopg
 
 from app.delivery.gate import ceilings_for
+from app.domain.quota import utc_day_start
 from app.settings import OAUTH_CEILINGS
 from tests.store.test_postgres_ingest import PostgresStore, named, wait_for_lock_waits
 
@@ -45,7 +46,8 @@ async def test_a_reservation_and_a_mark_do_not_wait_for_a_busy_pool(
             ]
             await wait_for_lock_waits(postgres_schema_url, name, 2)  # the pool's 2, held
             ceilings = ceilings_for(*OAUTH_CEILINGS)
-            wait = await asyncio.wait_for(store.reserve_call(time.time(), ceilings), 10)
+            now = time.time()
+            wait = await asyncio.wait_for(store.reserve_call(now, ceilings), 10)
             assert wait == 0.0
             # An event nobody claimed: the mark is refused, but it was asked and answered.
             marked = await asyncio.wait_for(store.mark_step_sending("evt_none", 0, "w1"), 10)
@@ -54,7 +56,7 @@ async def test_a_reservation_and_a_mark_do_not_wait_for_a_busy_pool(
             blocker.execute("SELECT pg_advisory_unlock(%s)", (HELD,))
             await asyncio.wait_for(asyncio.gather(*busy), 10)
         assert connections(postgres_schema_url, name) == 3  # the pool's 2 and the lane's 1
-        assert await store.calls_since([time.time() - 60]) == [1]
+        assert await store.quota_use([now - 60], utc_day_start(now)) == [1, 1]
     finally:
         await store.close()
     assert connections(postgres_schema_url, name) == 0

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.delivery.budget import read_budget
 from app.domain.quota import QUOTA_RESET_MARGIN, UTC_DAY_WINDOW, utc_day_start
 from app.store.base import Store
 from app.store.dialect import POSTGRES, SQLITE
@@ -70,3 +71,16 @@ async def test_the_counters_of_past_days_are_pruned(store: Store) -> None:
     assert await store.reserve_call(later, minute) == 0.0
 
     assert await execute(store, "SELECT day, calls FROM rate_days") == [(utc_day_start(later), 1)]
+
+
+async def test_the_budget_counts_the_day_as_the_gate_does(store: Store) -> None:
+    """The dashboard, /metrics and the quota alerts read the day from the gate's counter:
+    the same figure the gate enforces, and one row to read late in a busy day."""
+    await calls_made(store, DAY + 1, DAY + 2)
+    # No reservation yet today: the day is counted from the calls themselves.
+    assert (await read_budget(store, (5, 240, 3), DAY + 50)).day.used == 2
+
+    assert await store.reserve_call(DAY + 100, [(3, UTC_DAY_WINDOW)]) == 0.0  # the 3rd
+    await calls_made(store, DAY + 260)  # unseen by the counter
+    budget = await read_budget(store, (5, 240, 3), DAY + 300)
+    assert [w.used for w in budget.windows] == [0, 1, 3]  # the rows would say 4 today

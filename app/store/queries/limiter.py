@@ -82,9 +82,11 @@ def _count_day(conn: Conn, d: Dialect, day: float) -> int:
     return calls
 
 
-def calls_since(conn: Conn, d: Dialect, moments: list[float]) -> list[int]:
-    """How many calls were let through since each of ``moments`` (the quota budget)."""
-    return [
+def quota_use(conn: Conn, d: Dialect, moments: list[float], day: float) -> list[int]:
+    """The quota budget: the calls let through since each of ``moments``, then those of
+    the UTC ``day`` (00:00) as the gate counts them, from its counter (one row, however
+    busy the day; counted from ``rate_calls`` only before the day's first reservation)."""
+    used = [
         int(
             conn.execute(
                 d.sql("SELECT COUNT(*) AS n FROM rate_calls WHERE at > ?"), (moment,)
@@ -92,6 +94,14 @@ def calls_since(conn: Conn, d: Dialect, moments: list[float]) -> list[int]:
         )
         for moment in moments
     ]
+    counter = conn.execute(d.sql("SELECT calls FROM rate_days WHERE day = ?"), (day,)).fetchone()
+    if counter is None:
+        counted = conn.execute(
+            d.sql("SELECT COUNT(*) AS n FROM rate_calls WHERE at > ? AND at < ?"),
+            (day, day + UTC_DAY_WINDOW),
+        ).fetchone()
+        return [*used, int(counted["n"])]
+    return [*used, int(counter["calls"])]
 
 
 def set_not_before(conn: Conn, d: Dialect, until: float) -> None:
