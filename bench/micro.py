@@ -185,11 +185,8 @@ def _day_ceiling_variants(conn: sqlite3.Connection) -> dict[str, Callable[[], No
                 (day, 150_000 - 1),
             ).fetchone()
 
-    # The day's counter, counted once from rate_calls (as on the first reservation after
-    # an upgrade) and kept; each measured reservation is then rolled back.
-    conn.execute("BEGIN IMMEDIATE")
-    limiter.reserve_call(conn, SQLITE, now, ceilings)
-    conn.execute("COMMIT")
+    # (The day's counter was kept by rate_calls' trigger as the calls went in; each
+    # measured reservation is rolled back.)
     return {
         "rate_days counter (a whole reservation)": counter,
         "walk the day's calls (that check alone)": walk,

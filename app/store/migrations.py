@@ -241,8 +241,7 @@ MIGRATIONS += [
         "rate_days: calls reserved per UTC day, so the day ceiling's check does not walk "
         "every call of the day",
         {
-            # Filled by the limiter on the first reservation of each day (counted once
-            # from rate_calls), so a database migrated mid-day keeps the day's count.
+            # (Counted by a trigger since 8.)
             dialect: [
                 f"""CREATE TABLE rate_days (
                     day {real} PRIMARY KEY,
@@ -250,6 +249,45 @@ MIGRATIONS += [
                 )"""
             ]
             for dialect, real in (("sqlite", "REAL"), ("postgres", "DOUBLE PRECISION"))
+        },
+    ),
+    (
+        8,
+        "rate_days counted by a trigger on rate_calls, so every call counts, whichever "
+        "replica (of whichever version) made it",
+        {
+            # 7's counter was kept by the limiter's own UPDATE, which replicas still on an
+            # older version do not run: during a rolling upgrade their calls went
+            # uncounted. The day is 00:00 UTC in whole seconds (integer division: exact,
+            # as app.domain.quota.utc_day_start). Creating the trigger locks rate_calls
+            # against inserts until this commits, so the recount below misses none.
+            "sqlite": [
+                """CREATE TRIGGER rate_calls_count AFTER INSERT ON rate_calls BEGIN
+                    INSERT INTO rate_days (day, calls)
+                    VALUES ((CAST(NEW.at AS INTEGER) / 86400) * 86400, 1)
+                    ON CONFLICT (day) DO UPDATE SET calls = calls + 1;
+                END""",
+                "DELETE FROM rate_days",
+                """INSERT INTO rate_days (day, calls)
+                    SELECT (CAST(at AS INTEGER) / 86400) * 86400, COUNT(*)
+                    FROM rate_calls GROUP BY 1""",
+            ],
+            "postgres": [
+                """CREATE FUNCTION relay_count_rate_call() RETURNS trigger LANGUAGE plpgsql
+                    SET search_path FROM CURRENT AS $$
+                BEGIN
+                    INSERT INTO rate_days (day, calls)
+                    VALUES ((floor(NEW.at)::bigint / 86400) * 86400, 1)
+                    ON CONFLICT (day) DO UPDATE SET calls = rate_days.calls + 1;
+                    RETURN NULL;
+                END $$""",
+                """CREATE TRIGGER rate_calls_count AFTER INSERT ON rate_calls
+                    FOR EACH ROW EXECUTE FUNCTION relay_count_rate_call()""",
+                "DELETE FROM rate_days",
+                """INSERT INTO rate_days (day, calls)
+                    SELECT (floor(at)::bigint / 86400) * 86400, COUNT(*)
+                    FROM rate_calls GROUP BY 1""",
+            ],
         },
     ),
 ]

@@ -15,12 +15,12 @@ def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, f
     A ceiling of ``limit`` calls in any sliding ``window`` is full when that many calls
     were made within the last ``window`` seconds; the next slot opens when the oldest of
     the last ``limit`` calls leaves the window. A UTC_DAY_WINDOW ceiling counts the
-    calls since 00:00 UTC (``rate_days``, one counter a day, so the check costs the same
-    at the day's last call as at its first) and, once full, opens at the next 00:00 UTC
-    (Keap's reset).
+    calls since 00:00 UTC (``rate_days``, one counter a day that a trigger on
+    ``rate_calls`` keeps, so the check costs the same at the day's last call as at its
+    first) and, once full, opens at the next 00:00 UTC (Keap's reset).
 
     Everything the check needs is read in one statement, and the reservation is written
-    in two: each statement is a round trip, and the thread running it must win the GIL
+    in one: each statement is a round trip, and the thread running it must win the GIL
     back from a busy worker's event loop after each (docs/performance.md, "Register").
     """
     if d.limiter_lock is not None:
@@ -36,18 +36,14 @@ def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, f
         oldest = row[f"oldest{i}"]
         if oldest is not None:
             wait = max(wait, float(oldest) + window - now)
-    if row["calls_today"] is None:  # the day's first call, or the first since rate_days
-        calls_today = _count_day(conn, d, day)
-    else:
-        calls_today = int(row["calls_today"])
+    calls_today = int(row["calls_today"])
     for limit, window in ceilings:
         if window == UTC_DAY_WINDOW and calls_today >= limit:
             # spent: nothing until the quota resets
             wait = max(wait, day + UTC_DAY_WINDOW + QUOTA_RESET_MARGIN - now)
     if wait > 0:
         return wait
-    conn.execute(d.sql("INSERT INTO rate_calls (at) VALUES (?)"), (now,))
-    conn.execute(d.sql("UPDATE rate_days SET calls = calls + 1 WHERE day = ?"), (day,))
+    conn.execute(d.sql("INSERT INTO rate_calls (at) VALUES (?)"), (now,))  # (and counts it)
     longest = max((window for _, window in ceilings), default=0.0)
     if int(now * 1000) % 97 == 0:  # prune now and then, not on every call
         conn.execute(d.sql("DELETE FROM rate_calls WHERE at < ?"), (now - longest - 1,))
@@ -57,35 +53,24 @@ def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, f
 
 @lru_cache(maxsize=8)
 def _state_sql(windows: int, placeholder: str) -> str:
-    """The limiter's pause, today's counter (NULL if the day has none yet) and, for each
+    """The limiter's pause, the calls made today (from its counter) and, for each
     of ``windows`` sliding windows, the time of the call that would have to leave it."""
     oldest = "".join(
         f", (SELECT at FROM rate_calls WHERE at > ? ORDER BY at DESC LIMIT 1 OFFSET ?) AS oldest{i}"
         for i in range(windows)
     )
     return sql(
-        "SELECT not_before, (SELECT calls FROM rate_days WHERE day = ?) AS calls_today"
+        "SELECT not_before, COALESCE((SELECT calls FROM rate_days WHERE day = ?), 0)"
+        " AS calls_today"
         f"{oldest} FROM limiter_state WHERE id = 1",
         placeholder,
     )
 
 
-def _count_day(conn: Conn, d: Dialect, day: float) -> int:
-    """Start ``day``'s counter (00:00 UTC) from the calls ``rate_calls`` holds for it: once
-    a day, at its first call (or the first since this table was added)."""
-    counted = conn.execute(
-        d.sql("SELECT COUNT(*) AS n FROM rate_calls WHERE at > ? AND at < ?"),
-        (day, day + UTC_DAY_WINDOW),
-    ).fetchone()
-    calls = int(counted["n"])
-    conn.execute(d.sql("INSERT INTO rate_days (day, calls) VALUES (?, ?)"), (day, calls))
-    return calls
-
-
 def quota_use(conn: Conn, d: Dialect, moments: list[float], day: float) -> list[int]:
     """The quota budget: the calls let through since each of ``moments``, then those of
-    the UTC ``day`` (00:00) as the gate counts them, from its counter (one row, however
-    busy the day; counted from ``rate_calls`` only before the day's first reservation)."""
+    the UTC ``day`` (00:00) as the gate counts them, from its counter (one row to read,
+    however busy the day)."""
     used = [
         int(
             conn.execute(
@@ -95,13 +80,7 @@ def quota_use(conn: Conn, d: Dialect, moments: list[float], day: float) -> list[
         for moment in moments
     ]
     counter = conn.execute(d.sql("SELECT calls FROM rate_days WHERE day = ?"), (day,)).fetchone()
-    if counter is None:
-        counted = conn.execute(
-            d.sql("SELECT COUNT(*) AS n FROM rate_calls WHERE at > ? AND at < ?"),
-            (day, day + UTC_DAY_WINDOW),
-        ).fetchone()
-        return [*used, int(counted["n"])]
-    return [*used, int(counter["calls"])]
+    return [*used, 0 if counter is None else int(counter["calls"])]
 
 
 def set_not_before(conn: Conn, d: Dialect, until: float) -> None:
