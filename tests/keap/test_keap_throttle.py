@@ -4,6 +4,7 @@ and the rate gate."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from app.delivery.gate import throttle_pause_until
@@ -83,7 +84,11 @@ def test_a_spent_tenant_day_waits_for_midnight_utc() -> None:
 def test_a_spent_key_quota_waits_for_its_expiry_time() -> None:
     spent = {**LIVE, "x-keap-product-quota-available": "0"}
     assert throttle_pause_until(spent, 200, NOW) == MIDNIGHT
-    error = classify_http_error("tags.add", 429, spent, b'{"code":"429"}')
+    # The error's wait is counted from the real clock, so its expiry must be ahead of it,
+    # not of NOW (a fixed one passed at 2026-11-29 00:00 UTC and the wait fell to 0).
+    ahead = int((time.time() + 3600) * 1000)
+    spent_now = {**spent, "x-keap-product-quota-expiry-time": str(ahead)}
+    error = classify_http_error("tags.add", 429, spent_now, b'{"code":"429"}')
     assert isinstance(error, KeapThrottledError)
     assert error.retry_after is not None
     assert error.retry_after > 0
