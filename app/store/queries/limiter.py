@@ -8,6 +8,10 @@ from app.domain.quota import QUOTA_RESET_MARGIN, UTC_DAY_WINDOW, utc_day_start
 from app.store.database import Conn
 from app.store.dialect import Dialect, sql
 
+# The calls made on a UTC day (bound: its 00:00), as the gate counts them: the day's
+# counter in rate_days, kept by a trigger on rate_calls; 0 before the day's first call.
+_CALLS_ON_DAY = "COALESCE((SELECT calls FROM rate_days WHERE day = ?), 0)"
+
 
 def reserve_call(conn: Conn, d: Dialect, now: float, ceilings: list[tuple[int, float]]) -> float:
     """Reserve one call if every (limit, window) ceiling allows it; else the wait in seconds.
@@ -60,9 +64,8 @@ def _state_sql(windows: int, placeholder: str) -> str:
         for i in range(windows)
     )
     return sql(
-        "SELECT not_before, COALESCE((SELECT calls FROM rate_days WHERE day = ?), 0)"
-        " AS calls_today"
-        f"{oldest} FROM limiter_state WHERE id = 1",
+        f"SELECT not_before, {_CALLS_ON_DAY} AS calls_today{oldest}"
+        " FROM limiter_state WHERE id = 1",
         placeholder,
     )
 
@@ -79,8 +82,8 @@ def quota_use(conn: Conn, d: Dialect, moments: list[float], day: float) -> list[
         )
         for moment in moments
     ]
-    counter = conn.execute(d.sql("SELECT calls FROM rate_days WHERE day = ?"), (day,)).fetchone()
-    return [*used, 0 if counter is None else int(counter["calls"])]
+    today = conn.execute(d.sql(f"SELECT {_CALLS_ON_DAY} AS n"), (day,)).fetchone()
+    return [*used, int(today["n"])]
 
 
 def set_not_before(conn: Conn, d: Dialect, until: float) -> None:
