@@ -26,7 +26,8 @@ class FakeBehaviour(BaseModel):
     access_token_lifetime: PositiveFloat = 86400.0
     refresh_refusal: RefreshRefusal = "invalid_grant"
 
-    # Ceilings per credential over sliding windows; None means no ceiling.
+    # Ceilings per credential (sliding 1 s and 60 s windows, the day per UTC day; limits.py);
+    # None means no ceiling.
     per_second: PositiveInt | None = None
     per_minute: PositiveInt | None = None
     per_day: PositiveInt | None = None

@@ -1,7 +1,13 @@
-"""Keap-like rate ceilings: sliding 1 s / 60 s / 24 h windows per credential.
+"""Keap-like rate ceilings per credential: sliding 1 s and 60 s windows, and a daily
+quota counted per UTC day.
 
-Only accepted requests are counted, so a client that keeps hammering while throttled
-gets through again as soon as its older calls leave the window.
+Keap's quota page: "30000 Queries per Day (Resets at 12:00 AM UTC)" for a PAT/SAK, the
+same for OAuth's 150000 (https://developer.infusionsoft.com/api-token-quota-and-usage-measurements,
+and "This daily quota resets at 12:00 AM UTC each day" in its FAQ,
+https://developer.infusionsoft.com/?p=574): a day's calls are forgotten at midnight UTC,
+not 24 hours after each was made. Only accepted requests are counted, so a client that
+keeps hammering while throttled gets through again as soon as its older calls leave the
+window (or the day turns).
 """
 
 from __future__ import annotations
@@ -45,12 +51,16 @@ class Verdict:
 class _Windows:
     second: deque[float] = field(default_factory=deque)
     minute: deque[float] = field(default_factory=deque)
-    day: deque[float] = field(default_factory=deque)
+    utc_day: int = 0  # the day number (UTC seconds // DAY) that ``day_calls`` counts
+    day_calls: int = 0
 
-    def prune(self, now: float) -> None:
-        for window, span in ((self.second, SECOND), (self.minute, MINUTE), (self.day, DAY)):
+    def prune(self, now: float, wall: float) -> None:
+        for window, span in ((self.second, SECOND), (self.minute, MINUTE)):
             while window and window[0] <= now - span:
                 window.popleft()
+        today = int(wall // DAY)
+        if today != self.utc_day:
+            self.utc_day, self.day_calls = today, 0
 
 
 class SlidingWindows:
@@ -59,13 +69,14 @@ class SlidingWindows:
     def __init__(self) -> None:
         self._by_credential: dict[str, _Windows] = {}
 
-    def try_acquire(self, credential: str, now: float, ceilings: Ceilings) -> Verdict:
+    def try_acquire(self, credential: str, now: float, ceilings: Ceilings, wall: float) -> Verdict:
+        """``now``: a monotonic clock for the sliding windows; ``wall``: UTC epoch
+        seconds, for the day."""
         windows = self._by_credential.setdefault(credential, _Windows())
-        windows.prune(now)
+        windows.prune(now, wall)
         checks = (
             (windows.second, SECOND, ceilings.per_second),
             (windows.minute, MINUTE, ceilings.per_minute),
-            (windows.day, DAY, ceilings.per_day),
         )
         wait = 0.0
         for window, span, ceiling in checks:
@@ -73,19 +84,21 @@ class SlidingWindows:
                 # The window has room again once enough of its oldest calls age out.
                 oldest_to_leave = window[len(window) - ceiling]
                 wait = max(wait, oldest_to_leave + span - now)
+        if ceilings.per_day is not None and windows.day_calls >= ceilings.per_day:
+            wait = max(wait, (windows.utc_day + 1) * DAY - wall)  # until 00:00 UTC
         if wait > 0:
             return Verdict(allowed=False, retry_after=wait)
         windows.second.append(now)
         windows.minute.append(now)
-        windows.day.append(now)
+        windows.day_calls += 1
         return Verdict(allowed=True, retry_after=0.0)
 
-    def usage(self, credential: str, now: float) -> Usage:
+    def usage(self, credential: str, now: float, wall: float) -> Usage:
         windows = self._by_credential.get(credential)
         if windows is None:
             return Usage(0, 0, 0)
-        windows.prune(now)
-        return Usage(len(windows.second), len(windows.minute), len(windows.day))
+        windows.prune(now, wall)
+        return Usage(len(windows.second), len(windows.minute), windows.day_calls)
 
     def clear(self) -> None:
         self._by_credential.clear()

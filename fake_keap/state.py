@@ -232,7 +232,9 @@ class FakeKeapState:
                 return Refused(credential_id, 503)
             if credential_id == "" or self._faults.reject_all_credentials:
                 return Unauthenticated(credential_id, call.credential.kind)
-            verdict = self._windows.try_acquire(credential_id, now, _ceilings(behaviour))
+            verdict = self._windows.try_acquire(
+                credential_id, now, _ceilings(behaviour), time.time()
+            )
             if not verdict.allowed:
                 retry_after = verdict.retry_after if behaviour.retry_after else None
                 return Refused(credential_id, 429, retry_after)
@@ -262,7 +264,7 @@ class FakeKeapState:
 
     def throttle_headers(self, credential_id: str) -> dict[str, str]:
         with self._lock:
-            usage = self._windows.usage(credential_id, time.monotonic())
+            usage = self._windows.usage(credential_id, time.monotonic(), time.time())
             return throttle_headers(usage, _ceilings(self._behaviour))
 
     @contextmanager
