@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from fake_keap.rest_common import v2_error
 from fake_keap.routing import RestRoute
 from fake_keap.state import FakeKeapState
 
@@ -29,7 +30,7 @@ def forbidden_answer(state: FakeKeapState, route: RestRoute, body: bytes) -> Res
     if not barred:
         return None
     message = f"User does not have permission to apply tag {barred[0]}"
-    return JSONResponse({"code": 403, "message": message, "status": "Forbidden"}, status_code=403)
+    return v2_error(403, message)
 
 
 def _tag_ids(body: bytes) -> list[int]:

@@ -30,13 +30,13 @@ def handle_rest(
 ) -> Response:
     handler = _HANDLERS.get(route.operation)
     if handler is None:
-        return message(404, "Resource not found")
+        return message(404, "Resource not found", route)
     try:
         return handler(state, route, body, query)
     except BadRequest as exc:
-        return message(400, str(exc))
+        return message(400, str(exc), route)
     except CrmError as exc:
-        return message(exc.http_status, str(exc))
+        return message(exc.http_status, str(exc), route)
 
 
 def _contact_fields(body: dict[str, Any]) -> ContactFields:
@@ -251,7 +251,7 @@ def _tag_many(apply: bool) -> RestHandler:
         tag_id = int(route.params["tag_id"])
         known = state.behaviour.known_tag_ids
         if known is not None and tag_id not in known:
-            return message(404, f"Tag {tag_id} not found")
+            return message(404, f"Tag {tag_id} not found", route)
         results: dict[str, str] = {}
         with state.editing_crm() as crm:
             for contact_id in contacts:
@@ -300,7 +300,7 @@ def _user_info(state: FakeKeapState, route: RestRoute, _: bytes, __: dict[str, s
     when ``credential_user_id`` is None."""
     user_id = state.behaviour.credential_user_id
     if user_id is None:
-        return message(403, "This credential is not associated with a user")
+        return message(403, "This credential is not associated with a user", route)
     return JSONResponse(
         {"sub": str(user_id), "id": str(100000 + user_id), "email": "owner@fake-keap.test"}
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
+from http import HTTPStatus
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -20,8 +21,20 @@ class BadRequest(Exception):
     pass
 
 
-def message(status: int, text: str) -> JSONResponse:
+def message(status: int, text: str, route: RestRoute | None = None) -> JSONResponse:
+    """An error answer: REST v2's ``Error`` schema (``code``, ``message``, ``status``;
+    infusionsoft/keap-sdk sdks/v2/swagger.yml, ``components.schemas.Error``, the answer of
+    every v2 operation's 4xx and 5xx) for a v2 route, v1's ``{"message"}`` otherwise."""
+    if route is not None and route.v2:
+        return v2_error(status, text)
     return JSONResponse({"message": text}, status_code=status)
+
+
+def v2_error(status: int, text: str) -> JSONResponse:
+    """``code`` the HTTP status, ``status`` its reason phrase: the values Keap puts in
+    ``status`` are not published beyond the throttle's "Request Throttled" (Notes)."""
+    body = {"code": status, "message": text, "status": HTTPStatus(status).phrase}
+    return JSONResponse(body, status_code=status)
 
 
 def json_object(body: bytes) -> dict[str, Any]:

@@ -64,6 +64,7 @@ _REST_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 class RestRoute:
     operation: str
     params: dict[str, str] = field(default_factory=dict)
+    v2: bool = False  # under rest/v2: errors answer the v2 ``Error`` schema
 
 
 def match_rest_route(method: str, path: str) -> RestRoute:
@@ -71,5 +72,5 @@ def match_rest_route(method: str, path: str) -> RestRoute:
     path = path.strip("/")
     for route_method, pattern, operation in _REST_ROUTES:
         if method == route_method and (found := pattern.fullmatch(path)):
-            return RestRoute(operation, found.groupdict())
-    return RestRoute(UNKNOWN_REST)
+            return RestRoute(operation, found.groupdict(), path.startswith("rest/v2/"))
+    return RestRoute(UNKNOWN_REST, v2=path.startswith("rest/v2/"))

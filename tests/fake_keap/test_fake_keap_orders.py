@@ -81,3 +81,28 @@ def test_a_note_needs_a_user_id(fake: FakeKeapServer, keap: httpx.Client) -> Non
     assert made.status_code == 201
     [note] = fake.state.notes
     assert (note.contact_id, note.text, note.user_id) == (contact_id, "Bought it", 3)
+
+
+def test_v2_refusals_answer_the_v2_error_schema_and_v1_refusals_v1s(
+    fake: FakeKeapServer, keap: httpx.Client
+) -> None:
+    """v2: ``Error {code, message, status}`` (sdks/v2/swagger.yml, components.schemas.Error);
+    v1: ``{"message"}``."""
+    fake.state.configure(products={5001: 20.0})
+    refused = keap.post("/rest/v2/orders", json={"order_title": "no contact"})
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "code": 400,
+        "message": refused.json()["message"],
+        "status": "Bad Request",
+    }
+    assert "contact_id" in refused.json()["message"]
+
+    unknown = keap.get("/rest/v2/no-such-thing")
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == 404
+    assert unknown.json()["status"] == "Not Found"
+
+    v1 = keap.put("/rest/v1/contacts", json={"duplicate_option": "Email"})
+    assert v1.status_code == 400
+    assert set(v1.json()) == {"message"}
