@@ -125,7 +125,13 @@ async def replay_event(store: Store, event_id: str, options: ReplayOptions) -> N
     record = await load_event(store, event_id)  # NotFound if purged meanwhile
     if options.replan is not None:
         document = {"headers": record.headers, "body": record.payload, "query": {}}
-        plan = plan_event(options.replan, record.source, record.event_type, document)
+        plan = plan_event(
+            options.replan,
+            record.source,
+            record.event_type,
+            document,
+            received_at=record.received_at,
+        )
         if plan.status != "pending":
             raise ReplayConflict(
                 f"the current relay.yaml does not deliver event {_shown_id(event_id)}: "

@@ -93,7 +93,7 @@ def _outcome(
         document = {"headers": lowered, "body": element, "query": {}}
         event_type = source.event_type_selector.search(document)
         event = str(event_type) if event_type is not None else None
-        plan = plan_event(config, name, event, document)
+        plan = plan_event(config, name, event, document, received_at=time.time())
         if plan.status == "ignored":
             lines.append(f"event {event!r}: stored as ignored: {plan.error}")
         elif plan.status == "dead":

@@ -248,7 +248,7 @@ class IngestService:
         external_id = None
         if (selector := source.event_id_selector) is not None:
             external_id = _as_text(selector.search(document))
-        plan = plan_event(self.config, name, event_type, document)
+        plan = plan_event(self.config, name, event_type, document, received_at=now)
         return NewEvent(
             id=new_event_id(now),
             source=name,

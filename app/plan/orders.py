@@ -26,10 +26,12 @@ class PlanError(ValueError):
 
 
 def plan_order(
-    spec: OrderSpec, document: dict[str, Any], now: float
+    spec: OrderSpec, document: dict[str, Any], received_at: float
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The order step's parameters, and the payment step's (None: no payment)."""
-    order_time = _date(spec.date, document, "order.date") or _iso(now)
+    """The order step's parameters, and the payment step's (None: no payment). Without a
+    date the order is dated ``received_at`` (when its event came in), so a replan plans
+    the very same order."""
+    order_time = _date(spec.date, document, "order.date") or _iso(received_at)
     elements = spec.items.search(document)
     if isinstance(elements, dict):
         elements = [elements]

@@ -6,7 +6,6 @@ ingest path stores the plan with the event, and the worker only executes it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +40,15 @@ def matching_routes(
 
 
 def plan_event(
-    config: RelayConfig, source: str, event_type: str | None, document: dict[str, Any]
+    config: RelayConfig,
+    source: str,
+    event_type: str | None,
+    document: dict[str, Any],
+    *,
+    received_at: float,
 ) -> EventPlan:
+    """``received_at``: when the event came in; what an order without a date is dated, so
+    that planning the event again (a replan) plans the same order."""
     routes = matching_routes(config, source, event_type, document)
     if not routes:
         return EventPlan(status="ignored", error=_ignored_reason(config, source, event_type))
@@ -73,7 +79,9 @@ def plan_event(
         contact_step = upsert_for_email[key]
         for action in route.actions:
             try:
-                steps += _action_steps(route.name, action, contact_step, len(steps), document)
+                steps += _action_steps(
+                    route.name, action, contact_step, len(steps), document, received_at
+                )
             except PlanError as exc:
                 return EventPlan(
                     status="dead",
@@ -86,12 +94,17 @@ def plan_event(
 
 
 def _action_steps(
-    route: str, action: Action, contact_step: int, first_idx: int, document: dict[str, Any]
+    route: str,
+    action: Action,
+    contact_step: int,
+    first_idx: int,
+    document: dict[str, Any],
+    received_at: float,
 ) -> list[PlannedStep]:
     """The steps one action plans: an order is its order step, then its payment's."""
     base = {"contact_step": contact_step}
     if action.order is not None:
-        order, payment = plan_order(action.order, document, time.time())
+        order, payment = plan_order(action.order, document, received_at)
         steps = [PlannedStep(route, ORDER_STEP, {**base, **order})]
         if payment is not None:
             payment = {**base, "order_step": first_idx, **payment}

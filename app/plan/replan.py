@@ -16,6 +16,7 @@ from typing import Any
 
 from app.config.models import RelayConfig
 from app.domain.events import CONTACT_UPSERT, EventRecord, PlannedStep, Replanned, StepRecord
+from app.plan.orders import ORDER_STEP, PAYMENT_STEP
 from app.plan.planner import plan_event
 
 # States worth keeping: "done" must not repeat, "sending" (a worker died mid-call) must not
@@ -23,6 +24,7 @@ from app.plan.planner import plan_event
 _KEPT_STATUSES = frozenset({"done", "sending"})
 
 StepIdentity = tuple[str, str, str]
+_DATES = {ORDER_STEP: ("order_time",), PAYMENT_STEP: ("payment_time",)}
 
 
 def replan_event(config: RelayConfig, record: EventRecord) -> Replanned | None:
@@ -33,7 +35,9 @@ def replan_event(config: RelayConfig, record: EventRecord) -> Replanned | None:
     ``query`` sees none).
     """
     document = {"headers": record.headers, "body": record.payload, "query": {}}
-    plan = plan_event(config, record.source, record.event_type, document)
+    plan = plan_event(
+        config, record.source, record.event_type, document, received_at=record.received_at
+    )
     if plan.status != "pending":
         return None
     kept: dict[StepIdentity, list[StepRecord]] = defaultdict(list)
@@ -53,8 +57,13 @@ def step_identity(
     route: str, action: str, params: dict[str, Any], plan_params: list[dict[str, Any]]
 ) -> StepIdentity:
     """What makes two steps the same call: the contact a step is for is named by its
-    email, not by the position of its upsert step (which moves when routes change)."""
+    email, not by the position of its upsert step (which moves when routes change). An
+    order's and a payment's date is not part of it: a relay before 2026-11-29 dated an
+    order with no date selector by the clock while planning, so every replan planned a
+    new date, and an order must not be created twice (nor its payment taken twice)."""
     canonical = dict(params)
+    for key in _DATES.get(action, ()):
+        canonical.pop(key, None)
     if action != CONTACT_UPSERT and "contact_step" in canonical:
         contact = plan_params[canonical.pop("contact_step")]
         canonical["contact_email"] = str(contact.get("email", "")).lower()

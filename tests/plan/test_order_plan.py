@@ -28,7 +28,7 @@ routes:
 
 def plan(body: dict[str, Any]) -> Any:
     document = {"headers": {}, "body": body, "query": {}}
-    return plan_event(make_config(YAML), "cart", "sale", document)
+    return plan_event(make_config(YAML), "cart", "sale", document, received_at=0.0)
 
 
 def test_a_note_renders_values_as_text_and_missing_ones_as_nothing() -> None:

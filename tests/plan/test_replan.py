@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+import pytest
 
 from app.domain.events import EventRecord, StepRecord
 from app.plan.planner import plan_event
@@ -31,10 +34,15 @@ def config(*routes: str) -> Any:
     return make_config(HEAD + "".join(routes))
 
 
-def stored(yaml: str, statuses: list[str]) -> EventRecord:
+def stored(
+    yaml: str,
+    statuses: list[str],
+    body: dict[str, Any] = BODY,
+    received_at: float = 0.0,
+) -> EventRecord:
     """An event planned under ``yaml`` whose steps reached ``statuses``."""
-    document = {"headers": {}, "body": BODY, "query": {}}
-    plan = plan_event(config(yaml), "cart", "order.paid", document)
+    document = {"headers": {}, "body": body, "query": {}}
+    plan = plan_event(config(yaml), "cart", "order.paid", document, received_at=received_at)
     steps = [
         StepRecord(i, s.route, s.action, s.params, status, 1, None, {"contact_id": 7})
         for i, (s, status) in enumerate(zip(plan.steps, statuses, strict=True))
@@ -46,7 +54,7 @@ def stored(yaml: str, statuses: list[str]) -> EventRecord:
         event_type="order.paid",
         external_id=None,
         status="dead",
-        received_at=0.0,
+        received_at=received_at,
         contact_email="Ada@Example.com",
         contact_id=7,
         attempts=1,
@@ -54,7 +62,7 @@ def stored(yaml: str, statuses: list[str]) -> EventRecord:
         first_failure_at=None,
         last_error="action_set: retired",
         routes=plan.routes,
-        payload=BODY,
+        payload=body,
         steps=steps,
     )
 
@@ -131,3 +139,57 @@ def test_nothing_to_deliver_under_the_new_config_is_none() -> None:
     record = stored(OLD, ["done", "done", "failed", "done"])
     elsewhere = (PAID % ("", "      - tags: [1]")).replace("order.paid", "order.refunded")
     assert replan_event(config(elsewhere), record) is None
+
+
+ORDER = PAID % (
+    "",
+    "      - order:\n"
+    "          title: \"'Shop order'\"\n"
+    "          items: body.items\n"
+    "          item: {product_id: id, price: price}\n"
+    "          payment: {amount: body.total, type: \"'Credit Card (Manual)'\"}",
+)
+ORDER_BODY = {**BODY, "items": [{"id": "9", "price": "12.50"}], "total": "12.50"}
+RECEIVED = 1_764_240_000.0  # 2025-11-27 10:40 UTC
+
+
+def stored_order(monkeypatch: pytest.MonkeyPatch, planned_at: float) -> EventRecord:
+    """An order event whose upsert, order and payment ran; the clock read ``planned_at``
+    while it was planned (the order has no date selector)."""
+    monkeypatch.setattr(time, "time", lambda: planned_at)
+    return stored(ORDER, ["done"] * 3, ORDER_BODY, RECEIVED)
+
+
+def test_an_order_without_a_date_is_dated_when_its_event_came_in() -> None:
+    document = {"headers": {}, "body": ORDER_BODY, "query": {}}
+    plan = plan_event(config(ORDER), "cart", "order.paid", document, received_at=RECEIVED)
+    order, payment = plan.steps[1].params, plan.steps[2].params
+    assert order["order_time"] == payment["payment_time"] == "2025-11-27T10:40:00Z"
+
+
+def test_a_replan_a_day_later_does_not_create_the_order_or_its_payment_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record = stored_order(monkeypatch, planned_at=RECEIVED)
+    monkeypatch.setattr(time, "time", lambda: RECEIVED + 86_400)
+    assert states(ORDER, record) == [
+        ("contact.upsert", "done"),
+        ("order", "done"),
+        ("payment", "done"),
+    ]
+
+
+def test_an_order_planned_by_an_older_relay_at_another_second_is_still_the_same_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before the date came from the event, it came from the clock while planning: a
+    stored order may carry a time a few seconds (or a replay) away from received_at."""
+    record = stored_order(monkeypatch, planned_at=RECEIVED)
+    for step in record.steps[1:]:
+        key = "order_time" if step.action == "order" else "payment_time"
+        step.params[key] = "2025-11-28T08:00:00Z"
+    assert states(ORDER, record) == [
+        ("contact.upsert", "done"),
+        ("order", "done"),
+        ("payment", "done"),
+    ]
