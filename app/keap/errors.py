@@ -235,12 +235,8 @@ def classify_retired_xmlrpc(
     published what a retired endpoint answers, so anything but a methodResponse counts —
     except the gateway's credential and rate answers (401, 403, 429, Developer Inactive),
     which are classified as always. None: classify the answer as usual."""
-    if status in _GATEWAY_STATUSES:
-        return None
     text = _decode(body)
-    if _says_developer_inactive(text):
-        return None
-    if status not in _RETIRED_STATUSES and not _is_foreign(text, "xmlrpc"):
+    if not _xmlrpc_unavailable(status, text):
         return None
     answered = _excerpt_to(_http_detail(status, text), 90)
     return KeapRetiredError(
@@ -250,6 +246,32 @@ def classify_retired_xmlrpc(
         f"actions ({ACTION_SET_MIGRATION_DOC}). Keap answered {answered}",
         status_code=status,
     )
+
+
+def classify_xmlrpc_brownout(operation: str, status: int, body: bytes) -> KeapTransientError | None:
+    """Up to the XML-RPC sunset date: a 4xx that is not XML-RPC (a 404 or 410, an error
+    page) is a brownout, Keap switching XML-RPC off for up to 48 h to rehearse its
+    retirement. It answers then as the retired API would, and the call was not carried out:
+    retried, like every brownout, for up to RELAY_RETRY_MAX_HOURS. (A 5xx, and a 2xx page,
+    are transient already.) None: classify the answer as usual."""
+    if not 400 <= status < 500:
+        return None
+    text = _decode(body)
+    if not _xmlrpc_unavailable(status, text):
+        return None
+    return KeapTransientError(
+        operation,
+        f"XML-RPC unavailable, a brownout before its retirement? {_http_detail(status, text)}",
+        status_code=status,
+    )
+
+
+def _xmlrpc_unavailable(status: int, text: str) -> bool:
+    """An XML-RPC answer that is not XML-RPC: a 404, 410 or 503, or anything but a
+    methodResponse — other than the gateway's credential and rate answers."""
+    if status in _GATEWAY_STATUSES or _says_developer_inactive(text):
+        return False
+    return status in _RETIRED_STATUSES or _is_foreign(text, "xmlrpc")
 
 
 def classify_transport_error(operation: str, exc: httpx.HTTPError) -> KeapTransientError:

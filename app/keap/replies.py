@@ -13,6 +13,7 @@ from app.keap.errors import (
     classify_http_error,
     classify_retired_xmlrpc,
     classify_unexpected_body,
+    classify_xmlrpc_brownout,
     classify_xmlrpc_fault,
 )
 from app.keap.exchange import MAX_RESPONSE_BYTES, Reply
@@ -164,4 +165,13 @@ def read_after_sunset(
     retired = classify_retired_xmlrpc(operation, reply.status, reply.body, sunset)
     if retired is not None:
         raise retired
+    return read(operation, reply)
+
+
+def read_before_sunset(operation: str, reply: Reply, *, read: Callable[[str, Reply], Any]) -> Any:
+    """``read`` (an XML-RPC reader) up to the XML-RPC sunset date: a 4xx that is not
+    XML-RPC is a brownout (transient), however it would read otherwise."""
+    brownout = classify_xmlrpc_brownout(operation, reply.status, reply.body)
+    if brownout is not None:
+        raise brownout
     return read(operation, reply)

@@ -17,7 +17,7 @@ from app.keap.auth import OAuthSession
 from app.keap.errors import KeapAuthError
 from app.keap.exchange import Reply, traced
 from app.keap.models import CallContext, CallGate, KeapCall, KeapCredentials, TokenStore
-from app.keap.replies import read_after_sunset
+from app.keap.replies import read_after_sunset, read_before_sunset
 from app.keap.xmlrpc import encode_call
 from app.observability.secrets import REDACTED
 
@@ -90,6 +90,8 @@ class KeapTransport:
         body = encode_call(method_name, (XMLRPC_KEY_PLACEHOLDER, *params))
         if self._xmlrpc_sunset is not None and self._today() > self._xmlrpc_sunset:
             read = functools.partial(read_after_sunset, read=read, sunset=self._xmlrpc_sunset)
+        else:
+            read = functools.partial(read_before_sunset, read=read)
         return await self.call(operation, "POST", XMLRPC_PATH, read, content=body, ctx=ctx)
 
     async def call(

@@ -91,10 +91,17 @@ async def test_after_the_sunset_a_non_xmlrpc_answer_is_the_retired_api(
     [
         (httpx.Response(503, content=HTML_PAGE), KeapTransientError),
         (httpx.Response(200, content=HTML_PAGE), KeapTransientError),
-        (httpx.Response(404, json=APIGEE_404), KeapPermanentError),
+        # A brownout rehearses the retirement: it answers as the retired API would.
+        (httpx.Response(404, json=APIGEE_404), KeapTransientError),
+        (httpx.Response(410, text="Gone"), KeapTransientError),
+        (httpx.Response(400, content=HTML_PAGE), KeapTransientError),
+        # …but the gateway's own answers and real XML-RPC faults keep their meaning.
+        (httpx.Response(429, json={"message": "Quota Exceeded"}), KeapThrottledError),
+        (httpx.Response(401, json={"fault": {"faultstring": "Invalid ApiKey"}}), KeapAuthError),
+        (xmlrpc_fault(5, "[RecordNotFound]Action set 42"), KeapPermanentError),
     ],
 )
-async def test_before_the_sunset_the_same_answers_are_classified_as_always(
+async def test_before_the_sunset_a_brownout_is_retried_and_the_rest_classified_as_always(
     http: httpx.AsyncClient, keap: respx.MockRouter, answer: httpx.Response, kind: type
 ) -> None:
     keap.post(XMLRPC_URL).mock(return_value=answer)
