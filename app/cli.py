@@ -100,8 +100,16 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker",
         help="run only the delivery worker",
-        description="Deliver stored events to Infusionsoft, without serving HTTP.",
+        description="Deliver stored events to Infusionsoft, without the webhook API. With "
+        "--port it also serves this worker's /healthz, /readyz and /metrics (its deliveries "
+        "and Keap calls, which no other process counts) on --host:--port.",
     )
+    worker.add_argument(
+        "--port",
+        type=int,
+        help="serve /healthz, /readyz and /metrics on this port (default: no HTTP at all)",
+    )
+    worker.add_argument("--host", help="listen address with --port (default RELAY_HOST)")
     worker.set_defaults(run=_worker)
 
     check = commands.add_parser(
@@ -280,8 +288,20 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     config, detail = load_relay_config(settings)
     if not _database_answers(settings):
         return 2
-    log_startup(log, settings, config, detail, worker="this process delivers only (no API)")
-    asyncio.run(run_worker_forever(settings, config))
+    if args.port is None:
+        log_startup(log, settings, config, detail, worker="this process delivers only (no API)")
+        asyncio.run(run_worker_forever(settings, config))
+        return 0
+    import uvicorn
+
+    from app.main import create_worker_app
+    from app.server import server_config
+
+    host = args.host or settings.host
+    worker = f"this process delivers only; /healthz, /readyz and /metrics on {host}:{args.port}"
+    log_startup(log, settings, config, detail, worker=worker)
+    app = create_worker_app(settings, config)
+    uvicorn.Server(server_config(app, settings, host, args.port)).run()
     return 0
 
 

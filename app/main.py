@@ -22,6 +22,7 @@ from app.config.loader import load_config
 from app.config.models import RelayConfig
 from app.ingest.openapi import document_hooks
 from app.ingest.service import IngestService
+from app.interpreter import tune_for_delivery
 from app.observability.logging import register_secrets
 from app.observability.metrics import Metrics
 from app.observability.secrets import secret_values
@@ -80,6 +81,19 @@ def create_app(
 ) -> HookDispatcher:
     """The relay's ASGI app: FastAPI, with ``/hooks/{source}`` answered beside it
     (``HookDispatcher``); the FastAPI app is its ``.fastapi``."""
+    return HookDispatcher(_fastapi_app(settings, config, run_worker=run_worker, api=True))
+
+
+def create_worker_app(settings: Settings, config: RelayConfig) -> FastAPI:
+    """``relay worker --port``: the delivery worker, with this process's ``/healthz``,
+    ``/readyz`` and ``/metrics`` (its deliveries and Keap calls) and nothing else: no
+    hooks, no admin API, no dashboard."""
+    return _fastapi_app(settings, config, run_worker=True, api=False)
+
+
+def _fastapi_app(
+    settings: Settings | None, config: RelayConfig | None, *, run_worker: bool, api: bool
+) -> FastAPI:
     settings = settings or Settings()
     if config is None:
         config, config_detail = load_relay_config(settings)
@@ -93,16 +107,22 @@ def create_app(
         async with bootstrap(settings, tracing=True) as opened:
             store, http = opened.store, opened.http
             app.state.store = store
-            app.state.failed_logins = FailedLogins(store)  # dashboard sign-ins, per address
             app.state.http = http
             worker = None
             if run_worker:
                 from app.delivery.runner import build_worker
 
                 worker = build_worker(settings, config, store, http, app.state.metrics)
-            app.state.ingest = IngestService(
-                config, store, settings.trusted_proxies, on_stored=worker.wake if worker else None
-            )
+            if api:
+                app.state.failed_logins = FailedLogins(store)  # dashboard sign-ins, per address
+                app.state.ingest = IngestService(
+                    config,
+                    store,
+                    settings.trusted_proxies,
+                    on_stored=worker.wake if worker else None,
+                )
+            else:
+                tune_for_delivery(settings.tune_interpreter)  # as `relay worker` (interpreter.py)
             try:
                 if worker is not None:
                     runtime.worker = worker
@@ -111,14 +131,16 @@ def create_app(
             finally:
                 if worker is not None:
                     await worker.stop()
-                app.state.ingest.close()
+                if api:
+                    app.state.ingest.close()
 
     app = FastAPI(
-        title="Infusionsoft webhook relay",
+        title="Infusionsoft webhook relay" if api else "Infusionsoft webhook relay: worker",
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if api else None,
     )
     app.state.settings = settings
     app.state.config = config
@@ -127,8 +149,10 @@ def create_app(
     app.state.runtime = runtime
     app.state.proxies = TrustedProxies(settings.trusted_proxies)
     install_problem_handlers(app)
-    document_hooks(app)
+    if api:
+        document_hooks(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(admin_router)
-    return HookDispatcher(app)
+    if api:
+        app.include_router(admin_router)
+    return app

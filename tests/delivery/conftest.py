@@ -130,3 +130,15 @@ async def running_relay(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             yield Relay(client, app)
+
+
+async def store_webhook(database_url: str, config_text: str, body: dict[str, Any]) -> str:
+    """POST ``body`` to ``/hooks/cart`` (token ``t0ken`` in ``x-token``) of an API-only
+    relay in this process; the stored event's id. For tests whose workers run apart."""
+    app = create_app(make_settings(database_url), config=make_config(config_text), run_worker=False)
+    async with app.fastapi.router.lifespan_context(app.fastapi):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+            response = await client.post("/hooks/cart", headers={"x-token": "t0ken"}, json=body)
+    event_id: str = response.json()["event_id"]
+    return event_id

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from app.main import create_app
 from app.store.base import Store
 from app.store.factory import open_store
 from fake_keap.server import FakeKeapServer
-from tests.conftest import make_config, make_settings
-from tests.delivery.conftest import API_KEY
+from tests.delivery.conftest import API_KEY, store_webhook
 from tests.support.processes import relay_env, start_relay, stop
 
 CONFIG = """
@@ -34,22 +32,6 @@ routes:
       - action_set: 42
       - email_template: 55
 """
-
-
-async def _store_one_event(database_url: str) -> str:
-    app = create_app(make_settings(database_url), config=make_config(CONFIG), run_worker=False)
-    import httpx
-
-    async with app.fastapi.router.lifespan_context(app.fastapi):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
-            response = await client.post(
-                "/hooks/cart",
-                headers={"x-token": "t0ken"},
-                json={"event": "order.paid", "id": "o-1", "email": "k@example.com"},
-            )
-    event_id: str = response.json()["event_id"]
-    return event_id
 
 
 async def _wait(predicate: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
@@ -78,7 +60,9 @@ OPERATION = {"tags": "tags.add", "action_set": "action_set.run"}
 async def test_killed_worker_is_resumed_by_the_next(
     tmp_path: Path, database_url: str, in_flight: str
 ) -> None:
-    event_id = await _store_one_event(database_url)
+    event_id = await store_webhook(
+        database_url, CONFIG, {"event": "order.paid", "id": "o-1", "email": "k@example.com"}
+    )
     store = open_store(database_url, pool_size=2)  # the operator's view, beside the workers
     await store.open()
     try:
