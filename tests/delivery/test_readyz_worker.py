@@ -1,0 +1,72 @@
+"""/readyz answers 503 when this process's worker is not working (SPEC §3): its claim
+loop crashed, or it has not started; the database answering is not enough."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from app.config.models import RelayConfig
+from app.store.base import StoreUnavailable
+from fake_keap.server import FakeKeapServer
+from tests.delivery.conftest import Relay, running_relay
+
+
+async def _readiness(relay: Relay, within: float, worker_status: str) -> dict[str, Any]:
+    """/readyz's answer (and its status ``code``) once the worker check says ``worker_status``."""
+    for _ in range(int(within / 0.05)):
+        response = await relay.client.get("/readyz")
+        body: dict[str, Any] = {"code": response.status_code, **response.json()}
+        if body["checks"]["worker"]["status"] == worker_status:
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the worker never became {worker_status}: {body}")
+
+
+async def test_a_crashed_claim_loop_makes_the_relay_unready(
+    database_url: str,
+    fake_keap: FakeKeapServer,
+    delivery_config: RelayConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
+        before = await _readiness(relay, 5, "ok")
+        assert before["code"] == 200
+        store = relay.app.state.store
+
+        async def broken_claim(*_: object, **__: object) -> list[object]:
+            raise RuntimeError("a bug in the claim")
+
+        monkeypatch.setattr(store, "claim_due_events", broken_claim)
+        relay.app.state.runtime.worker.wake()
+        after = await _readiness(relay, 5, "failing")
+        assert after["code"] == 503
+        assert after["status"] == "not_ready"
+        assert "claim loop stopped: RuntimeError: a bug in the claim" in str(after["checks"])
+        assert after["checks"]["database"]["status"] == "ok"
+
+
+async def test_a_database_that_fails_the_claim_makes_the_worker_failing_until_it_answers(
+    database_url: str,
+    fake_keap: FakeKeapServer,
+    delivery_config: RelayConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running_relay(database_url, fake_keap, delivery_config) as relay:
+        store = relay.app.state.store
+        real_claim = store.claim_due_events
+
+        async def unavailable(*_: object, **__: object) -> list[object]:
+            raise StoreUnavailable("database is locked")
+
+        monkeypatch.setattr(store, "claim_due_events", unavailable)
+        relay.app.state.runtime.worker.wake()
+        failing = await _readiness(relay, 5, "failing")
+        assert failing["code"] == 503
+        assert "cannot claim: database is locked" in str(failing["checks"])
+
+        monkeypatch.setattr(store, "claim_due_events", real_claim)
+        recovered = await _readiness(relay, 10, "ok")
+        assert recovered["code"] == 200
