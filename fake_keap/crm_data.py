@@ -142,8 +142,8 @@ class CrmData:
         self.tags.setdefault(contact_id, set()).update(t for t, ok in applied.items() if ok)
         return applied
 
-    def find_companies(self, name: str) -> list[tuple[int, str]]:
-        return [(i, n) for i, n in sorted(self.companies.items()) if n == name]
+    def all_companies(self) -> list[tuple[int, str]]:
+        return sorted(self.companies.items())
 
     def create_company(self, name: str) -> int:
         company_id = 1000 + len(self.companies)

@@ -192,15 +192,33 @@ def goal_results(achieved: bool) -> list[dict[str, Any]]:
 def _list_companies(
     state: FakeKeapState, route: RestRoute, body: bytes, query: dict[str, str]
 ) -> Response:
-    """v2 ``GET /companies?filter=company_name==…`` (keap-sdk sdks/v2/swagger.yml)."""
-    field, _, name = query.get("filter", "").partition("==")
-    if field != "company_name":
-        raise BadRequest("this fake filters companies by company_name only")
+    """v2 ``GET /companies?filter=…`` (keap-sdk sdks/v2/swagger.yml, listCompanies): the
+    filter is clauses joined by ``;``, all of which must hold. ``company_name==X`` is an
+    exact match; ``name==X`` is "company name with support for a wildcard at the end",
+    ``name==Prefix*`` matching case-insensitively as the spec's examples say. What Keap
+    answers for a clause it cannot read is not published (the fake: 400)."""
+    clauses = [clause.partition("==") for clause in query.get("filter", "").split(";")]
+    for field, operator, value in clauses:
+        wildcard_inside = field == "name" and "*" in value[:-1]
+        if not operator or field not in ("company_name", "name") or wildcard_inside:
+            raise BadRequest(f"Invalid filter: {field}{operator}{value}")
     with state.editing_crm() as crm:
-        found = crm.find_companies(name)
+        found = [
+            (i, n)
+            for i, n in crm.all_companies()
+            if all(_company_matches(n, field, value) for field, _, value in clauses)
+        ]
     return JSONResponse(
         {"companies": [{"id": str(i), "company_name": n} for i, n in found], "next_page_token": ""}
     )
+
+
+def _company_matches(name: str, field: str, value: str) -> bool:
+    if field == "company_name":
+        return name == value
+    if value.endswith("*"):
+        return name.casefold().startswith(value[:-1].casefold())
+    return name.casefold() == value.casefold()
 
 
 def _create_company(

@@ -101,15 +101,7 @@ class KeapLookups:
         return user_id
 
     async def _find_company(self, name: str, ctx: CallContext | None) -> int | None:
-        # REST v2 list filter: exact match on company_name, "==" sent encoded.
-        query = quote(f"company_name=={name}", safe="")
-        payload = await self._call(
-            "company.find",
-            "GET",
-            f"/rest/v2/companies?filter={query}&page_size=50",
-            read_json,
-            ctx=ctx,
-        )
+        payload = await self._call("company.find", "GET", _company_search(name), read_json, ctx=ctx)
         companies = payload.get("companies") if isinstance(payload, dict) else None
         for company in companies if isinstance(companies, list) else []:
             if not isinstance(company, dict):
@@ -134,6 +126,20 @@ class KeapLookups:
         if company_id is None:
             raise KeapPermanentError(operation, "Keap created the company but sent no id")
         return company_id
+
+
+def _company_search(name: str) -> str:
+    """The v2 companies list that holds ``name`` if Keap has it (listCompanies in
+    keap-sdk sdks/v2/swagger.yml). Its filter joins clauses with ``;``, so a name with a
+    ``;`` in it cannot go into ``company_name==`` (exact match): the companies whose name
+    starts with the part before it (``name==Prefix*``, the spec's prefix wildcard) are
+    listed instead, as many as a page holds (1 000), and the name compared here."""
+    if ";" not in name:
+        query = quote(f"company_name=={name}", safe="")
+        return f"/rest/v2/companies?filter={query}&page_size=50"
+    prefix = name.split(";", 1)[0].split("*", 1)[0]  # a wildcard only at the end
+    query = quote(f"name=={prefix}*", safe="")
+    return f"/rest/v2/companies?filter={query}&page_size=1000"
 
 
 def _company_key(name: str) -> str:

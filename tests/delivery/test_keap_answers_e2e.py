@@ -116,6 +116,18 @@ async def test_a_company_name_lands_as_a_reference_created_once_across_a_retry(
     ]
 
 
+async def test_a_company_name_with_a_semicolon_is_found_again_not_duplicated(
+    database_url: str, fake_keap: FakeKeapServer
+) -> None:
+    async with running_relay(database_url, fake_keap, CONFIG) as relay:
+        for n in (1, 2):
+            event_id = await relay.post(order(n, company="Smith; Jones"))
+            await relay.wait_for(event_id, "delivered")
+    state = fake_keap.state
+    assert list(state.companies.values()) == ["Smith; Jones"]
+    assert state.request_count("company.create") == 1
+
+
 async def test_a_company_id_from_the_webhook_is_used_as_it_is(
     database_url: str, fake_keap: FakeKeapServer
 ) -> None:

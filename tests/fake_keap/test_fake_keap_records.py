@@ -84,6 +84,26 @@ def test_companies_are_found_by_exact_name_and_created(
     assert fake.state.companies == {int(created.json()["id"]): "Acme Ltd"}
 
 
+def test_company_filters_are_clauses_joined_by_semicolons(
+    fake: FakeKeapServer, keap: httpx.Client
+) -> None:
+    """listCompanies (keap-sdk sdks/v2/swagger.yml): ``;`` joins clauses; ``name==P*`` is
+    a case-insensitive prefix match."""
+    for name in ("Smith; Jones", "smithers", "Acme"):
+        keap.post("/rest/v2/companies", json={"company_name": name})
+
+    def names(filter_: str) -> list[str] | int:
+        answer = keap.get("/rest/v2/companies", params={"filter": filter_})
+        if answer.status_code != 200:
+            return answer.status_code
+        return [c["company_name"] for c in answer.json()["companies"]]
+
+    assert names("name==SMITH*") == ["Smith; Jones", "smithers"]
+    assert names("name==smith*;company_name==smithers") == ["smithers"]
+    assert names("company_name==Smith; Jones") == 400  # " Jones" is no clause
+    assert names("name==Sm*th*") == 400  # the wildcard only at the end
+
+
 def test_email_templates_go_through_rest_v2_with_a_user_id(
     fake: FakeKeapServer, keap: httpx.Client
 ) -> None:

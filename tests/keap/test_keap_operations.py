@@ -114,6 +114,29 @@ async def test_a_company_name_is_sent_as_the_found_companys_id(
     ]
 
 
+async def test_a_company_name_with_a_semicolon_is_searched_by_its_prefix(
+    harness: Harness, keap: respx.MockRouter
+) -> None:
+    """v2 filters join clauses with ``;`` (listCompanies): such a name cannot go into
+    ``company_name==``; the prefix before it lists the candidates, compared here."""
+    found = keap.get(COMPANIES).respond(
+        200,
+        json={
+            "companies": [
+                {"id": "80", "company_name": "Smith Ltd"},
+                {"id": "81", "company_name": "Smith;  Jones"},
+            ]
+        },
+    )
+    upsert = keap.put(f"{BASE_URL}/rest/v1/contacts").respond(200, json={"id": 5})
+    client = harness.client()
+    await client.upsert_contact(ContactFields(email="ada@example.com", company="Smith; Jones"))
+    query = found.calls.last.request.url.params
+    assert query["filter"] == "name==Smith*"
+    assert query["page_size"] == "1000"
+    assert json.loads(upsert.calls.last.request.content)["company"] == {"id": 81}
+
+
 async def test_a_missing_company_is_created_once_even_when_the_answer_is_lost(
     harness: Harness, keap: respx.MockRouter
 ) -> None:
