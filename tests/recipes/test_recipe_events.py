@@ -512,10 +512,12 @@ CASES = [
         person("nadia.karim@example.com"),
         REFUND,
     ),
+    # Thinkific spells the topic "cancelled":
+    # https://support.thinkific.dev/hc/en-us/articles/4422658311703
     Case(
         "thinkific",
         "cancellation.json",
-        "subscription.canceled",
+        "subscription.cancelled",
         "20260306100000123456789",
         person("yusuf.demir@example.com"),
         CANCEL,
