@@ -107,7 +107,7 @@ CASES = [
         person("priya.n@example.com"),
         CANCEL,
     ),
-    # Kajabi: both shapes
+    # Kajabi: the offer/form webhook (two shapes) and API hooks
     Case(
         "kajabi",
         "purchase.json",
@@ -122,6 +122,37 @@ CASES = [
         "form_submission",
         "b7c2e0d4-6a51-4f3e-9d2e-0f6a1f1c2d3e",
         person("tom.baker@example.com", "Tom", "Baker"),
+        JOINED,
+    ),
+    # The older form of the offer webhook: "Header fields" id, event "purchase.created",
+    # then member_email, member_first_name... (the earlier version of
+    # https://help.kajabi.com/hc/en-us/articles/22340045045659)
+    Case(
+        "kajabi",
+        "purchase_created.json",
+        "purchase.created",
+        "80412240",
+        person("lena.fischer@example.com", "Lena", "Fischer"),
+        BOUGHT,
+    ),
+    # API hooks: {id, event, payload: [JSON:API resources]}, the email and one name field
+    # in the customers / form_submissions resource. Bodies from
+    # https://developers.kajabi.com/api-reference/webhooks/purchase-sample and
+    # https://developers.kajabi.com/api-reference/webhooks/form-submission-sample
+    Case(
+        "kajabi",
+        "purchase_api_hook.json",
+        "purchase",
+        "5d2f8c41a9e07b36c1f4d8e2a7b90c13",
+        person("lena.fischer@example.com", "Lena", "Fischer"),
+        BOUGHT,
+    ),
+    Case(
+        "kajabi",
+        "signup_api_hook.json",
+        "form_submission",
+        "0b7e19d4c6a25f83e1d09b4a7c62f5e8",
+        person("tom.baker@example.com", "Tom", "Baker", phone="+442079460321"),
         JOINED,
     ),
     # Teachable: one name field, split into first and last
