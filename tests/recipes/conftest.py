@@ -14,7 +14,7 @@ from app.cli import main
 from app.config.loader import load_config
 from app.main import create_app
 from tests.conftest import make_settings
-from tests.recipes.delivery import TEST_ENV, Delivery
+from tests.recipes.delivery import TEST_ENV, Delivery, as_sender_sends
 
 RelayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -56,6 +56,19 @@ async def send(client: httpx.AsyncClient, delivery: Delivery) -> httpx.Response:
 
 async def stored_event(client: httpx.AsyncClient, event_id: str) -> Any:
     return await client.app.state.store.get_event(event_id)  # type: ignore[attr-defined]
+
+
+async def post_sample(
+    client: httpx.AsyncClient,
+    sender: str,
+    sample: str,
+    event_type: str,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """Post ``sample`` as ``sender`` sends it; the event it is stored as (202 asserted)."""
+    response = await send(client, as_sender_sends(sender, sample, event_type, headers))
+    assert response.status_code == 202, response.text
+    return await stored_event(client, response.json()["event_id"])
 
 
 async def stored_counts(client: httpx.AsyncClient) -> dict[str, int]:

@@ -197,6 +197,16 @@ CASES = [
         person("noah.reid@example.com", "Noah", "Reid", phone="+13125550177"),
         BOUGHT,
     ),
+    # A subscription is bought at its first payment, its own event (order.completed comes
+    # at the end of its service period): https://developers.myclickfunnels.com/docs/webhook-event-types
+    Case(
+        "clickfunnels",
+        "subscription_first_payment.json",
+        "subscription.first_payment_received",
+        "3f1c9e2a-7b44-4d0e-9a61-2c8d5e7f0a13",
+        person("maya.patel@example.com", "Maya", "Patel", phone="+13125550188"),
+        BOUGHT,
+    ),
     Case(
         "clickfunnels",
         "refund.json",
