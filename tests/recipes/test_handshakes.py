@@ -67,6 +67,11 @@ async def test_woocommerce_save_ping_gets_200_and_is_not_stored(recipe_relay: Re
         # concluded" (https://developers.myclickfunnels.com/docs/webhook-event-types):
         # this one is a subscription ending.
         ("clickfunnels", "subscription_period_ended.json", "order.completed"),
+        # Not paid yet: a Checkout Session paid by a delayed method (here ACH debit)
+        # completes with payment_status "unpaid"; fulfil on
+        # checkout.session.async_payment_succeeded (https://docs.stripe.com/checkout/
+        # fulfillment?payment-ui=stripe-hosted#immediate-versus-delayed-payment-methods).
+        ("stripe", "purchase_delayed_unpaid.json", "checkout.session.completed"),
     ],
 )
 async def test_events_that_must_run_nothing_are_stored_ignored(

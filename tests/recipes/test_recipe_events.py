@@ -460,6 +460,17 @@ CASES = [
         person("chloe.martin@example.com", "Chloé", "Martin-Dubois", phone="+33612345678"),
         BOUGHT,
     ),
+    # A delayed payment method (ACH debit) is paid days after the session completes:
+    # https://docs.stripe.com/checkout/fulfillment?payment-ui=stripe-hosted
+    # (#immediate-versus-delayed-payment-methods)
+    Case(
+        "stripe",
+        "purchase_async_succeeded.json",
+        "checkout.session.async_payment_succeeded",
+        "evt_1Qb7Kq2RtX0aB2",
+        person("owen.baker@example.com", "Owen", "Baker"),
+        BOUGHT,
+    ),
     Case(
         "stripe",
         "refund.json",
