@@ -64,10 +64,15 @@ def sample_body(sender: str, sample: str) -> bytes:
 
 
 def as_sender_sends(
-    sender: str, sample: str, event_type: str, extra_headers: dict[str, str] | None = None
+    sender: str,
+    sample: str,
+    event_type: str,
+    extra_headers: dict[str, str] | None = None,
+    body: bytes | None = None,
 ) -> Delivery:
-    """The request ``sender`` makes for ``sample`` (an ``event_type`` event)."""
-    body = sample_body(sender, sample)
+    """The request ``sender`` makes for ``sample`` (an ``event_type`` event), or for
+    ``body`` in the sample's format, signed as the sender signs it."""
+    body = sample_body(sender, sample) if body is None else body
     url = f"/hooks/{sender}"
     if sender in QUERY_TOKEN:
         url += f"?token={TEST_ENV[QUERY_TOKEN[sender]]}"

@@ -373,7 +373,8 @@ CASES = [
         person("jules.martin@example.com"),
         CANCEL,
     ),
-    # Shopify: signed; deduped on topic/id/updated_at, not the unsigned webhook id
+    # Shopify: signed; deduped on topic/id/updated_at (a refunded order's orders/updated:
+    # topic/id/refunded/refund ids), not the unsigned webhook id
     Case(
         "shopify",
         "purchase.json",
@@ -387,7 +388,7 @@ CASES = [
         "shopify",
         "refund.json",
         "orders/updated",
-        "orders/updated/5880123456789/2026-03-04T08:00:00-05:00",
+        "orders/updated/5880123456789/refunded/998877001",  # its refund ids, not updated_at
         person("emma.wilson@example.com"),
         REFUND,
         shopify_id(2),
@@ -411,7 +412,8 @@ CASES = [
         JOINED,
         shopify_id(4),
     ),
-    # WooCommerce: signed; deduped on id/status/modified, not the delivery id
+    # WooCommerce: signed; deduped on id/status/modified (a refunded order's order.updated:
+    # its refund ids), not the delivery id
     Case(
         "woocommerce",
         "purchase.json",
@@ -430,7 +432,7 @@ CASES = [
         "woocommerce",
         "refund.json",
         "order.updated",
-        "order.updated/727/refunded/2026-03-05T08:00:00",
+        "order.updated/727/refunded/731",  # its refund ids, not the modification time
         person("sofia.rossi@example.com"),
         REFUND,
         note=REFUND_NOTES["woocommerce"],
