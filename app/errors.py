@@ -42,9 +42,15 @@ class NotFound(RelayError):
 
 
 class MethodNotAllowed(RelayError):
+    """``allow`` is the ``Allow`` header the answer carries (RFC 9110 requires one)."""
+
     status_code = 405
     title = "Method Not Allowed"
     slug = "method-not-allowed"
+
+    def __init__(self, detail: str, allow: str) -> None:
+        super().__init__(detail)
+        self.allow = allow
 
 
 class RequestTimeout(RelayError):

@@ -248,6 +248,20 @@ async def test_method_not_allowed_and_head_probe(relay: httpx.AsyncClient) -> No
     assert (await relay.head("/hooks/nowhere")).status_code == 404
 
 
+async def test_a_405_names_the_methods_its_own_source_allows(relay: httpx.AsyncClient) -> None:
+    """RFC 9110: a 405 carries ``Allow`` with the methods the resource answers: the
+    source's configured ``methods``, and HEAD, which every source answers."""
+    post_only = await relay.get("/hooks/shop")
+    put = await relay.put("/hooks/shop", content=b"{}")
+    get_and_post = await relay.put("/hooks/membermouse", content=b"{}")
+    assert (post_only.status_code, put.status_code, get_and_post.status_code) == (405,) * 3
+    assert post_only.headers["allow"] == put.headers["allow"] == "POST, HEAD"
+    assert get_and_post.headers["allow"] == "GET, POST, HEAD"
+    assert post_only.headers["content-type"] == "application/problem+json"
+    assert (await relay.head("/hooks/shop")).status_code == 200  # as Allow says
+    assert (await relay.put("/hooks/nowhere", content=b"{}")).status_code == 404  # no source
+
+
 async def test_unknown_source_is_404_problem(relay: httpx.AsyncClient) -> None:
     response = await relay.post("/hooks/nowhere", json={"a": 1})
     assert response.status_code == 404

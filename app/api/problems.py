@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from app import errors
-from app.errors import RelayError, TooManyRequests
+from app.errors import MethodNotAllowed, RelayError, TooManyRequests
 
 PROBLEM_JSON = "application/problem+json"
 # What an unexpected failure tells the client (the traceback goes to the log).
@@ -76,16 +76,15 @@ def problem_body(error: RelayError) -> bytes:
 
 # A body too slow: the connection is closed. (The rest of one too large is read and
 # dropped by the server, within RELAY_BODY_TIMEOUT_SECONDS, so the client reads the 413.)
-_ERROR_HEADERS = {
-    405: {"Allow": "GET, POST, HEAD"},
-    408: {"Connection": "close"},
-}
+_ERROR_HEADERS = {408: {"Connection": "close"}}
 
 
 def error_headers(error: RelayError) -> dict[str, str]:
     """The headers that go with an error's answer, on every path (the hooks' too)."""
     if isinstance(error, TooManyRequests):
         return {"Retry-After": str(error.retry_after)}
+    if isinstance(error, MethodNotAllowed):
+        return {"Allow": error.allow}
     return _ERROR_HEADERS.get(error.status_code, {})
 
 
@@ -108,7 +107,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         titles = {404: "Not Found", 405: "Method Not Allowed", 401: "Unauthorized"}
-        return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
+        title = titles.get(exc.status_code, "Error")
+        # Starlette's own headers are kept: its 405 names the route's methods in Allow.
+        return problem(exc.status_code, title, str(exc.detail), headers=exc.headers)
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

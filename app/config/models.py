@@ -112,6 +112,18 @@ class Source(_Strict):
             raise ValueError("methods must name at least one of GET, POST")
         return self
 
+    # Cached, like ContactMapping.field_selectors: ingest asks on every webhook.
+    @cached_property
+    def allowed_methods(self) -> tuple[str, ...]:
+        """What ``/hooks/{name}`` answers: the configured methods, and HEAD, which every
+        source answers (senders probe a URL before saving it)."""
+        return (*dict.fromkeys(self.methods), "HEAD")
+
+    @cached_property
+    def allow_header(self) -> str:
+        """The ``Allow`` header of this source's 405."""
+        return ", ".join(self.allowed_methods)
+
     @property
     def event_type_selector(self) -> Selector:
         if self.event_type is not None:

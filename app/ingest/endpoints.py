@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from app.api.deps import ingest_of, metrics_of, settings_of
 from app.api.problems import PROBLEM_JSON, UNEXPECTED_DETAIL, error_headers, problem_body
 from app.api.requests import read_limited
-from app.errors import MethodNotAllowed, RelayError
+from app.errors import RelayError
 from app.ingest.service import IngestRequest, IngestResult
 from app.observability import tracing
 from app.observability.logging import log_line
@@ -31,7 +31,6 @@ from app.observability.tracing import IngestTrace
 log = logging.getLogger("relay.ingest")
 
 PREFIX = "/hooks/"
-_SUPPORTED = frozenset({"GET", "POST", "HEAD"})
 _OUTCOMES = {
     400: "bad_request",
     401: "unauthorized",
@@ -89,8 +88,6 @@ async def _receive(
     client = scope.get("client")
     client_ip = client[0] if client else None
     try:
-        if method not in _SUPPORTED:
-            raise MethodNotAllowed(f"/hooks/{source} accepts GET, POST or HEAD, not {method}")
         src = service.source_for(source, method, headers, client_ip)
         if method == "HEAD":
             metrics.received(label, "probe")

@@ -96,9 +96,11 @@ class IngestService:
             address = self.sender_address(headers, client_ip)
             if address is None or not any(address in net for net in source.allow_ips):
                 raise Forbidden(f"address {address} is not allowed to post to {name!r}")
-        if method != "HEAD" and method not in source.methods:
-            allowed = ", ".join(source.methods)
-            raise MethodNotAllowed(f"source {name!r} accepts {allowed}, not {method}")
+        if method not in source.allowed_methods:
+            raise MethodNotAllowed(
+                f"source {name!r} accepts {source.allow_header}, not {method}",
+                allow=source.allow_header,
+            )
         return source
 
     async def _off_loop_if_large(self, raw: bytes, work: Callable[..., Any], *args: Any) -> Any:

@@ -28,7 +28,7 @@ from app.errors import (
 
 ERRORS = [
     NotFound("no source named 'x' is configured"),
-    MethodNotAllowed("/hooks/x accepts GET, POST or HEAD, not PUT"),
+    MethodNotAllowed("source 'x' accepts POST, HEAD, not PUT", allow="POST, HEAD"),
     RequestTimeout("the body took over 30 s"),
     TooManyRequests("slow down", retry_after=7),
     Unauthorized("webhook not verified: signature does not match — «ü»"),
@@ -46,12 +46,12 @@ def test_the_hook_path_and_fastapi_answer_the_same_document(error: RelayError) -
 
 
 def test_each_error_carries_its_headers_on_every_path() -> None:
-    assert error_headers(MethodNotAllowed("no")) == {"Allow": "GET, POST, HEAD"}
+    assert error_headers(MethodNotAllowed("no", allow="POST, HEAD")) == {"Allow": "POST, HEAD"}
     assert error_headers(RequestTimeout("slow")) == {"Connection": "close"}
     assert error_headers(TooManyRequests("later", retry_after=7)) == {"Retry-After": "7"}
     assert error_headers(NotFound("gone")) == {}
     challenge = {"WWW-Authenticate": "Bearer"}
-    answer = problem_for(MethodNotAllowed("no"), challenge)
+    answer = problem_for(MethodNotAllowed("no", allow="GET, POST, HEAD"), challenge)
     assert answer.headers["allow"] == "GET, POST, HEAD"
     assert answer.headers["www-authenticate"] == "Bearer"
 
@@ -76,7 +76,8 @@ async def test_fastapis_own_answers_use_the_same_type_uris_as_the_hook_path() ->
         assert (await client.get("/boom")).json() == hook_500
         not_found = json.loads(problem_body(NotFound("x")))["type"]
         assert (await client.get("/nowhere")).json()["type"] == not_found
-        wrong_method = (await client.post("/boom")).json()["type"]
-        assert wrong_method.endswith("/problems/method-not-allowed")
+        wrong_method = await client.post("/boom")
+        assert wrong_method.json()["type"].endswith("/problems/method-not-allowed")
+        assert wrong_method.headers["allow"] == "GET"  # RFC 9110: a 405 names what is allowed
         bad_query = (await client.get("/count?n=x")).json()["type"]
         assert bad_query.endswith("/problems/unprocessable-content")
