@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -150,7 +149,10 @@ def _parser() -> argparse.ArgumentParser:
         help="default: dead (with --dry-run-steps: any status)",
     )
     replay.add_argument("--source", help="only events from this source")
-    replay.add_argument("--since", help="only events received at or after this ISO-8601 time")
+    replay.add_argument(
+        "--since",
+        help="only events received at or after this ISO-8601 time (UTC when it has no offset)",
+    )
     how = replay.add_mutually_exclusive_group()
     how.add_argument(
         "--from-start",
@@ -368,12 +370,13 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from app.admin.cli import missing_database
     from app.admin.service import ReplayOptions, replay_matching
     from app.bootstrap import bootstrap
+    from app.domain.times import parse_operator_time
     from app.main import load_relay_config
 
     since = None
     if args.since:
         try:
-            since = datetime.fromisoformat(args.since).timestamp()
+            since = parse_operator_time(args.since).timestamp()
         except ValueError:
             print(f"--since: {args.since!r} is not an ISO-8601 time", file=sys.stderr)
             return 2

@@ -18,6 +18,7 @@ from app.domain.events import (
     StepStatus,
     is_dry_run_step,
 )
+from app.domain.times import as_utc
 from app.ingest.bodies import MAX_NESTING, nesting_depth
 
 ReplayableStatus = Literal["pending", "delivered", "dead"]
@@ -149,9 +150,7 @@ class BulkReplayRequest(BaseModel):
     @field_validator("since")
     @classmethod
     def _utc_when_naive(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+        return None if value is None else as_utc(value)
 
 
 class BulkReplayAccepted(BaseModel):

@@ -224,12 +224,33 @@ def test_replay_requeues_dead_events_of_one_source(cli: Cli, workdir: Path) -> N
     assert statuses(url)[woo.id] == "pending"
 
 
-def test_replay_since_leaves_older_events_dead(cli: Cli, workdir: Path) -> None:
+@pytest.fixture
+def local_time_ten_hours_behind_utc() -> Iterator[None]:
+    """The process's local time zone is UTC-10 (POSIX spells it "+10"), then restored."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "RELAY+10"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+@pytest.mark.usefixtures("local_time_ten_hours_behind_utc")
+@pytest.mark.parametrize("offset", ["+00:00", "Z", ""], ids=["offset", "zulu", "naive-is-utc"])
+def test_replay_since_leaves_older_events_dead(cli: Cli, workdir: Path, offset: str) -> None:
+    """A time without an offset is UTC, as the admin API reads it: the operator's local
+    zone (here UTC-10) shifts no cut-off."""
+    assert time.localtime(NOW).tm_gmtoff == -10 * 3600
     url = database_url(workdir)
     old = new_event(received_at=NOW - 7200, email="a@example.com")
     recent = new_event(received_at=NOW - 60, email="b@example.com")
     seed(url, [old, recent], dead={old.id: 0, recent.id: 0})
-    since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(NOW - 3600))
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(NOW - 3600)) + offset
     result = cli("replay", "--since", since)
     assert (result.code, result.out) == (0, "requeued 1 event\n")
     assert statuses(url) == {old.id: "dead", recent.id: "pending"}
