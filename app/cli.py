@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from app.admin.cli import terminal_text
-from app.errors import ConfigError
+from app.domain.events import EVENT_STATUSES
+from app.errors import BadRequest, ConfigError
 from app.interpreter import tune_for_serving
 from app.sandbox import SANDBOX_DATABASE
 from app.settings import Settings
@@ -145,8 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--status",
-        choices=["dead", "pending", "delivered"],
-        help="default: dead (with --dry-run-steps: any status)",
+        choices=EVENT_STATUSES,
+        help="default: dead (with --dry-run-steps: any status); ignored needs --replan",
     )
     replay.add_argument("--source", help="only events from this source")
     replay.add_argument(
@@ -181,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     events.add_argument(
         "--status",
-        choices=["pending", "delivered", "dead", "ignored"],
+        choices=EVENT_STATUSES,
         help="only events in this status",
     )
     events.add_argument("--source", help="only events from this source")
@@ -368,7 +369,7 @@ def _sign(settings: Settings, args: argparse.Namespace) -> int:
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from app.admin.cli import missing_database
-    from app.admin.service import ReplayOptions, replay_matching
+    from app.admin.service import ReplayOptions, refuse_ignored_without_replan, replay_matching
     from app.bootstrap import bootstrap
     from app.domain.times import parse_operator_time
     from app.main import load_relay_config
@@ -389,6 +390,11 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         dry_run_steps=args.dry_run_steps,
         replan=load_relay_config(settings)[0] if args.replan else None,
     )
+    try:
+        refuse_ignored_without_replan(status, options)
+    except BadRequest as exc:
+        print(exc.detail, file=sys.stderr)
+        return 2
     if args.dry_run_steps and settings.is_dry_run:
         print(
             "warning: the relay is still in dry-run (no credentials, or RELAY_DRY_RUN=true): "

@@ -82,8 +82,8 @@ async def get_event(event_id: str, store: StoreDep) -> EventDetail:
     summary="Re-queue one event",
     responses={
         409: _problem(
-            "The event was ignored, is being delivered right now, or (replan) the current "
-            "relay.yaml does not deliver it"
+            "The event was ignored (replay it with replan), is being delivered right now, "
+            "or (replan) the current relay.yaml does not deliver it"
         )
     },
 )
@@ -99,7 +99,8 @@ async def replay_event(
         bool,
         Query(
             description="first plan the event again with the current relay.yaml; steps that "
-            "already succeeded and are still in the plan are not repeated"
+            "already succeeded and are still in the plan are not repeated; an ignored event "
+            "is queued if a route takes it now"
         ),
     ] = False,
 ) -> ReplayAccepted:

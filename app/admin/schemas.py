@@ -21,8 +21,6 @@ from app.domain.events import (
 from app.domain.times import as_utc
 from app.ingest.bodies import MAX_NESTING, nesting_depth
 
-ReplayableStatus = Literal["pending", "delivered", "dead"]
-
 
 class StepOut(BaseModel):
     index: int
@@ -109,9 +107,10 @@ class ReplayAccepted(BaseModel):
 class BulkReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: ReplayableStatus | None = Field(
+    status: EventStatus | None = Field(
         default=None,
-        description="re-queue the events in this status (required unless dry_run_steps)",
+        description="re-queue the events in this status (required unless dry_run_steps; "
+        "ignored only with replan: an ignored event has no plan until it is re-planned)",
     )
     source: str | None = Field(default=None, description="only events from this source")
     since: datetime | None = Field(
@@ -139,7 +138,9 @@ class BulkReplayRequest(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> BulkReplayRequest:
         if self.status is None and not self.dry_run_steps:
-            raise ValueError("status is required (dead, pending or delivered)")
+            raise ValueError(
+                "status is required (dead, pending, delivered, or ignored with replan)"
+            )
         if self.from_start and self.dry_run_steps:
             raise ValueError(
                 "from_start and dry_run_steps exclude each other: from_start would re-send "

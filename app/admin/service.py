@@ -107,12 +107,13 @@ class ReplayOptions:
 
 
 async def replay_event(store: Store, event_id: str, options: ReplayOptions) -> None:
-    """Re-queue one event: its unfinished steps, and more as ``options`` say."""
+    """Re-queue one event: its unfinished steps, and more as ``options`` say. An ignored
+    event only with ``replan``: re-planned, it is queued if a route takes it now."""
     record = await load_event(store, event_id)
-    if record.status == "ignored":
+    if record.status == "ignored" and options.replan is None:
         raise ReplayConflict(
-            f"event {_shown_id(event_id)} was ignored (no route matched it): "
-            "it has nothing to deliver"
+            f"event {_shown_id(event_id)} was ignored (no route matched it), so it has no "
+            "plan to run: replay it with ?replan=true to plan it with the current relay.yaml"
         )
     if await store.requeue(
         event_id,
@@ -133,9 +134,10 @@ async def replay_event(store: Store, event_id: str, options: ReplayOptions) -> N
             received_at=record.received_at,
         )
         if plan.status != "pending":
+            left = "it stays ignored" if record.status == "ignored" else "it was left as it was"
             raise ReplayConflict(
                 f"the current relay.yaml does not deliver event {_shown_id(event_id)}: "
-                f"{plan.error}; it was left as it was"
+                f"{plan.error}; {left}"
             )
     raise ReplayConflict(
         f"event {_shown_id(event_id)} is being delivered right now: try again in a moment"
@@ -152,8 +154,10 @@ async def replay_matching(
     reason: str | None = None,
     routes_json: str | None = None,
 ) -> int:
-    """Re-queue the matching events; ``status`` None (any) only with ``dry_run_steps``;
-    ``reason`` and ``routes_json`` narrow it to one problem group (DeadGroup)."""
+    """Re-queue the matching events; ``status`` None (any) only with ``dry_run_steps``,
+    ``ignored`` only with ``replan``; ``reason`` and ``routes_json`` narrow it to one
+    problem group (DeadGroup)."""
+    refuse_ignored_without_replan(status, options)
     flt = EventFilter(
         status=status, source=source or None, since=since, reason=reason, routes_json=routes_json
     )
@@ -164,6 +168,15 @@ async def replay_matching(
         dry_run_steps=options.dry_run_steps,
         replan=options.replanner,
     )
+
+
+def refuse_ignored_without_replan(status: str | None, options: ReplayOptions) -> None:
+    """A replay of many ignored events needs ``replan``: they have no plan to run."""
+    if status == "ignored" and options.replan is None:
+        raise BadRequest(
+            'status ignored needs replan ("replan": true; relay replay --replan): an ignored '
+            "event has no plan to run until it is planned again with the current relay.yaml"
+        )
 
 
 def wake_worker(runtime: Any) -> None:

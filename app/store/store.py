@@ -238,7 +238,7 @@ class SQLStore:
         replan: Replanner | None = None,
     ) -> int:
         ids = await self.db.read(
-            lambda c: replay.requeue_candidates(c, self._d, flt, dry_run_steps)
+            lambda c: replay.requeue_candidates(c, self._d, flt, dry_run_steps, replan is not None)
         )
         count = 0
         for start in range(0, len(ids), replay.REQUEUE_BATCH):

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.config.models import RelayConfig
 from app.domain.events import AttemptRecord, NewEvent, PlannedStep
 from app.main import create_app
 from app.store.base import Store
@@ -31,10 +32,11 @@ async def admin_client(
     *,
     token: str | None = ADMIN_TOKEN,
     base_url: str = "http://relay",
+    config: RelayConfig | None = None,
     **overrides: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(database_url, admin_token=token, **overrides)
-    app = create_app(settings, config=make_config(), run_worker=False)
+    app = create_app(settings, config=config or make_config(), run_worker=False)
     async with app.fastapi.router.lifespan_context(app.fastapi):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:

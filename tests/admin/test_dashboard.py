@@ -149,12 +149,14 @@ async def test_event_page_shows_payload_steps_and_history_escaped(
     assert "POST /v1/contacts/4242/tags" in page
 
 
-async def test_ignored_event_page_has_no_replay_buttons(
+async def test_ignored_event_page_offers_only_the_re_plan_button(
     signed_in: httpx.AsyncClient, store: Store
 ) -> None:
+    """It has no steps to finish or repeat; a re-plan gives it some once a route takes it
+    (pressed in tests/admin/test_replay_ignored.py)."""
     [event_id] = await insert(store, new_event(received_at=time.time(), status="ignored"))
     page = (await signed_in.get(f"/admin/events/{event_id}/view")).text
-    assert 'data-testid="replay-' not in page
+    assert re.findall(r'data-testid="(replay-[a-z-]+)"', page) == ["replay-replanned"]
     assert "none matched" in page
 
 

@@ -56,14 +56,17 @@ async def test_replay_from_start_runs_every_step(
     assert record.history[-1].request == "from start"
 
 
-async def test_replay_of_an_ignored_event_is_a_conflict(
+async def test_replay_of_an_ignored_event_without_replan_is_a_conflict_naming_replan(
     admin: httpx.AsyncClient, store: Store
 ) -> None:
+    """An ignored event has no plan to run: only a replay with replan can give it one
+    (tests/admin/test_replay_ignored.py)."""
     [event_id] = await insert(store, new_event(received_at=time.time(), status="ignored"))
     response = await admin.post(f"/admin/events/{event_id}/replay", headers=BEARER)
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
-    assert "nothing to deliver" in response.json()["detail"]
+    assert "no plan to run" in response.json()["detail"]
+    assert "replan=true" in response.json()["detail"]
     assert (await event(store, event_id)).status == "ignored"
 
 

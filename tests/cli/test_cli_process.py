@@ -54,6 +54,6 @@ def test_the_relay_command_exits_2_on_problems_and_0_on_help(tmp_path: Path) -> 
     helped = run_relay("--help", cwd=tmp_path)
     assert helped.returncode == 0
     assert "events" in helped.stdout
-    usage = run_relay("replay", "--status", "ignored", cwd=tmp_path)
+    usage = run_relay("replay", "--status", "gone", cwd=tmp_path)
     assert usage.returncode == 2
-    assert "invalid choice: 'ignored'" in usage.stderr
+    assert "invalid choice: 'gone'" in usage.stderr

@@ -1,5 +1,6 @@
 """`relay check` warns about action sets before (and after) the XML-RPC sunset;
-`relay replay` refuses option mixes that would re-send real steps."""
+`relay replay` refuses option mixes that would re-send real steps, and replays ignored
+events only re-planned."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 from app.bootstrap import bootstrap
 from app.keap.models import StoredToken
 from app.settings import Settings
-from tests.cli.conftest import Cli
+from tests.admin.conftest import new_event
+from tests.admin.test_replay_ignored import WITH_CREATE_ROUTE
+from tests.cli.conftest import Cli, database_url, seed, statuses
 from tests.conftest import CONFIG_YAML
 
 
@@ -50,6 +53,26 @@ def test_replay_refuses_from_start_with_dry_run_steps(cli: Cli) -> None:
     result = cli("replay", "--dry-run-steps", "--from-start")
     assert result.code == 2
     assert "not allowed with argument" in result.err
+
+
+def test_replay_of_ignored_events_needs_replan_and_queues_what_a_route_now_takes(
+    cli: Cli, workdir: Path
+) -> None:
+    (workdir / "relay.yaml").write_text(WITH_CREATE_ROUTE)  # the route the events lacked
+    url = database_url(workdir)
+    order = {"customer": {"email": "ann@example.com"}}
+    routed, unrouted = (
+        new_event(received_at=time.time() - 60, status="ignored", event_type=kind, payload=order)
+        for kind in ("orders/create", "orders/cancelled")
+    )
+    seed(url, [routed, unrouted])
+
+    refused = cli("replay", "--status", "ignored")
+    assert refused.code == 2
+    assert "relay replay --replan" in refused.err
+    result = cli("replay", "--status", "ignored", "--replan")
+    assert (result.code, result.out) == (0, "requeued 1 event\n")
+    assert statuses(url) == {routed.id: "pending", unrouted.id: "ignored"}
 
 
 def oauth_without_token(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,8 +40,10 @@ def requeue(
     A ``bulk`` replay's events are claimed after live ones (priority 1); a replay of one
     event is an operator waiting for it (priority 0).
 
-    False when the event is missing or ignored, when ``replan`` finds nothing to deliver,
-    or — for a replan or dry-run replay, which rewrite steps — while a worker holds it.
+    False when the event is missing, when it is ignored and not re-planned (it has no
+    plan to run), when ``replan`` finds nothing to deliver, or — for a replan or dry-run
+    replay, which rewrite steps — while a worker holds it. An ignored event that
+    ``replan`` routes loses its reason (``last_error``): a route takes it now.
     """
     row = conn.execute(
         d.sql(
@@ -49,7 +51,7 @@ def requeue(
         ),
         (event_id,),
     ).fetchone()
-    if row is None or row["status"] == "ignored":
+    if row is None or (row["status"] == "ignored" and replan is None):
         return False
     rewrites = dry_run_steps or replan is not None
     if rewrites and row["claimed_by"] is not None and (row["claim_expires_at"] or 0) >= now:
@@ -70,7 +72,8 @@ def requeue(
         d.sql(
             "UPDATE events SET status = 'pending', next_attempt_at = ?, first_failure_at = NULL, "
             "claimed_by = NULL, claim_expires_at = NULL, updated_at = ?, steps = ?, routes = ?, "
-            "contact_email = ?, contact_key = ?, contact_id = ?, priority = ? WHERE id = ?"
+            "contact_email = ?, contact_key = ?, contact_id = ?, priority = ?, last_error = ? "
+            "WHERE id = ?"
         ),
         (
             now,
@@ -81,6 +84,7 @@ def requeue(
             email.lower() if email else None,
             _known_contact_id(record.steps),
             1 if bulk else 0,
+            None if row["status"] == "ignored" else record.last_error,
             event_id,
         ),
     )
@@ -111,13 +115,16 @@ def _known_contact_id(steps: list[StepRecord]) -> int | None:
 REQUEUE_BATCH = 64
 
 
-def requeue_candidates(conn: Conn, d: Dialect, flt: EventFilter, dry_run_steps: bool) -> list[str]:
+def requeue_candidates(
+    conn: Conn, d: Dialect, flt: EventFilter, dry_run_steps: bool, replan: bool
+) -> list[str]:
     """The ids a bulk replay considers (with ``dry_run_steps``, only events that have a
-    step recorded in dry-run), oldest first."""
+    step recorded in dry-run; ignored events only with ``replan``), oldest first."""
     where, params = filter_clause(flt)
+    if not replan:
+        where += " AND status <> 'ignored'"
     rows = conn.execute(
-        d.sql(f"SELECT id, steps FROM events WHERE {where} AND status <> 'ignored' ORDER BY seq"),
-        params,
+        d.sql(f"SELECT id, steps FROM events WHERE {where} ORDER BY seq"), params
     ).fetchall()
     return [
         row["id"]
