@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     keap_authorize_url: str = "https://accounts.infusionsoft.com/app/oauth/authorize"
     # Keap kills a refresh token unused for 45 days; rotate well inside that, events or not.
     keap_refresh_every_days: float = Field(default=7, gt=0, le=30)
-    # The Keap user email templates are sent on behalf of; unset: the credential's own user.
+    # The Keap user template emails and notes are sent on behalf of; unset: the credential's
+    # own user.
     keap_user_id: int | None = Field(default=None, gt=0)
     keap_rate_per_second: int | None = Field(default=None, gt=0)
     keap_rate_per_minute: int | None = Field(default=None, gt=0)
