@@ -13,7 +13,7 @@ from pydantic_settings import SettingsError
 
 from app.admin.cli import terminal_text
 from app.domain.events import EVENT_STATUSES
-from app.errors import BadRequest, ConfigError
+from app.errors import ConfigError
 from app.interpreter import tune_for_serving
 from app.sandbox import SANDBOX_DATABASE
 from app.settings import Settings
@@ -368,47 +368,9 @@ def _sign(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
-    from app.admin.cli import missing_database
-    from app.admin.service import ReplayOptions, refuse_ignored_without_replan, replay_matching
-    from app.bootstrap import bootstrap
-    from app.domain.times import parse_operator_time
-    from app.main import load_relay_config
+    from app.admin.cli import replay_events
 
-    since = None
-    if args.since:
-        try:
-            since = parse_operator_time(args.since).timestamp()
-        except ValueError:
-            print(f"--since: {args.since!r} is not an ISO-8601 time", file=sys.stderr)
-            return 2
-    if (problem := missing_database(settings.database_url)) is not None:
-        print(problem, file=sys.stderr)
-        return 2
-    status = args.status or (None if args.dry_run_steps else "dead")
-    options = ReplayOptions(
-        from_start=args.from_start,
-        dry_run_steps=args.dry_run_steps,
-        replan=load_relay_config(settings)[0] if args.replan else None,
-    )
-    try:
-        refuse_ignored_without_replan(status, options)
-    except BadRequest as exc:
-        print(exc.detail, file=sys.stderr)
-        return 2
-    if args.dry_run_steps and settings.is_dry_run:
-        print(
-            "warning: the relay is still in dry-run (no credentials, or RELAY_DRY_RUN=true): "
-            "these steps will only be recorded again",
-            file=sys.stderr,
-        )
-
-    async def run() -> int:
-        async with bootstrap(settings) as opened:
-            return await replay_matching(opened.store, status, args.source, since, options)
-
-    count = asyncio.run(run())
-    print(f"requeued {count} event{'s' if count != 1 else ''}")
-    return 0
+    return replay_events(settings, args)
 
 
 def _events(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""``relay events``: recent events as a table in the terminal, newest first.
+"""``relay events``: recent events as a table in the terminal, newest first; and
+``relay replay``, which re-queues them.
 
 It reads the same database as the dashboard. Contact emails are masked the way the
 logs mask them, unless RELAY_LOG_PII is true: terminal output ends up in tickets and chats.
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from app.domain.events import EventFilter, EventRecord
+from app.errors import BadRequest
 from app.observability.logging import mask_email
 from app.settings import Settings
 from app.store.sqlite_db import sqlite_path
@@ -138,3 +140,47 @@ def missing_database(url: str) -> str | None:
 def _reason(exc: Exception) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return truncate(text, 200)
+
+
+def replay_events(settings: Settings, args: argparse.Namespace) -> int:
+    """``relay replay``: re-queue the matching events; 2 on a bad argument."""
+    from app.admin.service import ReplayOptions, refuse_ignored_without_replan, replay_matching
+    from app.bootstrap import bootstrap
+    from app.domain.times import parse_operator_time
+    from app.main import load_relay_config
+
+    since = None
+    if args.since:
+        try:
+            since = parse_operator_time(args.since).timestamp()
+        except ValueError:
+            print(f"--since: {args.since!r} is not an ISO-8601 time", file=sys.stderr)
+            return 2
+    if (problem := missing_database(settings.database_url)) is not None:
+        print(problem, file=sys.stderr)
+        return 2
+    status = args.status or (None if args.dry_run_steps else "dead")
+    options = ReplayOptions(
+        from_start=args.from_start,
+        dry_run_steps=args.dry_run_steps,
+        replan=load_relay_config(settings)[0] if args.replan else None,
+    )
+    try:
+        refuse_ignored_without_replan(status, options)
+    except BadRequest as exc:
+        print(exc.detail, file=sys.stderr)
+        return 2
+    if args.dry_run_steps and settings.is_dry_run:
+        print(
+            "warning: the relay is still in dry-run (no credentials, or RELAY_DRY_RUN=true): "
+            "these steps will only be recorded again",
+            file=sys.stderr,
+        )
+
+    async def run() -> int:
+        async with bootstrap(settings) as opened:
+            return await replay_matching(opened.store, status, args.source, since, options)
+
+    count = asyncio.run(run())
+    print(f"requeued {count} event{'s' if count != 1 else ''}")
+    return 0
