@@ -25,6 +25,17 @@ async def _readiness(relay: Relay, within: float, worker_status: str) -> dict[st
     raise AssertionError(f"the worker never became {worker_status}: {body}")
 
 
+def fail_claims(monkeypatch: pytest.MonkeyPatch, relay: Relay, error: Exception) -> None:
+    """Every claim of the relay's worker raises ``error`` from now on; the worker is woken
+    so that it claims at once."""
+
+    async def failing(*_: object, **__: object) -> list[object]:
+        raise error
+
+    monkeypatch.setattr(relay.app.state.store, "claim_due_events", failing)
+    relay.app.state.runtime.worker.wake()
+
+
 async def test_a_crashed_claim_loop_makes_the_relay_unready(
     database_url: str,
     fake_keap: FakeKeapServer,
@@ -34,13 +45,7 @@ async def test_a_crashed_claim_loop_makes_the_relay_unready(
     async with running_relay(database_url, fake_keap, delivery_config) as relay:
         before = await _readiness(relay, 5, "ok")
         assert before["code"] == 200
-        store = relay.app.state.store
-
-        async def broken_claim(*_: object, **__: object) -> list[object]:
-            raise RuntimeError("a bug in the claim")
-
-        monkeypatch.setattr(store, "claim_due_events", broken_claim)
-        relay.app.state.runtime.worker.wake()
+        fail_claims(monkeypatch, relay, RuntimeError("a bug in the claim"))
         after = await _readiness(relay, 5, "failing")
         assert after["code"] == 503
         assert after["status"] == "not_ready"
@@ -55,18 +60,11 @@ async def test_a_database_that_fails_the_claim_makes_the_worker_failing_until_it
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async with running_relay(database_url, fake_keap, delivery_config) as relay:
-        store = relay.app.state.store
-        real_claim = store.claim_due_events
-
-        async def unavailable(*_: object, **__: object) -> list[object]:
-            raise StoreUnavailable("database is locked")
-
-        monkeypatch.setattr(store, "claim_due_events", unavailable)
-        relay.app.state.runtime.worker.wake()
+        fail_claims(monkeypatch, relay, StoreUnavailable("database is locked"))
         failing = await _readiness(relay, 5, "failing")
         assert failing["code"] == 503
         assert "cannot claim: database is locked" in str(failing["checks"])
 
-        monkeypatch.setattr(store, "claim_due_events", real_claim)
+        monkeypatch.undo()  # the database answers again
         recovered = await _readiness(relay, 10, "ok")
         assert recovered["code"] == 200
