@@ -83,6 +83,7 @@ SELECT {_NAMES}, 0 FROM json_to_recordset(%s::json)
 WHERE (SELECT count(*) FROM locked) >= 0
 ON CONFLICT (source, dedupe_key) DO NOTHING"""
 
+Request = tuple[list[NewEvent], list[queries.EventRow], "asyncio.Future[list[Inserted]]"]
 LockSpec = tuple[list[int], list[int], list[bool]]  # lock spaces, keys, shared or not
 
 
@@ -158,8 +159,7 @@ class BatchInserter:
         self._fallback = fallback
         self._pool: AsyncConnectionPool[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[tuple[list[NewEvent], list[queries.EventRow], asyncio.Future[Any]]]
-        self._pending = []
+        self._pending: list[Request] = []
         self._flushers = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -199,51 +199,74 @@ class BatchInserter:
                 await pool.close()
 
     async def _flush(self) -> None:
+        """Send the waiting requests, a batch at a time, while any wait, on one connection
+        held from batch to batch (docs/performance.md), given back after a failed batch."""
         try:
             while self._pending:
-                batch = self._pending[:MAX_BATCH_REQUESTS]
-                del self._pending[:MAX_BATCH_REQUESTS]
                 try:
-                    outcomes = await self._store(batch)
-                except Exception as exc:  # a bug: nobody may wait for ever
-                    outcomes = [(None, storing_failed(exc, ()))] * len(batch)
-                for (_, _, future), outcome in zip(batch, outcomes, strict=True):
-                    if not future.done():
-                        try:
-                            future.set_result(_unwrap(outcome))
-                        except Exception as exc:
-                            future.set_exception(exc)
+                    pool = await self._open_pool()
+                    async with pool.connection() as conn:
+                        while self._pending and await self._send(conn, self._take()):
+                            pass
+                except PoolTimeout as exc:  # no connection to be had: the fallback would wait
+                    self._settle(self._take(), self._unavailable(exc))
+                except Exception:  # the pool failed otherwise: the transactional path serves
+                    await self._settle_by_fallback(self._take())
         finally:
             self._flushers -= 1
 
-    async def _store(
-        self, batch: list[tuple[list[NewEvent], list[queries.EventRow], asyncio.Future[Any]]]
-    ) -> list[Outcome]:
-        requests = [events for events, _, _ in batch]
-        merged = [e for events in requests for e in events]
+    def _take(self) -> list[Request]:
+        batch = self._pending[:MAX_BATCH_REQUESTS]
+        del self._pending[:MAX_BATCH_REQUESTS]
+        return batch
+
+    async def _send(self, conn: Any, batch: list[Request]) -> bool:
+        """Store ``batch`` on ``conn`` and answer its requests; False if the statement
+        failed, so the connection goes back to the pool (which replaces a broken one)."""
+        merged = [e for events, _, _ in batch for e in events]
         rows = [row for _, request_rows, _ in batch for row in request_rows]
         try:
-            inserted = await self._insert(merged, rows)
-        except PoolTimeout as exc:  # no connection to be had: the fallback would wait too
-            return [(None, self._unavailable(exc))] * len(batch)
-        except Exception:  # a value refused, a broken connection: sorted out request by request
-            return await self._fallback(requests)
+            inserted = await self._insert(conn, merged, rows)
+        except Exception:
+            # A value refused, a broken connection: sorted out request by request.
+            await self._settle_by_fallback(batch)
+            return False
         if inserted != len(rows):  # a duplicate: the transactional path names the first
-            return await self._fallback(requests)
-        out: list[Outcome] = []
-        for events in requests:
-            out.append(([Inserted(e.id, created=True) for e in events], None))
-        return out
+            await self._settle_by_fallback(batch)
+            return True
+        for events, _, future in batch:
+            if not future.done():
+                future.set_result([Inserted(e.id, created=True) for e in events])
+        return True
 
-    async def _insert(self, events: list[NewEvent], rows: list[queries.EventRow]) -> int:
+    async def _settle_by_fallback(self, batch: list[Request]) -> None:
+        try:
+            outcomes = await self._fallback([events for events, _, _ in batch])
+        except Exception as exc:  # a bug: nobody may wait for ever
+            outcomes = [(None, storing_failed(exc, ()))] * len(batch)
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                try:
+                    future.set_result(_unwrap(outcome))
+                except Exception as exc:
+                    future.set_exception(exc)
+
+    @staticmethod
+    def _settle(batch: list[Request], error: BaseException) -> None:
+        for _, _, future in batch:
+            if not future.done():
+                future.set_exception(error)
+
+    async def _insert(self, conn: Any, events: list[NewEvent], rows: list[queries.EventRow]) -> int:
         """Lock, insert and commit ``rows`` in one statement; the number inserted."""
         spaces, keys, shared = lock_spec(events)
         # One JSON document of every row; a lone surrogate raises here (the fallback's).
         document = orjson.dumps([dict(zip(_KEYS, row, strict=True)) for row in rows]).decode()
-        pool = await self._open_pool()
-        async with pool.connection() as conn:
-            cursor = await conn.execute(INSERT_BATCH, (spaces, keys, shared, document))
-            return int(cursor.rowcount)
+        # The lock arrays as literals, cast by the statement (docs/performance.md).
+        cursor = await conn.execute(
+            INSERT_BATCH, (_int_array(spaces), _int_array(keys), _bool_array(shared), document)
+        )
+        return int(cursor.rowcount)
 
     async def _open_pool(self) -> AsyncConnectionPool[Any]:
         if self._pool is None:
@@ -259,6 +282,14 @@ class BatchInserter:
             await pool.open(wait=False)
             self._pool = pool
         return self._pool
+
+
+def _int_array(values: list[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _bool_array(values: list[bool]) -> str:
+    return "{" + ",".join(["t" if value else "f" for value in values]) + "}"
 
 
 def _unwrap(outcome: Outcome) -> list[Inserted]:

@@ -9,8 +9,11 @@ import secrets
 from urllib.parse import quote
 
 import psycopg
+import pytest
+from psycopg_pool import PoolTimeout
 
 from app.domain.events import NewEvent
+from app.store.base import StoreUnavailable
 from app.store.pg_ingest import (
     ALL_CONTACTS,
     CONTACT_LOCKS,
@@ -182,3 +185,34 @@ def test_lock_spec_shared_lock_then_each_contact_or_one_exclusive_lock() -> None
     assert shared == [True, False, False]
     burst = [make_event(email=f"c{i}@x.io") for i in range(MAX_CONTACT_LOCKS + 1)]
     assert lock_spec(burst) == ([ALL_CONTACTS], [0], [False])
+
+
+async def test_a_batch_without_an_ingest_connection_is_answered(
+    postgres_schema_url: str,
+) -> None:
+    """The flusher holds one connection from batch to batch; when none can be had, the
+    batch still gets an answer: 503 for a pool that timed out (the fallback would wait as
+    long), the transactional path for an ingest pool that failed otherwise."""
+    store = PostgresStore(postgres_schema_url, pool_size=4)
+    await store.open()
+    ingest = store.db._ingest
+
+    async def timed_out() -> None:
+        raise PoolTimeout("no connection in 10 s")
+
+    async def broken() -> None:
+        raise RuntimeError("the pool is gone")
+
+    try:
+        ingest._open_pool = timed_out
+        with pytest.raises(StoreUnavailable):
+            await store.insert_events([make_event()])
+        ingest._open_pool = broken
+        events = [make_event() for _ in range(3)]
+        inserts = asyncio.gather(*(store.insert_events([e]) for e in events))
+        results = await asyncio.wait_for(inserts, timeout=30)  # nobody waits for ever
+        assert [r[0].id for r in results] == [e.id for e in events]
+        for event in events:
+            assert await store.get_event(event.id) is not None
+    finally:
+        await store.close()
