@@ -1,7 +1,9 @@
-"""How the relay reads a time an operator gives it: ISO-8601, and UTC when it has no offset.
+"""A time without an offset is UTC, wherever the relay reads one: from an operator, a
+sender (order dates, ClickFunnels' signed timestamp) or Keap (throttle headers).
 
-The admin API and ``relay replay --since`` both read times this way, so the same text
-means the same instant whichever is used, whatever the machine's local zone.
+The admin API and ``relay replay --since`` both read operator times with
+``parse_operator_time``, so the same text means the same instant whichever is used,
+whatever the machine's local zone.
 """
 
 from __future__ import annotations

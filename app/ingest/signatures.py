@@ -14,10 +14,11 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from app.config.models import VerifySpec
+from app.domain.times import as_utc
 from app.ingest.schemes import (
     CLICKFUNNELS_SIGNATURE_HEADER,
     CLICKFUNNELS_TIMESTAMP_HEADER,
@@ -230,9 +231,7 @@ def _parse_clickfunnels_time(value: str) -> float:
         raise SignatureError(
             f"malformed {CLICKFUNNELS_TIMESTAMP_HEADER} header (not Unix seconds or ISO-8601)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return as_utc(moment).timestamp()
 
 
 def _tolerance(spec: VerifySpec) -> int:

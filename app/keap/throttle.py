@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from app.domain.times import as_utc
+
 KEAP_HEADER_PREFIX = "x-keap-"
 
 _UNIT_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
@@ -111,9 +113,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, moment.timestamp() - now)
+    return max(0.0, as_utc(moment).timestamp() - now)
 
 
 def throttled_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -170,12 +170,10 @@ def _parse_instant(value: str) -> float | None:
     if number is not None:
         return number / 1000.0 if number > _EPOCH_MILLIS_THRESHOLD else number
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return as_utc(moment).timestamp()
 
 
 def _until_utc_midnight(now: float) -> float:

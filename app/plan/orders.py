@@ -13,6 +13,7 @@ from typing import Any
 
 from app.config.models import NoteSpec, OrderSpec
 from app.config.selectors import Selector
+from app.domain.times import as_utc
 
 ORDER_STEP = "order"
 PAYMENT_STEP = "payment"
@@ -169,9 +170,7 @@ def _date(selector: Selector | None, document: Any, where: str) -> str | None:
         if number or (isinstance(value, str) and value.strip().isdigit()):
             moment = datetime.fromtimestamp(float(value), UTC)
         elif isinstance(value, str):
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
+            moment = as_utc(datetime.fromisoformat(value.strip()))
         else:
             raise ValueError
     except (ValueError, OverflowError, OSError):
