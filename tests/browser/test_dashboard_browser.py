@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from fake_keap.server import FakeKeapServer
-from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.processes import free_port, keap_env, relay_env, start_relay, stop
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -155,9 +155,7 @@ def served_relay(tmp_path: Path) -> Iterator[ServedRelay]:
                 "RELAY_HOST": "127.0.0.1",
                 "RELAY_PORT": str(port),
                 "RELAY_ADMIN_TOKEN": ADMIN_TOKEN,
-                "RELAY_KEAP_API_KEY": API_KEY,
-                "RELAY_KEAP_BASE_URL": fake.base_url,
-                "RELAY_KEAP_TOKEN_URL": fake.token_url,
+                **keap_env(fake, API_KEY),
                 "RELAY_KEAP_RATE_PER_SECOND": "50",
                 "RELAY_RETRY_BASE_SECONDS": "90",  # a failing event stays visibly pending
             },

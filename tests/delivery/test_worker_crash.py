@@ -14,7 +14,7 @@ from app.store.base import Store
 from app.store.factory import open_store
 from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import API_KEY, store_webhook
-from tests.support.processes import relay_env, start_relay, stop
+from tests.support.processes import keap_env, relay_env, start_relay, stop
 
 CONFIG = """
 sources:
@@ -72,9 +72,7 @@ async def test_killed_worker_is_resumed_by_the_next(
                 database_url,
                 CONFIG,
                 {
-                    "RELAY_KEAP_API_KEY": API_KEY,
-                    "RELAY_KEAP_BASE_URL": fake.base_url,
-                    "RELAY_KEAP_TOKEN_URL": fake.token_url,
+                    **keap_env(fake, API_KEY),
                     "RELAY_CLAIM_LEASE_SECONDS": "2",
                     "RELAY_KEAP_RATE_PER_SECOND": "50",
                 },

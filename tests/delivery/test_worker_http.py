@@ -13,7 +13,7 @@ import httpx
 from app.store.factory import open_store
 from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import API_KEY, store_webhook
-from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.processes import free_port, keap_env, relay_env, start_relay, stop
 
 CONFIG = """
 sources:
@@ -47,16 +47,7 @@ async def test_a_worker_with_a_port_serves_its_own_health_and_metrics(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with FakeKeapServer(valid_keys={API_KEY}) as fake:
-        env = relay_env(
-            tmp_path,
-            database_url,
-            CONFIG,
-            {
-                "RELAY_KEAP_API_KEY": API_KEY,
-                "RELAY_KEAP_BASE_URL": fake.base_url,
-                "RELAY_KEAP_TOKEN_URL": fake.token_url,
-            },
-        )
+        env = relay_env(tmp_path, database_url, CONFIG, keap_env(fake, API_KEY))
         worker = start_relay(["worker", "--port", str(port)], env, tmp_path, port=port)
         store = open_store(database_url, pool_size=1)
         await store.open()

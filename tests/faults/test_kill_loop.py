@@ -29,7 +29,7 @@ from fake_keap.state import FakeKeapState
 from tests.delivery.conftest import API_KEY
 from tests.faults.conftest import FAULT_YAML, assert_delivered_once, order, post_order
 from tests.faults.conftest import wait_all_finished as wait_finished
-from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.processes import free_port, keap_env, relay_env, start_relay, stop
 
 CYCLES = 4
 POSTERS = 3  # concurrent senders
@@ -139,9 +139,7 @@ async def test_kill_9_in_a_loop_loses_nothing_and_repeats_no_action_set(
             database_url,
             FAULT_YAML,
             {
-                "RELAY_KEAP_API_KEY": API_KEY,
-                "RELAY_KEAP_BASE_URL": fake.base_url,
-                "RELAY_KEAP_TOKEN_URL": fake.token_url,
+                **keap_env(fake, API_KEY),
                 "RELAY_CLAIM_LEASE_SECONDS": "1.5",
                 "RELAY_RETRY_BASE_SECONDS": "0.2",
                 "RELAY_KEAP_RATE_PER_SECOND": "200",

@@ -15,7 +15,7 @@ import pytest
 from app.config.loader import parse_config
 from app.ingest.schemes import sign_request
 from fake_keap.server import FakeKeapServer
-from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.processes import free_port, keap_env, relay_env, start_relay, stop
 
 API_KEY = "kp-LIVE-7f3a9c2e1b4d-api-key"
 ADMIN_TOKEN = "adm-9Xq2-vT7p-never-logged-0f1e2d3c"
@@ -110,9 +110,7 @@ def test_a_served_relay_logs_no_secret_and_no_whole_email(
             **SECRETS,
             "RELAY_PORT": str(port),
             "RELAY_HOST": "127.0.0.1",
-            "RELAY_KEAP_API_KEY": API_KEY,
-            "RELAY_KEAP_BASE_URL": fake.base_url,
-            "RELAY_KEAP_TOKEN_URL": fake.token_url,
+            **keap_env(fake, API_KEY),
             "RELAY_ADMIN_TOKEN": ADMIN_TOKEN,
             "RELAY_LOG_FORMAT": "json",
         },

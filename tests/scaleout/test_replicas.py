@@ -22,7 +22,7 @@ from app.domain.events import EventFilter, EventRecord
 from app.store.factory import open_store
 from app.store.migrations import MIGRATIONS
 from fake_keap.server import FakeKeapServer
-from tests.support.processes import free_port, relay_env, start_relay, stop, wait_healthy
+from tests.support.processes import free_port, keap_env, relay_env, start_relay, stop, wait_healthy
 
 API_KEY = "scale-key"
 EVENTS = 500
@@ -139,9 +139,7 @@ async def test_two_relays_deliver_500_events_through_a_kill_9(
             postgres_schema_url,
             CONFIG,
             {
-                "RELAY_KEAP_API_KEY": API_KEY,
-                "RELAY_KEAP_BASE_URL": fake.base_url,
-                "RELAY_KEAP_TOKEN_URL": fake.token_url,
+                **keap_env(fake, API_KEY),
                 "RELAY_KEAP_RATE_PER_SECOND": str(RELAY_CEILING),
                 "RELAY_KEAP_RATE_PER_MINUTE": str(RELAY_CEILING * 60),
                 "RELAY_CLAIM_LEASE_SECONDS": str(LEASE_SECONDS),

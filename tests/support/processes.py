@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from fake_keap.server import FakeKeapServer
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -49,6 +51,16 @@ def relay_env(
     )
     env.update(extra or {})
     return env
+
+
+def keap_env(fake: FakeKeapServer, api_key: str) -> dict[str, str]:
+    """The settings that point a relay process at ``fake``, signed in with ``api_key``:
+    for ``relay_env``'s ``extra``, with the test's own settings beside them."""
+    return {
+        "RELAY_KEAP_API_KEY": api_key,
+        "RELAY_KEAP_BASE_URL": fake.base_url,
+        "RELAY_KEAP_TOKEN_URL": fake.token_url,
+    }
 
 
 def start_relay(
