@@ -12,24 +12,37 @@ TOKEN_HEADER = "x-token"
 ACTION_SET = 42
 
 
-def cart_yaml(*more_actions: str) -> str:
-    """relay.yaml: the ``cart`` source and its ``order`` route (tags, the action set, then
-    ``more_actions``, each a YAML flow value such as ``"email_template: 55"``)."""
-    actions = ["tags: [500]", f"action_set: {ACTION_SET}", *more_actions]
-    listed = "".join(f"      - {action}\n" for action in actions)
+def cart_source(event_id: str = "body.id") -> str:
+    """relay.yaml's ``sources`` for the ``cart``: its token checked in its header (what
+    ``headers()`` sends), the event type in ``body.event``, its id at ``event_id``. The
+    ``routes`` follow it."""
     return f"""
 sources:
   cart:
     verify: {{scheme: token, secret: {TOKEN}, at: 'headers."{TOKEN_HEADER}"'}}
     event_type: body.event
-    event_id: body.id
-routes:
+    event_id: {event_id}
+"""
+
+
+def order_yaml(*actions: str) -> str:
+    """relay.yaml: the ``cart`` source and its ``order`` route, which upserts the contact
+    by ``body.email`` and runs ``actions`` (each a YAML flow value such as
+    ``"email_template: 55"``)."""
+    listed = "".join(f"      - {action}\n" for action in actions)
+    return f"""{cart_source()}routes:
   - name: order
     source: cart
     event: order.paid
     contact: {{email: body.email}}
     actions:
 {listed}"""
+
+
+def cart_yaml(*more_actions: str) -> str:
+    """The scenario's relay.yaml: the ``order`` route tags, runs the action set, then
+    ``more_actions``."""
+    return order_yaml("tags: [500]", f"action_set: {ACTION_SET}", *more_actions)
 
 
 def order(i: int, prefix: str = "o") -> dict[str, Any]:

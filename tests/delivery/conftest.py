@@ -13,18 +13,15 @@ import pytest
 
 from app.config.models import RelayConfig
 from app.main import create_app
+from devkit.cart import cart_source, headers
 from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config, make_settings
 
 API_KEY = "test-key"
 
-DELIVERY_YAML = """
-sources:
-  cart:
-    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
-    event_type: body.event
-    event_id: body.id
-routes:
+DELIVERY_YAML = (
+    cart_source()
+    + """routes:
   - name: paid-order
     source: cart
     event: order.paid
@@ -53,6 +50,7 @@ routes:
     actions:
       - tags: [500]
 """
+)
 
 
 @pytest.fixture
@@ -78,7 +76,7 @@ class Relay:
         return self.app.state.store
 
     async def post(self, body: dict[str, Any]) -> str:
-        response = await self.client.post("/hooks/cart", json=body, headers={"x-token": "t0ken"})
+        response = await self.client.post("/hooks/cart", json=body, headers=headers())
         assert response.status_code == 202, response.text
         event_id: str = response.json()["event_id"]
         return event_id
@@ -133,12 +131,13 @@ async def running_relay(
 
 
 async def store_webhook(database_url: str, config_text: str, body: dict[str, Any]) -> str:
-    """POST ``body`` to ``/hooks/cart`` (token ``t0ken`` in ``x-token``) of an API-only
-    relay in this process; the stored event's id. For tests whose workers run apart."""
+    """POST ``body`` to ``/hooks/cart`` (with the cart's token, ``devkit.cart.headers()``)
+    of an API-only relay in this process; the stored event's id. For tests whose workers
+    run apart."""
     app = create_app(make_settings(database_url), config=make_config(config_text), run_worker=False)
     async with app.fastapi.router.lifespan_context(app.fastapi):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
-            response = await client.post("/hooks/cart", headers={"x-token": "t0ken"}, json=body)
+            response = await client.post("/hooks/cart", headers=headers(), json=body)
     event_id: str = response.json()["event_id"]
     return event_id

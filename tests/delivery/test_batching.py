@@ -8,18 +8,15 @@ import httpx
 import pytest
 
 from app.config.models import RelayConfig
+from devkit.cart import cart_source
 from fake_keap.server import FakeKeapServer
 from tests.admin.conftest import ADMIN_TOKEN, BEARER
 from tests.conftest import make_config
 from tests.delivery.conftest import running_relay
 
-BATCH_YAML = """
-sources:
-  cart:
-    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
-    event_type: body.event
-    event_id: body.id
-routes:
+BATCH_YAML = (
+    cart_source()
+    + """routes:
   - name: purchase
     source: cart
     event: buy
@@ -34,6 +31,7 @@ routes:
     actions:
       - remove_tags: [500]
 """
+)
 
 
 @pytest.fixture

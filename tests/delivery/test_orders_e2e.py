@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.config.loader import load_config
+from devkit.cart import cart_source, headers
 from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
 from tests.delivery.conftest import Relay, running_relay
@@ -17,13 +18,9 @@ from tests.recipes.delivery import TEST_ENV, as_sender_sends
 
 ADMIN_TOKEN = "orders-admin-token-0123456789abcdef"
 
-ORDERS_YAML = """
-sources:
-  cart:
-    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
-    event_type: body.event
-    event_id: body.webhook_id
-routes:
+ORDERS_YAML = (
+    cart_source("body.webhook_id")
+    + """routes:
   - name: shop-order
     source: cart
     event: orders/paid
@@ -48,6 +45,7 @@ routes:
           title: "'Shop order'"
           body: "Bought {{ body.line_items[0].title }} for {{ body.total_price }}{{ body.nope }}"
 """
+)
 
 SHOPIFY_ORDER: dict[str, Any] = {
     "event": "orders/paid",
@@ -86,7 +84,7 @@ def fake_keap() -> Any:
 
 
 async def post(relay: Relay, body: dict[str, Any]) -> str:
-    response = await relay.client.post("/hooks/cart", json=body, headers={"x-token": "t0ken"})
+    response = await relay.client.post("/hooks/cart", json=body, headers=headers())
     assert response.status_code == 202, response.text
     event_id: str = response.json()["event_id"]
     return event_id

@@ -12,26 +12,12 @@ import pytest
 
 from app.store.base import Store
 from app.store.factory import open_store
+from devkit.cart import cart_yaml
 from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import API_KEY, store_webhook
 from tests.support.processes import keap_env, relay_env, start_relay, stop
 
-CONFIG = """
-sources:
-  cart:
-    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
-    event_type: body.event
-    event_id: body.id
-routes:
-  - name: order
-    source: cart
-    event: order.paid
-    contact: {email: body.email}
-    actions:
-      - tags: [500]
-      - action_set: 42
-      - email_template: 55
-"""
+CONFIG = cart_yaml("email_template: 55")  # tags, the action set, an email
 
 
 async def _wait(predicate: Callable[[], Awaitable[bool]], within: float, what: str) -> None:

@@ -11,23 +11,12 @@ from pathlib import Path
 import httpx
 
 from app.store.factory import open_store
+from devkit.cart import order_yaml
 from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import API_KEY, store_webhook
 from tests.support.processes import free_port, keap_env, relay_env, start_relay, stop
 
-CONFIG = """
-sources:
-  cart:
-    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
-    event_type: body.event
-routes:
-  - name: order
-    source: cart
-    event: order.paid
-    contact: {email: body.email}
-    actions:
-      - tags: [500]
-"""
+CONFIG = order_yaml("tags: [500]")
 
 
 def _sample(text: str, name: str) -> float:

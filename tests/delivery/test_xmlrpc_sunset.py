@@ -13,18 +13,15 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from devkit.cart import cart_source
 from fake_keap.server import FakeKeapServer
 from tests.admin.conftest import ADMIN_TOKEN, BEARER
 from tests.conftest import make_config
 from tests.delivery.conftest import API_KEY, Relay, running_relay
 
-ROUTE = """
-sources:
-  cart:
-    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
-    event_type: body.event
-    event_id: body.id
-routes:
+ROUTE = (
+    cart_source()
+    + """routes:
   - name: paid-order
     source: cart
     event: order.paid
@@ -32,6 +29,7 @@ routes:
     actions:
 %s
 """
+)
 WITH_ACTION_SET = ROUTE % (
     "      - email_template: 55\n      - action_set: 42\n      - tags: [101]"
 )

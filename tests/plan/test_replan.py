@@ -10,15 +10,10 @@ import pytest
 from app.domain.events import EventRecord, StepRecord
 from app.plan.planner import plan_event
 from app.plan.replan import replan_event
+from devkit.cart import cart_source
 from tests.conftest import make_config
 
-HEAD = """
-sources:
-  cart:
-    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
-    event_type: body.event
-routes:
-"""
+HEAD = f"{cart_source()}routes:\n"
 PAID = """
   - name: paid
     source: cart

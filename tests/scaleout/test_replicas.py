@@ -21,6 +21,7 @@ import pytest
 from app.domain.events import EventFilter, EventRecord
 from app.store.factory import open_store
 from app.store.migrations import MIGRATIONS
+from devkit.cart import headers, order_yaml
 from fake_keap.server import FakeKeapServer
 from tests.support.processes import free_port, keap_env, relay_env, start_relay, stop, wait_healthy
 
@@ -30,20 +31,7 @@ RELAY_CEILING = 40  # calls per second, summed over both relays
 LEASE_SECONDS = 2
 CONCURRENCY = 8  # RELAY_WORKER_CONCURRENCY: how many events a relay works on at once
 
-CONFIG = """
-sources:
-  cart:
-    verify: {scheme: token, secret: t0ken, at: 'headers."x-token"'}
-    event_type: body.event
-    event_id: body.id
-routes:
-  - name: order
-    source: cart
-    event: order.paid
-    contact: {email: body.email}
-    actions:
-      - action_set: 42
-"""
+CONFIG = order_yaml("action_set: 42")
 
 # A schema holds these tables once migrated (schema_migrations included).
 TABLES = {
@@ -84,7 +72,7 @@ async def post_orders(port: int, numbers: range) -> dict[str, str]:
                 response = await client.post(
                     "/hooks/cart",
                     json={"event": "order.paid", "id": f"order-{n}", "email": email},
-                    headers={"x-token": "t0ken"},
+                    headers=headers(),
                 )
             assert response.status_code == 202, response.text
             accepted[response.json()["event_id"]] = email
@@ -234,7 +222,7 @@ async def test_three_replicas_starting_together_make_one_schema(
                 await client.post(
                     f"http://127.0.0.1:{port}/hooks/cart",
                     json={"event": "order.paid", "id": "order-1", "email": "a@example.com"},
-                    headers={"x-token": "t0ken"},
+                    headers=headers(),
                 )
                 for port in ports
             ]
