@@ -133,3 +133,6 @@ def make_immutable(path: Path, on: bool) -> None:
     )
     if done.returncode != 0:
         pytest.skip(f"chattr is not supported here: {done.stderr.strip()}")
+
+
+from tests.delivery.conftest import fake_keap  # noqa: E402, F401 (fixture)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 from app.config.models import RelayConfig
 from fake_keap.server import FakeKeapServer
 from tests.conftest import make_config
-from tests.delivery.conftest import API_KEY, Relay, running_relay
+from tests.delivery.conftest import Relay, running_relay
 from tests.faults.conftest import (
     FAULT_YAML,
     assert_delivered_once,
@@ -33,12 +32,6 @@ from tests.faults.conftest import (
 from tests.faults.conftest import wait_all_finished as wait_finished
 
 LEASE = {"claim_lease_seconds": 1}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeKeapServer]:
-    with FakeKeapServer(valid_keys={API_KEY}) as server:
-        yield server
 
 
 @pytest.fixture
@@ -75,26 +68,26 @@ async def _ride_out_a_full_disk(relay: Relay, disk: Path) -> list[str]:
 
 
 async def test_a_full_disk_is_refused_with_503_and_nothing_acknowledged_is_lost(
-    small_disk: Path, fake: FakeKeapServer, config: RelayConfig
+    small_disk: Path, fake_keap: FakeKeapServer, config: RelayConfig
 ) -> None:
     url = f"sqlite:///{small_disk / 'relay.db'}"
-    async with running_relay(url, fake, config, **LEASE) as relay:
+    async with running_relay(url, fake_keap, config, **LEASE) as relay:
         acknowledged = await _ride_out_a_full_disk(relay, small_disk)
     # Restarted (as an operator or a supervisor would), it delivers all it acknowledged.
-    async with running_relay(url, fake, config, **LEASE) as relay:
+    async with running_relay(url, fake_keap, config, **LEASE) as relay:
         records = await wait_finished(relay.store, acknowledged, within=20)
-    assert_delivered_once(records, fake.state)
+    assert_delivered_once(records, fake_keap.state)
 
 
 async def test_delivery_resumes_by_itself_once_space_returns(
-    small_disk: Path, fake: FakeKeapServer, config: RelayConfig
+    small_disk: Path, fake_keap: FakeKeapServer, config: RelayConfig
 ) -> None:
     url = f"sqlite:///{small_disk / 'relay.db'}"
-    async with running_relay(url, fake, config, **LEASE) as relay:
+    async with running_relay(url, fake_keap, config, **LEASE) as relay:
         acknowledged = await _ride_out_a_full_disk(relay, small_disk)
         records = await wait_finished(relay.store, acknowledged, within=8)
         ready = (await relay.client.get("/readyz")).json()
-    assert_delivered_once(records, fake.state)
+    assert_delivered_once(records, fake_keap.state)
     assert ready["checks"]["worker"]["status"] == "ok"
 
 
@@ -107,36 +100,36 @@ async def _store_some(url: str, fake: FakeKeapServer, config: RelayConfig) -> li
 
 
 async def test_a_read_only_database_is_refused_with_503_and_accepted_after_repair(
-    small_disk: Path, fake: FakeKeapServer, config: RelayConfig
+    small_disk: Path, fake_keap: FakeKeapServer, config: RelayConfig
 ) -> None:
     db = small_disk / "relay.db"
     url = f"sqlite:///{db}"
-    acknowledged = await _store_some(url, fake, config)
+    acknowledged = await _store_some(url, fake_keap, config)
     make_immutable(db, True)
     try:
-        async with running_relay(url, fake, config, **LEASE) as relay:
+        async with running_relay(url, fake_keap, config, **LEASE) as relay:
             accepted, refused = await _post_all(relay, range(5, 15))
             assert accepted == [], "acknowledged a webhook it could not store"
             for response in refused:
                 assert_problem(response, 503)
     finally:
         make_immutable(db, False)
-    async with running_relay(url, fake, config, **LEASE) as relay:
+    async with running_relay(url, fake_keap, config, **LEASE) as relay:
         after, refused = await _post_all(relay, range(15, 20))
         assert refused == []
         records = await wait_finished(relay.store, acknowledged + after, within=15)
-    assert_delivered_once(records, fake.state)
+    assert_delivered_once(records, fake_keap.state)
 
 
 async def test_a_repaired_database_is_written_again_without_a_restart(
-    small_disk: Path, fake: FakeKeapServer, config: RelayConfig
+    small_disk: Path, fake_keap: FakeKeapServer, config: RelayConfig
 ) -> None:
     db = small_disk / "relay.db"
     url = f"sqlite:///{db}"
-    await _store_some(url, fake, config)
+    await _store_some(url, fake_keap, config)
     make_immutable(db, True)
     try:
-        async with running_relay(url, fake, config, **LEASE) as relay:
+        async with running_relay(url, fake_keap, config, **LEASE) as relay:
             _, refused = await _post_all(relay, range(5, 8))
             assert refused
             make_immutable(db, False)

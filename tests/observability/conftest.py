@@ -11,11 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.config.models import RelayConfig
 from app.observability import logging as relay_logging
-from fake_keap.server import FakeKeapServer
-from tests.conftest import make_config
-from tests.delivery.conftest import API_KEY, DELIVERY_YAML
 
 LogCapture = Callable[..., io.StringIO]
 
@@ -59,12 +55,4 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-@pytest.fixture
-def fake_keap() -> Iterator[FakeKeapServer]:
-    with FakeKeapServer(valid_keys={API_KEY}) as server:
-        yield server
-
-
-@pytest.fixture
-def delivery_config() -> RelayConfig:
-    return make_config(DELIVERY_YAML)
+from tests.delivery.conftest import delivery_config, fake_keap  # noqa: E402, F401 (fixtures)

@@ -122,12 +122,6 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture
-def fake_keap() -> Iterator[FakeKeapServer]:
-    with FakeKeapServer(valid_keys={API_KEY}) as server:
-        yield server
-
-
-@pytest.fixture
 def tracing_to(receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> OtlpReceiver:
     for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME"):
         monkeypatch.delenv(name, raising=False)
