@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -167,13 +168,20 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 AppFactory = Callable[..., Any]
 
 
-@pytest.fixture
-async def relay(database_url: str, relay_config: RelayConfig) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client bound to a relay app (API only) on a fresh database."""
-    settings = make_settings(database_url)
-    app = create_app(settings, config=relay_config, run_worker=False)
+@asynccontextmanager
+async def api_relay(database_url: str, config: RelayConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client bound to a relay app (API only, no worker) on ``database_url``,
+    calling from 198.51.100.7; ``client.app`` is the app."""
+    app = create_app(make_settings(database_url), config=config, run_worker=False)
     async with app.fastapi.router.lifespan_context(app.fastapi):
         transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
+
+
+@pytest.fixture
+async def relay(database_url: str, relay_config: RelayConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client bound to a relay app (API only) on a fresh database."""
+    async with api_relay(database_url, relay_config) as client:
+        yield client

@@ -12,8 +12,7 @@ import pytest
 
 from app.cli import main
 from app.config.loader import load_config
-from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import api_relay
 from tests.recipes.delivery import TEST_ENV, Delivery, as_sender_sends
 
 RelayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -37,13 +36,8 @@ def recipe_relay(tmp_path: Path, recipe_env: dict[str, str]) -> RelayFactory:
         path = tmp_path / f"relay-{'-'.join(senders)}.yaml"
         assert main(["init", *senders, "--output", str(path)]) == 0
         config = load_config(path, recipe_env)
-        settings = make_settings(f"sqlite:///{tmp_path / 'relay.db'}")
-        app = create_app(settings, config=config, run_worker=False)
-        async with app.fastapi.router.lifespan_context(app.fastapi):
-            transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
-                client.app = app  # type: ignore[attr-defined]
-                yield client
+        async with api_relay(f"sqlite:///{tmp_path / 'relay.db'}", config) as client:
+            yield client
 
     return start
 

@@ -8,12 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from app.config.loader import parse_config
-from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import api_relay
 from tests.recipes.conftest import send, stored_event
 from tests.recipes.delivery import TEST_ENV, as_sender_sends
 
@@ -117,18 +115,13 @@ async def test_the_recipe_order_block_plans_the_sample_checkout(
     tmp_path: Path, checkout: Checkout
 ) -> None:
     config = parse_config(with_order_block(checkout.sender), TEST_ENV, name="recipe.yaml")
-    settings = make_settings(f"sqlite:///{tmp_path / 'relay.db'}")
-    app = create_app(settings, config=config, run_worker=False)
-    async with app.fastapi.router.lifespan_context(app.fastapi):
-        transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
-            client.app = app  # type: ignore[attr-defined]
-            request = as_sender_sends(
-                checkout.sender, checkout.sample, checkout.event_type, checkout.headers
-            )
-            response = await send(client, request)
-            assert response.status_code == 202, response.text
-            event = await stored_event(client, response.json()["event_id"])
+    async with api_relay(f"sqlite:///{tmp_path / 'relay.db'}", config) as client:
+        request = as_sender_sends(
+            checkout.sender, checkout.sample, checkout.event_type, checkout.headers
+        )
+        response = await send(client, request)
+        assert response.status_code == 202, response.text
+        event = await stored_event(client, response.json()["event_id"])
     assert event.status == "pending", event.last_error
     steps: dict[str, Any] = {s.action: s.params for s in event.steps}
     order, payment = steps["order"], steps["payment"]
