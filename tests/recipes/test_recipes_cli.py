@@ -94,18 +94,24 @@ def test_init_then_check_accepts_the_file_once_secrets_are_set(
     assert "apply tags 505" in plan
 
 
-def test_check_names_each_placeholder_its_route_and_where_to_find_the_id(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
+@pytest.fixture
+def shopify_yaml(
+    tmp_path: Path, recipe_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """``relay init shopify`` run in ``tmp_path`` with the recipes' secrets set and
+    RELAY_CONFIG=relay.yaml: the relay.yaml it wrote."""
     monkeypatch.setenv("RELAY_CONFIG", "relay.yaml")
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
     assert main(["init", "shopify"]) == 0
-    lines = (tmp_path / "relay.yaml").read_text().splitlines()
+    return tmp_path / "relay.yaml"
+
+
+def test_check_names_each_placeholder_its_route_and_where_to_find_the_id(
+    shopify_yaml: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = shopify_yaml.read_text().splitlines()
     refunded = next(n for n, line in enumerate(lines, 1) if "[222222]" in line)
     lines[refunded - 1] = lines[refunded - 1].replace("222222", "87")  # one id done
-    (tmp_path / "relay.yaml").write_text("\n".join(lines) + "\n")
+    shopify_yaml.write_text("\n".join(lines) + "\n")
     capsys.readouterr()
     assert main(["check"]) == 2
     problems = capsys.readouterr().err.splitlines()
@@ -165,14 +171,9 @@ def test_init_unknown_sender_lists_the_known_ones(
 
 
 def test_check_names_the_placeholders_of_an_uncommented_order_block(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    shopify_yaml: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("RELAY_CONFIG", "relay.yaml")
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    assert main(["init", "shopify"]) == 0
-    text = (tmp_path / "relay.yaml").read_text()
+    text = shopify_yaml.read_text()
     lines = text.splitlines()
     start = next(n for n, line in enumerate(lines) if line.strip() == "# - order:")
     end = next(n for n in range(start, len(lines)) if "payment:" in lines[n])
@@ -181,7 +182,7 @@ def test_check_names_the_placeholders_of_an_uncommented_order_block(
     text = "\n".join(lines) + "\n"
     ids = iter(range(501, 600))  # every id but the order block's is filled in
     text = re.sub(r"\b([1-4])\1{5}\b", lambda _: str(next(ids)), text)
-    (tmp_path / "relay.yaml").write_text(text)
+    shopify_yaml.write_text(text)
     capsys.readouterr()
 
     assert main(["check"]) == 2
