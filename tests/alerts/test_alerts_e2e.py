@@ -85,12 +85,7 @@ async def test_a_pause_and_its_resumption_are_told_once_each_across_a_restart(
 
     # Restarted with the key still refused: paused again, but not told again.
     async with running_relay(database_url, fake_keap, delivery_config, **settings) as relay:
-        for _ in range(200):
-            ready = (await relay.client.get("/readyz")).json()
-            if ready["checks"]["keap_auth"]["status"] == "failing":
-                break
-            await asyncio.sleep(0.05)
-        assert ready["checks"]["keap_auth"]["status"] == "failing"
+        await relay.readiness("keap_auth", "failing", within=10)
         await asyncio.sleep(1.0)
         assert alert_receiver.kinds() == ["auth_paused"]
         fake_keap.state.set_reject_all_credentials(False)

@@ -99,6 +99,16 @@ class Relay:
                 )
             await asyncio.sleep(0.05)
 
+    async def readiness(self, check: str, status: str, within: float) -> dict[str, Any]:
+        """/readyz's answer (and its status ``code``) once its ``check`` says ``status``."""
+        for _ in range(int(within / 0.05)):
+            response = await self.client.get("/readyz")
+            body: dict[str, Any] = {"code": response.status_code, **response.json()}
+            if body["checks"][check]["status"] == status:
+                return body
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{check} never became {status}: {body}")
+
     def _worker_busy_with(self, event_id: str) -> bool:
         worker = self.app.state.runtime.worker
         return worker is not None and bool(worker.working_on(event_id))

@@ -3,26 +3,12 @@ loop crashed, or it has not started; the database answering is not enough."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 
 from app.config.models import RelayConfig
 from app.store.base import StoreUnavailable
 from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import Relay, running_relay
-
-
-async def _readiness(relay: Relay, within: float, worker_status: str) -> dict[str, Any]:
-    """/readyz's answer (and its status ``code``) once the worker check says ``worker_status``."""
-    for _ in range(int(within / 0.05)):
-        response = await relay.client.get("/readyz")
-        body: dict[str, Any] = {"code": response.status_code, **response.json()}
-        if body["checks"]["worker"]["status"] == worker_status:
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the worker never became {worker_status}: {body}")
 
 
 def fail_claims(monkeypatch: pytest.MonkeyPatch, relay: Relay, error: Exception) -> None:
@@ -43,10 +29,10 @@ async def test_a_crashed_claim_loop_makes_the_relay_unready(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async with running_relay(database_url, fake_keap, delivery_config) as relay:
-        before = await _readiness(relay, 5, "ok")
+        before = await relay.readiness("worker", "ok", 5)
         assert before["code"] == 200
         fail_claims(monkeypatch, relay, RuntimeError("a bug in the claim"))
-        after = await _readiness(relay, 5, "failing")
+        after = await relay.readiness("worker", "failing", 5)
         assert after["code"] == 503
         assert after["status"] == "not_ready"
         assert "claim loop stopped: RuntimeError: a bug in the claim" in str(after["checks"])
@@ -61,10 +47,10 @@ async def test_a_database_that_fails_the_claim_makes_the_worker_failing_until_it
 ) -> None:
     async with running_relay(database_url, fake_keap, delivery_config) as relay:
         fail_claims(monkeypatch, relay, StoreUnavailable("database is locked"))
-        failing = await _readiness(relay, 5, "failing")
+        failing = await relay.readiness("worker", "failing", 5)
         assert failing["code"] == 503
         assert "cannot claim: database is locked" in str(failing["checks"])
 
         monkeypatch.undo()  # the database answers again
-        recovered = await _readiness(relay, 10, "ok")
+        recovered = await relay.readiness("worker", "ok", 10)
         assert recovered["code"] == 200
