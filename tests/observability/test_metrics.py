@@ -8,17 +8,12 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config.models import RelayConfig
+from devkit.cart import headers
 from fake_keap.server import FakeKeapServer
 from tests.delivery.conftest import API_KEY, running_relay
+from tests.delivery.test_delivery_e2e import ORDER
 
-ORDER = {
-    "event": "order.paid",
-    "id": "o-1",
-    "email": "ada@example.com",
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-}
-TOKEN = {"x-token": "t0ken"}
+TOKEN = headers()  # the cart token DELIVERY_YAML checks
 DAY_QUOTA = 30_000
 MINUTE_THROTTLE = 240
 
