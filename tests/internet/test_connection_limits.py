@@ -4,7 +4,6 @@ the headers and for the body (408), idle keep-alive connections closed."""
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import CONFIG_YAML, SECRETS
-from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.processes import serving_api
 from tests.support.senders import hex_signature
 
 LIMITS = {
@@ -28,18 +27,9 @@ LIMITS = {
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     tmp_path = tmp_path_factory.mktemp("limits")
-    port = free_port()
-    env = relay_env(
-        tmp_path,
-        f"sqlite:///{tmp_path / 'relay.db'}",
-        CONFIG_YAML,
-        {**SECRETS, **LIMITS, "RELAY_PORT": str(port), "RELAY_HOST": "127.0.0.1"},
-    )
-    process: subprocess.Popen[bytes] = start_relay(["serve", "--workers", "0"], env, tmp_path, port)
-    try:
+    database_url = f"sqlite:///{tmp_path / 'relay.db'}"
+    with serving_api(tmp_path, database_url, CONFIG_YAML, {**SECRETS, **LIMITS}) as (port, _):
         yield port
-    finally:
-        stop(process)
 
 
 def _connect(port: int) -> socket.socket:

@@ -14,7 +14,6 @@ import contextlib
 import json
 import socket
 import statistics
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from app.ingest.bodies import (
     parse_body,
 )
 from tests.conftest import CONFIG_YAML, SECRETS
-from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.processes import serving_api
 
 MIB = 1 << 20
 ADMIN_TOKEN = "adm-hostile-7c1f0e9d8b6a5f4e3d2c1b0a99"
@@ -44,23 +43,10 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     tmp_path = tmp_path_factory.mktemp("hostile")
-    port = free_port()
-    env = relay_env(
-        tmp_path,
-        f"sqlite:///{tmp_path / 'relay.db'}",
-        CONFIG_YAML,
-        {
-            **SECRETS,
-            "RELAY_PORT": str(port),
-            "RELAY_HOST": "127.0.0.1",
-            "RELAY_ADMIN_TOKEN": ADMIN_TOKEN,
-        },
-    )
-    process: subprocess.Popen[bytes] = start_relay(["serve", "--workers", "0"], env, tmp_path, port)
-    try:
+    database_url = f"sqlite:///{tmp_path / 'relay.db'}"
+    extra = {**SECRETS, "RELAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    with serving_api(tmp_path, database_url, CONFIG_YAML, extra) as (port, process):
         yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        stop(process)
 
 
 def worst_json() -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.support.processes import free_port, relay_env, start_relay, stop
+from tests.support.processes import serving_api
 
 SECRET = "Sekr1t-Üni/+ x"  # a space, a plus, a slash and non-ASCII: every escape has work
 HEADER_SECRET = "hdr-Secret-4f2a9c7e1b80"
@@ -60,24 +59,9 @@ def _lower_hex(encoded: str) -> str:
 
 @pytest.fixture
 def served(tmp_path: Path, database_url: str) -> Iterator[str]:
-    port = free_port()
-    env = relay_env(
-        tmp_path,
-        database_url,
-        CONFIG,
-        {
-            "CART_TOKEN": SECRET,
-            "HEADER_TOKEN": HEADER_SECRET,
-            "RELAY_PORT": str(port),
-            "RELAY_HOST": "127.0.0.1",
-            "RELAY_ADMIN_TOKEN": ADMIN_TOKEN,
-        },
-    )
-    process: subprocess.Popen[bytes] = start_relay(["serve", "--workers", "0"], env, tmp_path, port)
-    try:
+    extra = {"CART_TOKEN": SECRET, "HEADER_TOKEN": HEADER_SECRET, "RELAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    with serving_api(tmp_path, database_url, CONFIG, extra) as (port, _):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
 
 
 def post_every_way(base: str) -> list[str]:

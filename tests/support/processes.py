@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -78,6 +80,26 @@ def start_relay(
     if port is not None:
         wait_healthy(f"http://127.0.0.1:{port}", process, cwd / log_name)
     return process
+
+
+@contextmanager
+def serving_api(
+    tmp_path: Path, database_url: str, config_text: str, extra: dict[str, str]
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``relay serve --workers 0`` (API only) on a free loopback port, with ``extra``
+    settings, until the block ends: its (port, process)."""
+    port = free_port()
+    env = relay_env(
+        tmp_path,
+        database_url,
+        config_text,
+        {**extra, "RELAY_PORT": str(port), "RELAY_HOST": "127.0.0.1"},
+    )
+    process = start_relay(["serve", "--workers", "0"], env, tmp_path, port)
+    try:
+        yield port, process
+    finally:
+        stop(process)
 
 
 def wait_healthy(
