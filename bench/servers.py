@@ -7,11 +7,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from devkit.answers import wait_answers as devkit_wait_answers
 
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 30.0
@@ -125,19 +124,10 @@ def wait_healthy(process: Process) -> None:
 
 
 def wait_answers(process: Process, path: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            raise RuntimeError(
-                f"{process.name} exited with {process.popen.returncode}:\n{process.log_tail()}"
-            )
-        try:
-            if httpx.get(f"{process.url}{path}", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    process.stop()
-    raise RuntimeError(
-        f"{process.name} did not answer in {STARTUP_TIMEOUT:g} s:\n{process.log_tail()}"
+    devkit_wait_answers(
+        f"{process.url}{path}",
+        process.popen,
+        name=process.name,
+        log_tail=process.log_tail,
+        timeout=STARTUP_TIMEOUT,
     )

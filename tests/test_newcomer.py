@@ -13,12 +13,11 @@ import os
 import signal
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from devkit.answers import wait_answers
 from tests.support.processes import free_port
 from tests.support.readme import quick_start_commands
 from tests.support.walkthrough import walk_through
@@ -52,19 +51,13 @@ def stock_environment() -> dict[str, str]:
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + INSTALL_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"the serve line exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"the serve line never answered {url}:\n{log.read_text()[-3000:]}")
+    wait_answers(
+        url,
+        process,
+        name="the serve line",
+        log_tail=lambda: log.read_text()[-3000:],
+        timeout=INSTALL_SECONDS,
+    )
 
 
 @pytest.mark.timeout(3 * INSTALL_SECONDS)

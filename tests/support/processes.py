@@ -7,13 +7,11 @@ import random
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
+from devkit.answers import wait_answers
 from fake_keap.server import FakeKeapServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,20 +103,13 @@ def serving_api(
 def wait_healthy(
     base_url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 20.0
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"relay exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"relay did not become healthy:\n{log.read_text()[-3000:]}")
+    wait_answers(
+        f"{base_url}/healthz",
+        process,
+        name="relay",
+        log_tail=lambda: log.read_text()[-3000:],
+        timeout=timeout,
+    )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
