@@ -276,6 +276,11 @@ def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpToolsProtocol]
     return type("RelayHttpProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
 
 
+# On SIGTERM, how long requests still in flight may take before they are cut (the process
+# then closes the store and exits): under Docker's 10 s before SIGKILL (docs/deployment.md).
+SHUTDOWN_GRACE_SECONDS = 8
+
+
 def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
     """uvicorn's settings for ``relay serve`` (documented in docs/deployment.md)."""
     return uvicorn.Config(
@@ -290,4 +295,5 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
         h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )

@@ -3,6 +3,7 @@ the headers and for the body (408), idle keep-alive connections closed."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.server import SHUTDOWN_GRACE_SECONDS
 from tests.conftest import CONFIG_YAML, SECRETS
 from tests.support.processes import serving_api
 from tests.support.senders import hex_signature
@@ -181,3 +183,27 @@ def test_a_webhook_over_the_size_limit_gets_its_413_to_read(served: int) -> None
             assert answer.status_code == 413
             assert answer.headers["content-type"] == "application/problem+json"
         assert client.get("/healthz").status_code == 200
+
+
+def test_sigterm_cuts_a_request_still_in_flight_after_the_grace(tmp_path: Path) -> None:
+    """A stop does not wait for a sender trickling its body (here with a 60 s body
+    deadline): the request is cut after SHUTDOWN_GRACE_SECONDS, unanswered (so the sender
+    retries), and the process then stops as on any SIGTERM."""
+    database_url = f"sqlite:///{tmp_path / 'relay.db'}"
+    slow = {**SECRETS, "RELAY_BODY_TIMEOUT_SECONDS": "60"}
+    with serving_api(tmp_path, database_url, CONFIG_YAML, slow) as (port, process):
+        sock = _connect(port)
+        with sock:
+            sock.sendall(
+                b"POST /hooks/legacy-cart HTTP/1.1\r\nHost: relay\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"event": '
+            )
+            time.sleep(0.3)
+            process.terminate()
+            started = time.monotonic()
+            returncode = process.wait(timeout=SHUTDOWN_GRACE_SECONDS + 10)
+            waited = time.monotonic() - started
+            answer = _read_answer(sock)
+    assert returncode == -signal.SIGTERM  # uvicorn's clean stop: the signal raised again
+    assert SHUTDOWN_GRACE_SECONDS - 1 < waited < SHUTDOWN_GRACE_SECONDS + 5, waited
+    assert not answer.startswith(b"HTTP/1.1 2"), answer[:200]
