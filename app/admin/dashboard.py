@@ -109,6 +109,11 @@ def flash_message(query: dict[str, str]) -> str | None:
     code = query.get("flash", "")
     if code == "bulk" and query.get("n", "").isdigit():
         return f"Re-queued {int(query['n'])} events."
+    if code == "bulk-replanned" and query.get("n", "").isdigit():
+        return (
+            f"Re-planned the ignored events: {int(query['n'])} queued; "
+            "those no route takes yet stay ignored."
+        )
     return FLASHES.get(code)
 
 
@@ -284,13 +289,15 @@ async def replay_matching(
     request: Request, operator: OperatorDep, store: StoreDep, config: ConfigDep, runtime: RuntimeDep
 ) -> Response:
     """The list page's 'replay all dead' button, for the source filter shown (re-planned
-    first when its box is ticked), and each open problem's 'replay these' button."""
+    first when its box is ticked), its 're-plan every ignored event' button, and each open
+    problem's 'replay these' button."""
     form = await read_form(request)
     verify_csrf(operator, form.get("csrf"))
     source = form.get("source") or None
+    status = "ignored" if form.get("status") == "ignored" else "dead"
     count = await service.replay_matching(
         store,
-        "dead",
+        status,
         source,
         None,
         service.ReplayOptions(replan=config if form.get("replan") == "true" else None),
@@ -301,9 +308,9 @@ async def replay_matching(
     if count:
         service.wake_worker(runtime)
     back = {
-        "status": "dead",
+        "status": status,
         **({"source": source} if source else {}),
-        "flash": "bulk",
+        "flash": "bulk-replanned" if status == "ignored" else "bulk",
         "n": str(count),
     }
     return _redirect(request, "/admin/?" + urlencode(back))

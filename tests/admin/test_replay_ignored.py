@@ -108,3 +108,23 @@ async def test_an_ignored_event_page_offers_the_re_plan_button(
     assert pressed.status_code == 303
     assert pressed.headers["location"].endswith("?flash=requeued-replanned")
     assert (await shown(relay, ignored["create"]))["status"] == "pending"
+
+
+async def test_the_ignored_list_offers_a_bulk_re_plan_that_queues_what_is_routed(
+    relay: httpx.AsyncClient, ignored: dict[str, str]
+) -> None:
+    await login(relay)
+    assert (
+        'data-testid="replan-all-ignored"'
+        not in (await relay.get("/admin/?status=dead", headers=HTML)).text
+    )
+    page = (await relay.get("/admin/?status=ignored", headers=HTML)).text
+    assert 'data-testid="replan-all-ignored"' in page
+    form = {"csrf": csrf_from(page), "status": "ignored", "source": "", "replan": "true"}
+    pressed = await relay.post("/admin/view/replay", data=form, headers=HTML)
+    assert pressed.status_code == 303
+    assert pressed.headers["location"].endswith("?status=ignored&flash=bulk-replanned&n=1")
+    statuses = {topic: (await shown(relay, i))["status"] for topic, i in ignored.items()}
+    assert statuses == {"create": "pending", "cancelled": "ignored"}
+    shown_page = (await relay.get(pressed.headers["location"], headers=HTML)).text
+    assert "Re-planned the ignored events: 1 queued" in shown_page
