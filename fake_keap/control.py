@@ -74,6 +74,8 @@ class ControlRequest(_Strict):
     # contact ids to delete, as a user deleting them in Keap (later calls answer 404)
     delete_contacts: list[int] = Field(default_factory=list)
     revoke_refresh_token: bool = False
+    # Days that pass, unused, for the live refresh token (45 and it has died).
+    age_refresh_token_days: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -110,6 +112,8 @@ def apply_control(state: FakeKeapState, request: ControlRequest) -> None:
         state.delete_contact(contact_id)
     if request.revoke_refresh_token:
         state.revoke_refresh_token()
+    if request.age_refresh_token_days is not None:
+        state.age_refresh_token(request.age_refresh_token_days * 86400)
 
 
 def _apply_switches(state: FakeKeapState, request: ControlRequest) -> None:

@@ -86,7 +86,7 @@ class FakeKeapState:
         """The OAuth client the fake knows, and its live refresh token (None: none yet)."""
         with self._lock:
             self.configure(oauth_client_id=client_id, oauth_client_secret=client_secret)
-            self._tokens.refresh_token = refresh_token
+            self._tokens.set_refresh_token(refresh_token, time.monotonic())
 
     def reset(self, keep_config: bool = True) -> None:
         """Forget records, faults and counters; settings stay unless ``keep_config`` is False."""
@@ -94,7 +94,7 @@ class FakeKeapState:
             refresh_token = self._tokens.refresh_token
             self._clear()
             if keep_config:
-                self._tokens.refresh_token = refresh_token
+                self._tokens.set_refresh_token(refresh_token, time.monotonic())
             else:
                 self._behaviour = self._initial_behaviour
 
@@ -118,6 +118,11 @@ class FakeKeapState:
     def expire_access_tokens(self) -> None:
         with self._lock:
             self._tokens.expire_access_tokens()
+
+    def age_refresh_token(self, seconds: float) -> None:
+        """Time passes for the live refresh token: as if issued ``seconds`` earlier."""
+        with self._lock:
+            self._tokens.refresh_token_issued_at -= seconds
 
     def revoke_refresh_token(self) -> None:
         """The live refresh token dies (expired, revoked, or lost in a crash window): the
@@ -152,8 +157,13 @@ class FakeKeapState:
         with self._lock:
             if self._faults.reject_all_credentials:
                 return None
-            lifetime = self._behaviour.access_token_lifetime
-            return self._tokens.refresh(presented_refresh_token, time.monotonic(), lifetime)
+            behaviour = self._behaviour
+            return self._tokens.refresh(
+                presented_refresh_token,
+                time.monotonic(),
+                behaviour.access_token_lifetime,
+                behaviour.refresh_token_idle_lifetime,
+            )
 
     # -- fault injection -------------------------------------------------------------
 

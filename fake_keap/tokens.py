@@ -29,6 +29,7 @@ class TokenStore:
 
     def __init__(self) -> None:
         self.refresh_token: str | None = None
+        self.refresh_token_issued_at = 0.0  # monotonic; moved back by ``age_refresh_token``
         self.refreshes = 0
         self.codes_redeemed = 0
         self._access_expiry: dict[str, float] = {}
@@ -47,21 +48,35 @@ class TokenStore:
         grant = self._codes.pop(code, None)
         if grant is None or grant.expires_at <= now or grant.redirect_uri != redirect_uri:
             return None
-        self.refresh_token = "fake-rt-" + secrets.token_urlsafe(18)
+        refresh_token = self._new_refresh_token(now)
         self.codes_redeemed += 1
         access_token = self.issue_access_token(now, lifetime)
-        return IssuedTokens(access_token, self.refresh_token, max(1, round(lifetime)))
+        return IssuedTokens(access_token, refresh_token, max(1, round(lifetime)))
 
-    def refresh(self, presented: str, now: float, lifetime: float) -> IssuedTokens | None:
-        """Rotate: the presented token must be the live one, and dies on use."""
+    def set_refresh_token(self, token: str | None, now: float) -> None:
+        self.refresh_token = token
+        self.refresh_token_issued_at = now
+
+    def _new_refresh_token(self, now: float) -> str:
+        token = "fake-rt-" + secrets.token_urlsafe(18)
+        self.set_refresh_token(token, now)
+        return token
+
+    def refresh(
+        self, presented: str, now: float, lifetime: float, idle_lifetime: float
+    ) -> IssuedTokens | None:
+        """Rotate: the presented token must be the live one, used within ``idle_lifetime``
+        of its issue (else it has died), and dies on use."""
+        if now - self.refresh_token_issued_at >= idle_lifetime:
+            self.refresh_token = None  # expired unused: refused from now on
         if self.refresh_token is None or not secrets.compare_digest(
             presented.encode(), self.refresh_token.encode()
         ):
             return None
-        self.refresh_token = "fake-rt-" + secrets.token_urlsafe(18)
+        refresh_token = self._new_refresh_token(now)
         self.refreshes += 1
         access_token = self.issue_access_token(now, lifetime)
-        return IssuedTokens(access_token, self.refresh_token, max(1, round(lifetime)))
+        return IssuedTokens(access_token, refresh_token, max(1, round(lifetime)))
 
     def issue_access_token(self, now: float, lifetime: float) -> str:
         self._forget_expired(now)

@@ -122,3 +122,30 @@ def test_a_forbidden_tag_answers_403_while_the_probe_and_other_tags_pass(
     assert allowed.status_code == 200
     assert keap.get("/rest/v1/oauth/connect/userinfo").status_code == 200
     assert fake.state.tags_of(contact) == {101}
+
+
+def refresh(fake: FakeKeapServer, token: str) -> httpx.Response:
+    return httpx.post(
+        fake.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": token},
+        auth=("client-1", "secret-1"),
+    )
+
+
+def test_a_refresh_token_unused_for_45_days_has_died(fake: FakeKeapServer) -> None:
+    """Keap: a refresh token unused for 45 days expires. Each refresh issues a new one,
+    whose 45 days start then; a token past them is refused, and stays so."""
+    age = {"age_refresh_token_days": 44.9}
+    assert httpx.post(f"{fake.control_url}/config", json=age).status_code == 200
+    rotated = refresh(fake, "refresh-0")
+    assert rotated.status_code == 200, rotated.text
+    token = rotated.json()["refresh_token"]
+
+    assert httpx.post(f"{fake.control_url}/config", json=age).status_code == 200
+    token = refresh(fake, token).json()["refresh_token"]  # 44.9 days again: still alive
+
+    late = {"age_refresh_token_days": 45}
+    assert httpx.post(f"{fake.control_url}/config", json=late).status_code == 200
+    refused = refresh(fake, token)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    assert fake.state.refresh_token is None
