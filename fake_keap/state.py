@@ -6,7 +6,6 @@ Every public method takes the lock, and nothing awaits while holding it.
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import Counter
@@ -46,7 +45,7 @@ from fake_keap.records import (
     Payment,
     RequestRecord,
 )
-from fake_keap.tokens import IssuedTokens, TokenStore
+from fake_keap.tokens import IssuedTokens, TokenStore, client_matches
 
 
 class FakeKeapState:
@@ -144,26 +143,14 @@ class FakeKeapState:
             return self._tokens.redeem_code(code, redirect_uri, time.monotonic(), lifetime)
 
     def client_is_valid(self, client_id: str, client_secret: str) -> bool:
-        expected_id = self._behaviour.oauth_client_id
-        expected_secret = self._behaviour.oauth_client_secret
-        if expected_id is None or expected_secret is None:
-            return False
-        return secrets.compare_digest(client_id.encode(), expected_id.encode()) and (
-            secrets.compare_digest(client_secret.encode(), expected_secret.encode())
-        )
+        return client_matches(self._behaviour, client_id, client_secret)
 
     def refresh(self, presented_refresh_token: str) -> IssuedTokens | None:
         """Rotate the refresh token; None when it is not the live one (or all are rejected)."""
         with self._lock:
             if self._faults.reject_all_credentials:
                 return None
-            behaviour = self._behaviour
-            return self._tokens.refresh(
-                presented_refresh_token,
-                time.monotonic(),
-                behaviour.access_token_lifetime,
-                behaviour.refresh_token_idle_lifetime,
-            )
+            return self._tokens.refresh(presented_refresh_token, time.monotonic(), self._behaviour)
 
     # -- fault injection -------------------------------------------------------------
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from fake_keap.behaviour import FakeBehaviour
+
 
 @dataclass(frozen=True)
 class IssuedTokens:
@@ -62,12 +64,11 @@ class TokenStore:
         self.set_refresh_token(token, now)
         return token
 
-    def refresh(
-        self, presented: str, now: float, lifetime: float, idle_lifetime: float
-    ) -> IssuedTokens | None:
-        """Rotate: the presented token must be the live one, used within ``idle_lifetime``
-        of its issue (else it has died), and dies on use."""
-        if now - self.refresh_token_issued_at >= idle_lifetime:
+    def refresh(self, presented: str, now: float, behaviour: FakeBehaviour) -> IssuedTokens | None:
+        """Rotate: the presented token must be the live one, used within the behaviour's
+        ``refresh_token_idle_lifetime`` of its issue (else it has died), and dies on use."""
+        lifetime = behaviour.access_token_lifetime
+        if now - self.refresh_token_issued_at >= behaviour.refresh_token_idle_lifetime:
             self.refresh_token = None  # expired unused: refused from now on
         if self.refresh_token is None or not secrets.compare_digest(
             presented.encode(), self.refresh_token.encode()
@@ -95,3 +96,15 @@ class TokenStore:
         expired = [token for token, expiry in self._access_expiry.items() if expiry <= now]
         for token in expired:
             del self._access_expiry[token]
+
+
+def client_matches(behaviour: FakeBehaviour, client_id: str, client_secret: str) -> bool:
+    """Whether the OAuth client presented is the one the fake knows (compared in constant
+    time)."""
+    expected_id = behaviour.oauth_client_id
+    expected_secret = behaviour.oauth_client_secret
+    if expected_id is None or expected_secret is None:
+        return False
+    return secrets.compare_digest(client_id.encode(), expected_id.encode()) and (
+        secrets.compare_digest(client_secret.encode(), expected_secret.encode())
+    )
