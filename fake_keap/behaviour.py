@@ -25,9 +25,11 @@ class FakeBehaviour(BaseModel):
     oauth_client_secret: str | None = None
     access_token_lifetime: PositiveFloat = 86400.0
     refresh_refusal: RefreshRefusal = "invalid_grant"
-    # A refresh token unused this long dies (Keap: "refresh token 45 days"; one unused for
-    # 45 days expires, KEAP_API_NOTES.md and docs/keap-api.md). Each refresh issues a new
-    # one, so its age is the time since the credential was last refreshed.
+    # A refresh token unused this long dies. Keap staff: "the Refresh Token expires after 45
+    # days ... So long as you use the Refresh Token within 45 days consistently" it goes on
+    # (integration.keap.com/t/rest-api-without-manual-authorization/85209, and
+    # /t/how-to-get-access-token/86529; docs/keap-api.md). Each refresh issues a new one,
+    # so its age is the time since the credential was last refreshed.
     refresh_token_idle_lifetime: PositiveFloat = 45 * 86400.0
 
     # Ceilings per credential (sliding 1 s and 60 s windows, the day per UTC day; limits.py);
