@@ -64,13 +64,13 @@ class Opened:
 
 @asynccontextmanager
 async def bootstrap(
-    settings: Settings, *, pool_size: int | None = None, tracing: bool = False
+    settings: Settings, *, pool_size: int | None = None, tracing: bool = False, ingest: bool = False
 ) -> AsyncIterator[Opened]:
     """Open what a relay process runs on; close it when the block ends.
 
     ``pool_size``: PostgreSQL connections (default RELAY_DATABASE_POOL_SIZE; a one-shot
     command needs one). ``tracing``: start OpenTelemetry when it is configured, and send
-    the spans still queued at the end.
+    the spans still queued at the end. ``ingest``: the process takes webhooks.
     """
     traced = start_tracing() if tracing else False
     try:
@@ -78,6 +78,7 @@ async def bootstrap(
             store = open_store(
                 settings.database_url,
                 pool_size=settings.database_pool_size if pool_size is None else pool_size,
+                ingest=ingest,
             )
             await store.open()
         except Exception as exc:  # the database is the operator's to fix: each command says so

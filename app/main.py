@@ -104,7 +104,7 @@ def _fastapi_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with bootstrap(settings, tracing=True) as opened:
+        async with bootstrap(settings, tracing=True, ingest=api) as opened:
             store, http = opened.store, opened.http
             app.state.store = store
             app.state.http = http

@@ -23,6 +23,7 @@ from app.config.loader import parse_config
 from app.config.models import RelayConfig
 from app.main import create_app
 from app.settings import Settings
+from app.store.sqlite_db import SQLiteDatabase
 from devkit.fixtures import postgres_schema_url, postgres_server_url  # noqa: F401  fixtures
 from devkit.no_skips import (  # noqa: F401  hooks: under RELAY_FORBID_SKIPS=1 a skip fails
     pytest_make_collect_report,
@@ -143,6 +144,18 @@ def relay_config() -> RelayConfig:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'relay.db'}"
+
+
+@pytest.fixture
+def writer_thread_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite webhooks committed by the writer thread, with no ingest writer process:
+    for tests of the thread itself, which takes every other write and whatever the
+    process cannot store (app/store/sqlite_ingest.py)."""
+
+    async def not_started(self: SQLiteDatabase) -> None:
+        return None
+
+    monkeypatch.setattr(SQLiteDatabase, "_start_ingest", not_started)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

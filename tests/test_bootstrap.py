@@ -26,8 +26,8 @@ def closes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     closed: list[str] = []
     real_open_store = bootstrap_module.open_store
 
-    def open_store(url: str, *, pool_size: int) -> Store:
-        store = real_open_store(url, pool_size=pool_size)
+    def open_store(url: str, *, pool_size: int, ingest: bool = False) -> Store:
+        store = real_open_store(url, pool_size=pool_size, ingest=ingest)
         real_close = store.close
 
         async def close() -> None:

@@ -28,12 +28,28 @@ routes:
 """
 
 
+def child_pids(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def running(pid: int) -> bool:
+    """Whether the process still runs (a zombie waiting to be reaped has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
     tmp_path: Path, database_url: str
 ) -> None:
     port = free_port()
     env = relay_env(tmp_path, database_url, CONFIG, {"CART_SECRET": "crash-key"})
     process = start_relay(["serve", "--workers", "0", "--port", str(port)], env, tmp_path, port)
+    children = child_pids(process.pid)  # on SQLite, the ingest writer process
+    assert len(children) == (1 if database_url.startswith("sqlite") else 0)
     acknowledged: list[str] = []
     outstanding = cut_off = outstanding_at_kill = 0
     try:
@@ -72,6 +88,11 @@ async def test_kill_9_after_a_burst_keeps_every_acknowledged_event(
             await asyncio.gather(*burst)
     finally:
         process.wait()
+    for _ in range(100):  # the ingest writer, its server gone, ends too (no orphan left)
+        if not any(running(pid) for pid in children):
+            break
+        await asyncio.sleep(0.05)
+    assert not any(running(pid) for pid in children)
     assert len(acknowledged) >= 150
     # The kill landed mid-burst: requests were waiting for their answers, and lost them.
     assert outstanding_at_kill >= 1

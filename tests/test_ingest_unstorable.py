@@ -98,8 +98,9 @@ def queued_requests(relay: httpx.AsyncClient) -> int:
     """Requests waiting for the next group commit (the writer's queue on SQLite, the
     flushers' pending list on PostgreSQL)."""
     store = relay.app.state.store  # type: ignore[attr-defined]
-    if store.dialect == "sqlite":
-        return int(store.db._jobs.qsize())
+    if store.dialect == "sqlite":  # (and those the ingest writer process holds)
+        held = len(store.db.ingest._waiting) if store.db.ingest is not None else 0
+        return int(store.db._jobs.qsize()) + held
     return len(store.db._ingest._pending)
 
 

@@ -21,7 +21,7 @@ from app.domain.events import EventFilter, EventRecord
 from app.errors import BadRequest
 from app.observability.logging import mask_email
 from app.settings import Settings
-from app.store.sqlite_db import sqlite_path
+from app.store.sqlite_connect import sqlite_path
 
 ERROR_WIDTH = 60
 COLUMNS = ("RECEIVED (UTC)", "ID", "SOURCE", "TYPE", "CONTACT", "STATUS", "STEPS", "LAST ERROR")

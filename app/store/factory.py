@@ -6,11 +6,13 @@ from app.store.base import Store
 from app.store.store import SQLStore
 
 
-def open_store(url: str, *, pool_size: int = 10) -> Store:
+def open_store(url: str, *, pool_size: int = 10, ingest: bool = False) -> Store:
+    """``ingest``: the store takes webhooks (``relay serve``); on SQLite their rows then
+    go to a writer process of their own (app/store/sqlite_ingest.py)."""
     if url.startswith("sqlite:"):
         from app.store.sqlite_db import SQLiteDatabase
 
-        return SQLStore(SQLiteDatabase(url))
+        return SQLStore(SQLiteDatabase(url, ingest_process=ingest))
     if url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
         from app.store.postgres_db import PostgresDatabase
 

@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
 from app.domain.events import Inserted, NewEvent
@@ -27,6 +26,16 @@ from app.store.dialect import SQLITE
 from app.store.migrations import migrate_sqlite
 from app.store.queries import events as event_sql
 from app.store.sqlite_commit import InsertJob, Job, commit_batch, fail_batch, settle
+from app.store.sqlite_connect import (
+    DURABLE_PRAGMAS,
+    SYNCHRONOUS_WORDS,
+    WAL_RESTART_BYTES,
+    connect,
+    sqlite_path,
+    writer_pragmas,
+    writer_settings,
+)
+from app.store.sqlite_ingest import IngestProcess
 
 log = logging.getLogger("relay.store")
 
@@ -36,19 +45,7 @@ _MAX_BATCH = 512
 # most below while it keeps stopping); /readyz reports it down meanwhile.
 WRITER_RESTART_SECONDS = 0.5
 WRITER_RESTART_MAX_SECONDS = 10.0
-# What the writer's connection must run with for a commit to be on disk when it returns
-# (asserted by tests/store/test_durability.py, shown by /readyz and the benchmark).
-DURABLE_PRAGMAS = {"journal_mode": "wal", "synchronous": "full"}
-_SYNCHRONOUS = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints
-# Under a flood (~11 000 webhooks/s write ~45 MB of WAL a second) the WAL is rewound each
-# time it passes this: a ~15 ms stop of the writer every 2 s. At 256 MiB the stop grew to
-# ~38 ms every 5 s, no better; at ordinary rates a PASSIVE checkpoint keeps up.
-WAL_RESTART_BYTES = 64 * 1024 * 1024
-# The WAL file is cut back at a rewind only beyond this. It grows past WAL_RESTART_BYTES
-# by a checkpoint interval's writes before the rewind; cutting it back to that size each
-# time cost the writer's next commit ~12 ms (the file's blocks freed, then allocated again).
-WAL_FILE_LIMIT = WAL_RESTART_BYTES + 128 * 1024 * 1024
 
 
 class _RewindWal:
@@ -59,46 +56,15 @@ class _RewindWal:
 REWIND_WAL = _RewindWal()
 
 
-def sqlite_path(url: str) -> Path:
-    """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
-    if not url.startswith("sqlite:///"):
-        raise ValueError("a SQLite URL looks like sqlite:///./data/relay.db")
-    return Path(url.removeprefix("sqlite:///"))
-
-
-def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    # Room in the statement cache for the 32 multi-row INSERT texts beside every query.
-    conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=30, cached_statements=256
-    )
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 30000")
-    if readonly:
-        conn.execute("PRAGMA query_only = 1")
-    else:
-        conn.execute("PRAGMA journal_mode = WAL")
-        # FULL: a commit is on disk (WAL fsynced) before the caller hears about it.
-        conn.execute("PRAGMA synchronous = FULL")
-        # Checkpoints run in their own thread (SQLiteDatabase._checkpoint_loop): done by the
-        # writer at the commit that fills the WAL, they stall every request queued behind.
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
-        # When the WAL is rewound, cut the file back if it grew past WAL_FILE_LIMIT.
-        conn.execute(f"PRAGMA journal_size_limit = {WAL_FILE_LIMIT}")
-    return conn
-
-
-def writer_pragmas(conn: sqlite3.Connection) -> dict[str, str]:
-    """journal_mode and synchronous of a connection, in words (``wal``, ``full``)."""
-    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-    level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
-    return {"journal_mode": mode, "synchronous": _SYNCHRONOUS.get(level, str(level))}
-
-
 class SQLiteDatabase:
     dialect = SQLITE
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ingest_process: bool = False) -> None:
+        """``ingest_process``: new webhooks' rows go to a writer process of their own
+        (``relay serve``; app/store/sqlite_ingest.py), the rest to the writer thread."""
         self.path = sqlite_path(url)
+        self.ingest: IngestProcess | None = None
+        self._ingest_process = ingest_process
         self._jobs: queue.SimpleQueue[Job | _RewindWal | None] = queue.SimpleQueue()
         self._rewind_queued = threading.Event()  # REWIND_WAL is in the queue
         self._writer: threading.Thread | None = None
@@ -122,10 +88,45 @@ class SQLiteDatabase:
         started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._start_writer(asyncio.get_running_loop(), started)
         await started
+        if self._ingest_process:
+            await self._start_ingest()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="relay-sqlite-checkpoint", daemon=True
         )
         self._checkpointer.start()
+
+    async def _start_ingest(self) -> None:
+        """Start the ingest writer process; without one, the writer thread takes every
+        webhook (slower, as safe)."""
+        ingest = IngestProcess(self.path, writer_settings(), self._rewound)
+        try:
+            await ingest.start()
+        except Exception as exc:
+            log.error("the SQLite ingest writer process did not start: %s", exc)
+            return
+        words = {
+            **ingest.pragmas,
+            "synchronous": SYNCHRONOUS_WORDS.get(ingest.pragmas["synchronous"]),
+        }
+        if any(DURABLE_PRAGMAS[k] != words.get(k) for k in DURABLE_PRAGMAS):
+            log.error("the SQLite ingest writer process is not durable: %s", words)
+            await ingest.stop()
+            return
+        self.ingest = ingest
+
+    def _rewound(self, done: bool) -> None:
+        """The ingest process ran the WAL rewind the checkpointer asked for (or cannot)."""
+        if done:
+            self.checkpoints["RESTART"] += 1
+        self._rewind_queued.clear()
+
+    def _queue_rewind(self) -> None:
+        """From the checkpointer: the writer that commits webhooks rewinds the WAL."""
+        self._rewind_queued.set()
+        if self.ingest is not None and self.ingest.alive:
+            self.ingest.rewind_threadsafe()
+        else:
+            self._jobs.put(REWIND_WAL)
 
     def _checkpoint_loop(self) -> None:
         """Copy committed WAL frames into the database file, off the writer's path.
@@ -135,7 +136,8 @@ class SQLiteDatabase:
         WAL_RESTART_BYTES, a RESTART checkpoint (which holds the writer back while it
         copies what PASSIVE left, a moment's work right after it) rewinds it, and the
         writer then cuts the file back to WAL_FILE_LIMIT if it is larger
-        (journal_size_limit). The writer runs that RESTART itself, between two batches:
+        (journal_size_limit). The writer that commits webhooks (the ingest process, if
+        there is one) runs that RESTART itself, between two batches:
         run from here, it held the writer's commit in SQLite's busy handler, whose sleeps
         (1, 2, 5, 10, 15 ms…) overshot a 15 ms checkpoint to a 31 ms stall of every
         request (docs/performance.md).
@@ -143,15 +145,14 @@ class SQLiteDatabase:
         The size of the WAL *file* is no measure of this: it stays at its high-water mark
         after a rewind, and RESTARTing on it stalled the writer every interval for good.
         """
-        conn = _connect(self.path)
+        conn = connect(self.path)
         page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL):
                 with contextlib.suppress(sqlite3.Error):
                     frames = self._checkpoint(conn, "PASSIVE")
                     if frames * page_size > WAL_RESTART_BYTES and not self._rewind_queued.is_set():
-                        self._rewind_queued.set()
-                        self._jobs.put(REWIND_WAL)
+                        self._queue_rewind()
             with contextlib.suppress(sqlite3.Error):
                 self._checkpoint(conn, "TRUNCATE")
         finally:
@@ -170,6 +171,8 @@ class SQLiteDatabase:
         return int(frames)
 
     async def close(self) -> None:
+        if self.ingest is not None:
+            await self.ingest.stop()  # what it cannot answer goes to the writer, still open
         self._closing = True
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
@@ -271,7 +274,7 @@ class SQLiteDatabase:
             conn.close()
 
     def _open_writer_connection(self) -> sqlite3.Connection:
-        conn = _connect(self.path)
+        conn = connect(self.path)
         self.pragmas = writer_pragmas(conn)
         return conn
 
@@ -326,7 +329,7 @@ class SQLiteDatabase:
         def run() -> T:
             conn = getattr(self._local, "conn", None)
             if conn is None:
-                conn = _connect(self.path, readonly=True)
+                conn = connect(self.path, readonly=True)
                 self._local.conn = conn
                 with self._conns_lock:
                     self._reader_conns.append(conn)
@@ -377,5 +380,8 @@ class SQLiteDatabase:
             rows = [event_sql.event_row(e) for e in events]
         except Exception as exc:
             raise storing_failed(exc, CONTENT_ERRORS) from exc
+        ingest = self.ingest
+        if ingest is not None and (stored := ingest.submit(rows)) is not None and await stored:
+            return [Inserted(e.id, created=True) for e in events]
         result: list[Inserted] = await self.write(InsertJob(events, rows))
         return result

@@ -23,7 +23,7 @@ import psycopg
 
 from app.domain.events import EventRecord
 from app.store.factory import open_store
-from app.store.sqlite_db import sqlite_path
+from app.store.sqlite_connect import sqlite_path
 from fake_keap.server import FakeKeapServer
 from fake_keap.state import FakeKeapState
 from tests.delivery.conftest import API_KEY

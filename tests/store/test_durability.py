@@ -22,7 +22,8 @@ from app.store import sqlite_db
 from app.store.base import StoreUnavailable
 from app.store.factory import open_store
 from app.store.postgres_db import durability_problem
-from app.store.sqlite_db import DURABLE_PRAGMAS, SQLiteDatabase, writer_pragmas
+from app.store.sqlite_connect import DURABLE_PRAGMAS, writer_pragmas
+from app.store.sqlite_db import SQLiteDatabase
 from tests.support.processes import free_port, relay_env
 from tests.test_ingest_http import ORDER, shopify_headers
 
@@ -92,6 +93,7 @@ ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @ON_SQLITE  # the writer thread is SQLite's
+@pytest.mark.usefixtures("writer_thread_only")
 async def test_a_stopped_writer_fails_its_batch_and_is_restarted(
     relay: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,6 +131,7 @@ async def test_a_stopped_writer_fails_its_batch_and_is_restarted(
 
 
 @ON_SQLITE
+@pytest.mark.usefixtures("writer_thread_only")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 async def test_a_writer_thread_that_ended_is_started_again_by_the_next_check(
     relay: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
@@ -172,6 +175,7 @@ async def test_a_writer_thread_that_ended_is_started_again_by_the_next_check(
 
 
 @ON_SQLITE
+@pytest.mark.usefixtures("writer_thread_only")
 async def test_a_writer_bug_fails_one_batch_and_the_writer_goes_on(
     relay: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.domain.events import Inserted
-from app.store import sqlite_db
+from app.store import sqlite_connect, sqlite_db
 from app.store.sqlite_db import SQLiteDatabase
 from tests.store.test_store_contract import make_event
 
@@ -22,7 +22,7 @@ LIMIT = 512 * 1024
 def small_wal(monkeypatch: pytest.MonkeyPatch, *, file_limit: int = 2 * LIMIT) -> None:
     """Rewind the WAL past LIMIT, cut its file back past ``file_limit``, checkpoint often."""
     monkeypatch.setattr(sqlite_db, "WAL_RESTART_BYTES", LIMIT)
-    monkeypatch.setattr(sqlite_db, "WAL_FILE_LIMIT", file_limit)
+    monkeypatch.setattr(sqlite_connect, "WAL_FILE_LIMIT", file_limit)
     monkeypatch.setattr(sqlite_db, "CHECKPOINT_INTERVAL", 0.01)
 
 

@@ -14,7 +14,7 @@ import pytest
 from app.store.factory import open_store
 from app.store.queries import events as event_sql
 from app.store.sqlite_commit import InsertJob, commit_batch
-from app.store.sqlite_db import _connect
+from app.store.sqlite_connect import connect as _connect
 from app.store.store import SQLStore
 from tests.store.test_store_contract import make_event
 

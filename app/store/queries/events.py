@@ -85,14 +85,14 @@ def event_row(e: NewEvent) -> EventRow:
 
 
 @lru_cache(maxsize=2 * MAX_ROWS_PER_STATEMENT)
-def _insert_sql(rows: int, placeholder: str) -> str:
+def insert_sql(rows: int, placeholder: str) -> str:
     return sql(_INSERT_COLUMNS + ", ".join([_INSERT_ROW] * rows) + _INSERT_CONFLICT, placeholder)
 
 
 def insert_rows(conn: Conn, d: Dialect, rows: list[EventRow]) -> int:
     """One INSERT of up to MAX_ROWS_PER_STATEMENT rows (stored keys skipped); the number
     of rows inserted."""
-    cursor = conn.execute(_insert_sql(len(rows), d.placeholder), [v for row in rows for v in row])
+    cursor = conn.execute(insert_sql(len(rows), d.placeholder), [v for row in rows for v in row])
     return int(cursor.rowcount)
 
 
