@@ -1,6 +1,7 @@
 """The CPU an ingest round spent per accepted webhook, read from Linux's /proc: the
 target's event loop (its main thread) apart from its other threads (the SQLite writer,
-the log flusher), PostgreSQL's server processes, wrk, and how busy the machine was.
+the log flusher) and its child processes (the SQLite ingest writer), PostgreSQL's server
+processes, wrk, and how busy the machine was.
 
 A ratio to the bare endpoint moves with the host: the same tree gave SQLite 0.92 on one
 2-core host and 0.78 on another (bench/results/ingest-2026-11-28-intel.md). These
@@ -30,6 +31,7 @@ class CpuSample:
     process: float  # the whole target process, every thread (ended ones too)
     main_thread: float  # its main thread: the event loop
     postgres: float | None  # every PostgreSQL server process, when asked for
+    child_processes: float  # the target's children (relay serve on SQLite: its writer)
     children: float  # this process's waited-for children: wrk
     machine_busy: float  # every core, not idle
     machine_total: float
@@ -47,6 +49,7 @@ def sample(pid: int, *, postgres: bool = False) -> CpuSample:
         process=_stat_seconds(PROC / str(pid) / "stat"),
         main_thread=_stat_seconds(PROC / str(pid) / "task" / str(pid) / "stat"),
         postgres=_postgres_seconds() if postgres else None,
+        child_processes=_children_seconds(pid),
         children=usage.ru_utime + usage.ru_stime,
         machine_busy=busy,
         machine_total=total,
@@ -73,6 +76,7 @@ def per_webhook(before: CpuSample, after: CpuSample, accepted: int) -> dict[str,
     figures = {
         "cpu_event_loop_us": micros(loop),
         "cpu_other_threads_us": micros(after.process - before.process - loop),
+        "cpu_child_processes_us": micros(after.child_processes - before.child_processes),
         "cpu_wrk_us": micros(after.children - before.children),
     }
     if before.postgres is not None and after.postgres is not None:
@@ -95,6 +99,27 @@ def _stat_seconds(path: Path) -> float:
     text = path.read_text()
     fields = text[text.rindex(")") + 2 :].split()  # the name may hold spaces
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _children_seconds(pid: int) -> float:
+    """CPU of the process's live children (one that ends between two samples takes its
+    share with it; the relay's ingest writer lives as long as the relay)."""
+    total = 0.0
+    try:
+        tasks = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                total += _stat_seconds(PROC / child / "stat")
+            except (OSError, ValueError, IndexError):
+                continue
+    return total
 
 
 def _postgres_seconds() -> float:

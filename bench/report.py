@@ -127,8 +127,9 @@ def _cpu_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "CPU per accepted webhook, µs (medians over rounds; from /proc):",
         "",
-        "| target | event loop | other threads | PostgreSQL | wrk | machine busy |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| target | event loop | other threads | child processes | PostgreSQL | wrk "
+        "| machine busy |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, t in targets.items():
 
@@ -138,7 +139,8 @@ def _cpu_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
         busy = f"{t['machine_busy_percent']:.0f}%" if "machine_busy_percent" in t else "n/a"
         lines.append(
             f"| {name} | {cell('cpu_event_loop_us')} | {cell('cpu_other_threads_us')} | "
-            f"{cell('cpu_postgres_us')} | {cell('cpu_wrk_us')} | {busy} |"
+            f"{cell('cpu_child_processes_us')} | {cell('cpu_postgres_us')} | "
+            f"{cell('cpu_wrk_us')} | {busy} |"
         )
     return [*lines, ""]
 
