@@ -115,6 +115,7 @@ def _fastapi_app(
                 worker = build_worker(settings, config, store, http, app.state.metrics)
             if api:
                 app.state.failed_logins = FailedLogins(store)  # dashboard sign-ins, per address
+                app.state.metrics.watch_ingest_writer(store.ingest_writer_up)
                 app.state.ingest = IngestService(
                     config,
                     store,

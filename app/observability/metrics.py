@@ -112,22 +112,42 @@ class Metrics:
             registry=self.registry,
         )
         self.keap_auth_ok.set(1)  # until a call is refused, nothing says otherwise
-        self.keap_refresh_token_age = Gauge(
+        self.keap_refresh_token_age = self._read_at_scrape(
             "relay_keap_oauth_refresh_token_age_seconds",
             "Seconds since the OAuth refresh token was last rotated (Keap expires it after "
             "45 days unused); NaN without OAuth or before the token is read",
-            registry=self.registry,
         )
-        self.keap_refresh_token_age.set(math.nan)
+        self.ingest_writer_up = self._read_at_scrape(
+            "relay_sqlite_ingest_writer_up",
+            "1 while the process that commits webhooks on SQLite runs, 0 while the writer "
+            "thread takes them instead; NaN on PostgreSQL and in relay worker",
+        )
+
+    def _read_at_scrape(self, name: str, documentation: str) -> Gauge:
+        """A gauge a ``watch_…`` method sets a reader for; NaN until then."""
+        gauge = Gauge(name, documentation, registry=self.registry)
+        gauge.set(math.nan)
+        return gauge
+
+    @staticmethod
+    def _watch(gauge: Gauge, read: Callable[[], float | None]) -> None:
+        """Call ``read`` at every scrape; None shows as NaN."""
+
+        def value() -> float:
+            found = read()
+            return math.nan if found is None else found
+
+        gauge.set_function(value)
+
+    def watch_ingest_writer(self, up: Callable[[], bool | None]) -> None:
+        """Whether SQLite's ingest writer process runs (1 or 0), at every scrape."""
+        self._watch(
+            self.ingest_writer_up, lambda: None if (state := up()) is None else float(state)
+        )
 
     def watch_refresh_token_age(self, age: Callable[[], float | None]) -> None:
-        """Read the token's age at every scrape."""
-
-        def seconds() -> float:
-            value = age()
-            return math.nan if value is None else value
-
-        self.keap_refresh_token_age.set_function(seconds)
+        """The OAuth refresh token's age, at every scrape."""
+        self._watch(self.keap_refresh_token_age, age)
 
     def received(self, source: str, outcome: str) -> None:
         """Count one webhook request (label children cached: this runs on every request)."""

@@ -33,6 +33,10 @@ class Database(Protocol):
     def durability(self) -> dict[str, str]:
         """The settings that make a commit durable, as the database reports them."""
 
+    def ingest_writer_up(self) -> bool | None:
+        """Whether the writer process that commits webhooks runs (SQLite under ``relay
+        serve``); None where there is none."""
+
     async def write(self, fn: Callable[[Conn], T]) -> T:
         """Run ``fn`` in a write transaction; its result once committed, on disk."""
 

@@ -179,6 +179,9 @@ class PostgresDatabase:
         """synchronous_commit and fsync as the relay's connections see them."""
         return dict(self.settings)
 
+    def ingest_writer_up(self) -> bool | None:
+        return None  # webhooks go to the server through the pool
+
     # running transactions ----------------------------------------------------------
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         if self._closed:

@@ -373,6 +373,11 @@ class SQLiteDatabase:
         """The writer connection's durability settings, as SQLite reports them."""
         return dict(self.pragmas)
 
+    def ingest_writer_up(self) -> bool | None:
+        if not self._ingest_process:
+            return None
+        return self.ingest is not None and self.ingest.alive
+
     async def insert_events(self, events: list[NewEvent]) -> list[Inserted]:
         # Serialised here, in the request's task: the writer thread then holds the GIL
         # only to bind values, while the event loop goes on with other requests.

@@ -53,6 +53,9 @@ class SQLStore:
     def durability(self) -> dict[str, str]:
         return self.db.durability()
 
+    def ingest_writer_up(self) -> bool | None:
+        return self.db.ingest_writer_up()
+
     # delivery ----------------------------------------------------------------------
     async def claim_due_events(
         self, worker_id: str, now: float, lease_seconds: float, limit: int

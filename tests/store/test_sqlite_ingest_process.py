@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
+import re
 import signal
 import sqlite3
 import threading
@@ -41,6 +43,14 @@ def child_pid(db: SQLiteDatabase) -> int:
     return int(transport.get_pid())
 
 
+async def writer_up(relay: httpx.AsyncClient) -> float:
+    """``relay_sqlite_ingest_writer_up`` as /metrics shows it."""
+    metrics = (await relay.get("/metrics")).text
+    found = re.search(r"^relay_sqlite_ingest_writer_up (\S+)$", metrics, re.M)
+    assert found is not None, metrics
+    return float(found.group(1))
+
+
 def count_thread_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record the size of each batch the writer thread commits."""
     batches: list[int] = []
@@ -63,6 +73,7 @@ async def test_relay_serve_commits_webhooks_in_the_ingest_process(
     relay: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = relay.app.state.store  # type: ignore[attr-defined]
+    assert await writer_up(relay) == 1.0
     batches = count_thread_batches(monkeypatch)
     answers = await asyncio.gather(*(post_order(relay, f"wh-proc-{i}") for i in range(20)))
     assert [a.status_code for a in answers] == [202] * 20
@@ -97,7 +108,31 @@ async def test_killing_the_ingest_process_under_load_loses_and_repeats_nothing(
         await asyncio.sleep(0.02)
     assert child_pid(store.db) != first
     assert store.db.ingest.starts == 2
+    assert await writer_up(relay) == 1.0
     assert (await post_order(relay, "wh-after-restart")).status_code == 202
+
+
+@ON_SQLITE
+async def test_the_metric_says_when_the_writer_process_is_down(relay: httpx.AsyncClient) -> None:
+    store = relay.app.state.store  # type: ignore[attr-defined]
+    os.kill(child_pid(store.db), signal.SIGKILL)
+    for _ in range(250):
+        if not store.db.ingest.alive:
+            break
+        await asyncio.sleep(0.02)
+    assert await writer_up(relay) == 0.0  # no webhook since: none started it again
+    await asyncio.sleep(sqlite_ingest.RESTART_SECONDS)
+    assert (await post_order(relay, "wh-starts-it")).status_code == 202  # (by the thread)
+    for _ in range(250):
+        if store.db.ingest.alive:
+            break
+        await asyncio.sleep(0.02)
+    assert await writer_up(relay) == 1.0
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_on_postgresql_there_is_no_writer_process(relay: httpx.AsyncClient) -> None:
+    assert math.isnan(await writer_up(relay))
 
 
 @ON_SQLITE
