@@ -128,6 +128,7 @@ def test_the_wheel_holds_app_alone(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"app", "infusionsoft_relay-0.1.0.dist-info"}
     assert "app/sandbox.py" in names
+    assert "app/store/sqlite_ingest_child.py" in names  # run by its path, never imported
     assert any(n.startswith("app/admin/templates/") for n in names)  # its data files too
     assert not [n for n in names if "fake_keap" in n]
 

@@ -69,6 +69,7 @@ class IngestProcess:
         self._down_at = 0.0
         self._pause = RESTART_SECONDS
         self._restart: asyncio.Task[None] | None = None
+        self._child = 0  # which child the callbacks are about: only the latest one counts
 
     async def start(self) -> None:
         """Start the child and wait for its connection; raises if it cannot open one."""
@@ -76,8 +77,10 @@ class IngestProcess:
         self._ready = loop.create_future()
         self._exited = loop.create_future()
         self._frames = Frames()
+        self._child += 1
+        child = self._child
         transport, _ = await loop.subprocess_exec(
-            lambda: _ChildProtocol(self),
+            lambda: _ChildProtocol(self, child),
             sys.executable,
             "-I",
             "-S",
@@ -226,16 +229,24 @@ class IngestProcess:
 
 
 class _ChildProtocol(asyncio.SubprocessProtocol):
-    def __init__(self, owner: IngestProcess) -> None:
+    """One child's pipes. Once a child is replaced, what its pipes still report (its
+    exit, a pipe closing late) is about a process gone, and must not touch the new one."""
+
+    def __init__(self, owner: IngestProcess, child: int) -> None:
         self.owner = owner
+        self.child = child
+
+    def _current(self) -> bool:
+        return self.child == self.owner._child
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        if fd == 1 and isinstance(data, bytes):
+        if fd == 1 and isinstance(data, bytes) and self._current():
             self.owner._received(data)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd == 1:
+        if fd == 1 and self._current():
             self.owner._lost(exited=False)
 
     def process_exited(self) -> None:
-        self.owner._lost(exited=True)
+        if self._current():
+            self.owner._lost(exited=True)

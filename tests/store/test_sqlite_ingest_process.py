@@ -173,6 +173,36 @@ async def test_rows_the_process_stored_before_dying_unanswered_count_as_created(
     assert await stored_ids(store.db) == [response.json()["event_id"]]
 
 
+async def test_a_replaced_process_has_no_say_over_its_successor(tmp_path: Path) -> None:
+    """What the old child's pipes report after a new child started (its exit, reaped
+    late) leaves the new one running and taking webhooks."""
+    db = SQLiteDatabase(f"sqlite:///{tmp_path / 'relay.db'}", ingest_process=True)
+    await db.open()
+    try:
+        ingest = db.ingest
+        assert ingest is not None
+        old = ingest._transport
+        assert old is not None
+        old_protocol = old.get_protocol()
+        os.kill(old.get_pid(), signal.SIGKILL)
+        for _ in range(250):
+            if not ingest.alive:
+                break
+            await asyncio.sleep(0.02)
+        assert not ingest.alive
+        await ingest._start_again()
+        assert ingest.alive
+        old_protocol.pipe_connection_lost(1, None)  # as if reported late
+        old_protocol.process_exited()
+        old_protocol.pipe_data_received(1, b"\x00\x00\x00\x05junk")
+        assert ingest.alive
+        stored = ingest.submit([sqlite_ingest.event_sql.event_row(make_event())])
+        assert stored is not None
+        assert await stored
+    finally:
+        await db.close()
+
+
 async def test_closing_answers_every_request_the_process_holds(tmp_path: Path) -> None:
     db = SQLiteDatabase(f"sqlite:///{tmp_path / 'relay.db'}", ingest_process=True)
     await db.open()
