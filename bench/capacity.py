@@ -79,6 +79,12 @@ def run_jobs(copies: int, loops: int = LOOPS, cpus: set[int] | None = None) -> f
             if job.poll() is None:
                 job.kill()
                 job.wait()
+    return wall_span(spans)
+
+
+def wall_span(spans: list[tuple[float, float]]) -> float:
+    """Seconds from the first loop's start to the last one's end (not the sum of the
+    loops' times: copies that take turns on one core overlap in time)."""
     return max(end for _, end in spans) - min(start for start, _ in spans)
 
 

@@ -20,9 +20,18 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "results.json"
 def test_copies_that_share_one_core_give_one_cores_work() -> None:
     cpu = min(os.sched_getaffinity(0))
     measured = capacity.measure(copies=2, loops=1_500_000, repeats=3, cpus={cpu})
-    # Two copies on one core take turns: each takes about twice as long as alone.
-    assert 0.7 < measured["effective_cores"] < 1.35, measured
+    # Two copies on one core take turns: each takes about twice as long as alone. Only
+    # this side is asserted on real processes: whatever else runs on that core meanwhile
+    # slows the copies further (0.67 core was seen on a busy VM), never speeds them up.
+    assert measured["effective_cores"] < 1.35, measured
     assert measured["together_seconds"] > 1.4 * measured["alone_seconds"], measured
+
+
+def test_at_once_is_one_span_not_the_sum_of_the_copies_times() -> None:
+    """Two copies taking turns on one core for 2 s each, started 0.1 s apart: 2.1 s at
+    once, so 2 copies of a 1 s job give 2 * 1 / 2.1 ≈ 0.95 core (summed, 0.5)."""
+    assert capacity.wall_span([(10.0, 12.0), (10.1, 12.1)]) == pytest.approx(2.1)
+    assert capacity.wall_span([(10.0, 11.0)]) == pytest.approx(1.0)
 
 
 def test_the_figures_are_the_fastest_runs_and_the_line_says_them() -> None:
