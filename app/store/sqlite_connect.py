@@ -58,6 +58,18 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 def writer_pragmas(conn: sqlite3.Connection) -> dict[str, str]:
     """journal_mode and synchronous of a connection, in words (``wal``, ``full``)."""
-    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-    level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
-    return {"journal_mode": mode, "synchronous": SYNCHRONOUS_WORDS.get(level, str(level))}
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    level = conn.execute("PRAGMA synchronous").fetchone()[0]
+    return in_words(mode, level)
+
+
+def in_words(journal_mode: object, synchronous: object) -> dict[str, str]:
+    """The two settings as SQLite reports them (a name, a level), in words."""
+    level = int(str(synchronous))
+    words = SYNCHRONOUS_WORDS.get(level, str(level))
+    return {"journal_mode": str(journal_mode).lower(), "synchronous": words}
+
+
+def not_durable(pragmas: dict[str, str]) -> dict[str, str]:
+    """The settings of ``pragmas`` (in words) that differ from DURABLE_PRAGMAS."""
+    return {k: v for k, v in pragmas.items() if DURABLE_PRAGMAS.get(k) != v}

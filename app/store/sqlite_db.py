@@ -27,10 +27,9 @@ from app.store.migrations import migrate_sqlite
 from app.store.queries import events as event_sql
 from app.store.sqlite_commit import InsertJob, Job, commit_batch, fail_batch, settle
 from app.store.sqlite_connect import (
-    DURABLE_PRAGMAS,
-    SYNCHRONOUS_WORDS,
     WAL_RESTART_BYTES,
     connect,
+    not_durable,
     sqlite_path,
     writer_pragmas,
     writer_settings,
@@ -104,12 +103,8 @@ class SQLiteDatabase:
         except Exception as exc:
             log.error("the SQLite ingest writer process did not start: %s", exc)
             return
-        words = {
-            **ingest.pragmas,
-            "synchronous": SYNCHRONOUS_WORDS.get(ingest.pragmas["synchronous"]),
-        }
-        if any(DURABLE_PRAGMAS[k] != words.get(k) for k in DURABLE_PRAGMAS):
-            log.error("the SQLite ingest writer process is not durable: %s", words)
+        if unsafe := not_durable(ingest.pragmas):
+            log.error("the SQLite ingest writer process is not durable: %s", unsafe)
             await ingest.stop()
             return
         self.ingest = ingest
@@ -365,8 +360,7 @@ class SQLiteDatabase:
         self._check_writer()
         if self._write_failure is not None:
             raise StoreUnavailable(self._write_failure)
-        unsafe = {k: v for k, v in self.pragmas.items() if DURABLE_PRAGMAS.get(k) != v}
-        if unsafe:
+        if unsafe := not_durable(self.pragmas):
             raise StoreUnavailable(f"the writer's connection is not durable: {unsafe}")
 
     def durability(self) -> dict[str, str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from app.store.queries import events as event_sql
+from app.store.sqlite_connect import in_words
 from app.store.sqlite_ingest_child import Frames, frame
 
 log = logging.getLogger("relay.store")
@@ -53,7 +54,7 @@ class IngestProcess:
             "max_rows": event_sql.MAX_ROWS_PER_STATEMENT,
         }
         self.on_rewound = on_rewound
-        self.pragmas: dict[str, Any] = {}  # the child connection's, as it reported them
+        self.pragmas: dict[str, str] = {}  # the child connection's durability, in words
         self.alive = False  # taking requests
         self.starts = 0  # children started (1 unless one stopped)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,7 +102,7 @@ class IngestProcess:
         if "error" in answer:
             self._kill()
             raise RuntimeError(f"the SQLite ingest writer could not start: {answer['error']}")
-        self.pragmas = answer["pragmas"]
+        self.pragmas = in_words(**answer["pragmas"])
         self.alive = True
         self._pause = RESTART_SECONDS
 

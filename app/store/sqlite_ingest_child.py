@@ -84,9 +84,9 @@ def serve(setup: dict[str, Any], read: Any, write: Any) -> None:
     conn = sqlite3.connect(setup["path"], isolation_level=None, timeout=30, cached_statements=64)
     for pragma in setup["pragmas"]:
         conn.execute(pragma)
-    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-    level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
-    write(frame({"pragmas": {"journal_mode": mode, "synchronous": level}}))
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    level = conn.execute("PRAGMA synchronous").fetchone()[0]
+    write(frame({"pragmas": {"journal_mode": mode, "synchronous": level}}))  # as read
     frames = Frames()
     try:
         while data := read(READ_BYTES):

@@ -20,6 +20,7 @@ import pytest
 
 from app.domain.events import Inserted
 from app.store import sqlite_db, sqlite_ingest
+from app.store.queries import events as event_sql
 from app.store.sqlite_db import SQLiteDatabase
 from tests.store.test_sqlite_checkpoints import LIMIT, burst, small_wal
 from tests.store.test_store_contract import make_event
@@ -164,7 +165,7 @@ async def test_rows_the_process_stored_before_dying_unanswered_count_as_created(
         assert not answer.done()
         # What the stopped process would have committed, committed as it would have.
         conn = sqlite3.connect(store.db.path, isolation_level=None)
-        conn.execute(sqlite_ingest.event_sql.insert_sql(1, "?"), handed[0][0])
+        conn.execute(event_sql.insert_sql(1, "?"), handed[0][0])
         conn.close()
     finally:
         os.kill(pid, signal.SIGKILL)
@@ -196,7 +197,7 @@ async def test_a_replaced_process_has_no_say_over_its_successor(tmp_path: Path) 
         old_protocol.process_exited()
         old_protocol.pipe_data_received(1, b"\x00\x00\x00\x05junk")
         assert ingest.alive
-        stored = ingest.submit([sqlite_ingest.event_sql.event_row(make_event())])
+        stored = ingest.submit([event_sql.event_row(make_event())])
         assert stored is not None
         assert await stored
     finally:
