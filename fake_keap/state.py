@@ -91,9 +91,10 @@ class FakeKeapState:
         """Forget records, faults and counters; settings stay unless ``keep_config`` is False."""
         with self._lock:
             refresh_token = self._tokens.refresh_token
+            issued_at = self._tokens.refresh_token_issued_at  # its age goes on (45 days)
             self._clear()
             if keep_config:
-                self._tokens.set_refresh_token(refresh_token, time.monotonic())
+                self._tokens.set_refresh_token(refresh_token, issued_at)
             else:
                 self._behaviour = self._initial_behaviour
 

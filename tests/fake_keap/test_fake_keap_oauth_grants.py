@@ -149,3 +149,14 @@ def test_a_refresh_token_unused_for_45_days_has_died(fake: FakeKeapServer) -> No
     refused = refresh(fake, token)
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
     assert fake.state.refresh_token is None
+
+
+def test_a_reset_keeps_the_refresh_tokens_age(fake: FakeKeapServer) -> None:
+    """A reset forgets records, not time: 44.9 days before it and 0.2 after make 45.1."""
+    before = {"age_refresh_token_days": 44.9}
+    assert httpx.post(f"{fake.control_url}/config", json=before).status_code == 200
+    assert httpx.post(f"{fake.control_url}/reset", json={}).status_code == 200
+    after = {"age_refresh_token_days": 0.2}
+    assert httpx.post(f"{fake.control_url}/config", json=after).status_code == 200
+    refused = refresh(fake, "refresh-0")
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
