@@ -1,11 +1,13 @@
 """Without a credential, no body costs a real ``relay serve`` much: the worst 1 MiB form
-and JSON within the limits cost the server's CPU no more than one parse of them (itself
-bounded by the body limits: a few tens of ms), a valid
-webhook sent meanwhile still answers within 100 ms, and a 300 MB sign-in body is refused
-while it is read, leaving the server's memory where it was.
+and JSON within the limits are parsed once (counted in-process), cost the server's CPU no
+more than the body limits allow (one parse: a few tens of ms), a valid webhook sent
+meanwhile still answers within 100 ms, and a 300 MB sign-in body is refused while it is
+read, leaving the server's memory where it was.
 
 Server CPU time (from /proc) rather than wall time is asserted for the hostile bodies: it
-does not depend on what else the machine is running.
+does not depend on what else the machine is running. It is still too noisy on a shared VM
+to tell one parse from two (the same parse took 37 to 108 ms of CPU in one process), so
+"once" is counted, and the CPU is held to the limits' bound.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from app.ingest import service
 from app.ingest.bodies import (
     MAX_FORM_FIELDS,
     MAX_FORM_NESTED_KEYS,
@@ -31,7 +35,7 @@ from app.ingest.bodies import (
     BodyError,
     parse_body,
 )
-from tests.conftest import CONFIG_YAML, SECRETS
+from tests.conftest import CONFIG_YAML, SECRETS, api_relay, make_config
 from tests.support.processes import serving_api
 
 MIB = 1 << 20
@@ -121,10 +125,33 @@ def valid_latencies(client: httpx.Client, first: int, count: int) -> list[float]
     return latencies
 
 
-@pytest.mark.parametrize(
-    ("kind", "body", "content_type"),
-    [("json", worst_json(), "application/json"), ("form", worst_form(), FORM)],
-)
+HOSTILE = [("json", worst_json(), "application/json"), ("form", worst_form(), FORM)]
+# What one parse of the worst mebibyte may cost, whatever the host: the body limits
+# (MAX_FORM_FIELDS, MAX_JSON_VALUES...) keep it to tens of ms (37 to 108 ms of CPU on a
+# 2-core VM, the slowest host the suite has run on).
+PARSE_BUDGET = 0.25
+
+
+@pytest.mark.parametrize(("kind", "body", "content_type"), HOSTILE)
+async def test_the_worst_mebibyte_is_parsed_once_without_a_credential(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, kind: str, body: bytes, content_type: str
+) -> None:
+    parsed: list[int] = []
+
+    def counting(raw: bytes, declared: str | None) -> Any:
+        parsed.append(len(raw))
+        return parse_body(raw, declared)
+
+    monkeypatch.setattr(service, "parse_body", counting)
+    async with api_relay(sqlite_url, make_config()) as client:
+        answer = await client.post(
+            "/hooks/thrivecart", content=body, headers={"Content-Type": content_type}
+        )
+    assert answer.status_code == 401, answer.text
+    assert parsed == [len(body)], f"{kind}: parsed {len(parsed)} times"
+
+
+@pytest.mark.parametrize(("kind", "body", "content_type"), HOSTILE)
 def test_the_worst_mebibyte_costs_one_bounded_parse_without_a_credential(
     served: tuple[str, int], kind: str, body: bytes, content_type: str
 ) -> None:
@@ -143,16 +170,14 @@ def test_the_worst_mebibyte_costs_one_bounded_parse_without_a_credential(
                 # Read whole and within the limits: refused for the wrong token, not as
                 # too big.
                 assert answer.status_code == 401, answer.text
-    # What one parse of this body costs here, in this process: beyond what a plain body
-    # of the same size costs it (reading a mebibyte), the server must spend no more than
-    # that on it, and the parse itself stays bounded by the body limits
-    # (MAX_FORM_FIELDS, MAX_JSON_VALUES...). A second parse would cost twice as much.
     one_parse = min(_parse_cpu(body, content_type) for _ in range(3))
-    assert one_parse < 0.25, f"{kind}: one parse of the worst mebibyte took {one_parse:.3f} s"
+    assert one_parse < PARSE_BUDGET, f"{kind}: one parse of the worst mebibyte: {one_parse:.3f} s"
+    # Beyond what a plain body of the same size costs (reading a mebibyte), the server
+    # spends on the worst body no more than the limits allow one parse.
     extra = statistics.median(costs[body]) - statistics.median(costs[baseline])
-    assert extra < 1.5 * one_parse + 0.005, (
+    assert extra < PARSE_BUDGET, (
         f"{kind}: server CPU per request {costs[body]}, for a plain body {costs[baseline]}, "
-        f"one parse {one_parse:.3f} s"
+        f"one parse here {one_parse:.3f} s"
     )
 
 
