@@ -35,6 +35,7 @@ from app.store.sqlite_connect import (
     writer_settings,
 )
 from app.store.sqlite_ingest import IngestProcess
+from app.store.sqlite_turns import WriteTurns
 
 log = logging.getLogger("relay.store")
 
@@ -62,6 +63,7 @@ class SQLiteDatabase:
         """``ingest_process``: new webhooks' rows go to a writer process of their own
         (``relay serve``; app/store/sqlite_ingest.py), the rest to the writer thread."""
         self.path = sqlite_path(url)
+        self._turns = WriteTurns(self.path)
         self.ingest: IngestProcess | None = None
         self._ingest_process = ingest_process
         self._jobs: queue.SimpleQueue[Job | _RewindWal | None] = queue.SimpleQueue()
@@ -84,6 +86,7 @@ class SQLiteDatabase:
     # lifecycle ---------------------------------------------------------------------
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._turns.open()
         started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._start_writer(asyncio.get_running_loop(), started)
         await started
@@ -156,7 +159,7 @@ class SQLiteDatabase:
     def _rewind_wal(self, conn: sqlite3.Connection) -> None:
         """On the writer's thread: rewind the WAL; a failure waits for the next request."""
         self._rewind_queued.clear()
-        with contextlib.suppress(sqlite3.Error):
+        with self._turns, contextlib.suppress(sqlite3.Error):
             self._checkpoint(conn, "RESTART")
 
     def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> int:
@@ -178,6 +181,7 @@ class SQLiteDatabase:
             await asyncio.to_thread(self._writer.join)
             self._writer = None
         self._readers.shutdown(wait=True)
+        self._turns.close()
         with self._conns_lock:
             for conn in self._reader_conns:
                 conn.close()
@@ -281,7 +285,8 @@ class SQLiteDatabase:
             # opened while the disk was read-only stays so.
             conn = self._reconnect(conn)
         try:
-            committed = commit_batch(conn, batch)
+            with self._turns:
+                committed = commit_batch(conn, batch)
         except Exception as exc:  # a bug in the writer: this batch fails, the writer goes on
             log.exception("the SQLite writer failed a batch", extra={"requests": len(batch)})
             with contextlib.suppress(sqlite3.Error):

@@ -25,6 +25,7 @@ from typing import Any
 from app.store.queries import events as event_sql
 from app.store.sqlite_connect import in_words
 from app.store.sqlite_ingest_child import Frames, frame
+from app.store.sqlite_turns import turn_path
 
 log = logging.getLogger("relay.store")
 
@@ -46,6 +47,7 @@ class IngestProcess:
     def __init__(self, path: Path, pragmas: list[str], on_rewound: Callable[[bool], None]) -> None:
         self.setup = {
             "path": str(path),
+            "turn": turn_path(path),
             "pragmas": pragmas,
             "insert_sql": {
                 rows: event_sql.insert_sql(rows, "?")

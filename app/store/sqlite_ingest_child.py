@@ -6,9 +6,10 @@ Why a process: a writer thread takes the server's GIL back after each SQLite cal
 those hand-overs cost the event loop ~10% of its rate (docs/performance.md, "Register").
 
 The protocol, on stdin and stdout: frames of a 4-byte big-endian length and a pickle.
-- The server's first frame is the set-up: ``{"path", "pragmas", "insert_sql",
-  "max_rows"}``; the first answer is ``{"pragmas": {...}}`` (the connection's durability
-  settings, read back) or ``{"error": "..."}``.
+- The server's first frame is the set-up: ``{"path", "turn", "pragmas", "insert_sql",
+  "max_rows"}`` (``turn``: the lock file the relay's writers take turns on, held for
+  each commit; app/store/sqlite_turns.py). The first answer is ``{"pragmas": {...}}``
+  (the connection's durability settings, read back) or ``{"error": "..."}``.
 - Then each frame from the server is a list of ``(request id, rows)``; rows ``None``
   asks for a WAL rewind (a RESTART checkpoint) once the frame's rows are committed.
 - Each answer is a list of ``(request id, stored)``: ``stored`` is True when every row of
@@ -22,11 +23,13 @@ The protocol, on stdin and stdout: frames of a 4-byte big-endian length and a pi
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pickle
 import sqlite3
 import struct
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 HEAD = struct.Struct("!I")
@@ -80,6 +83,45 @@ def commit(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], setup: dict[st
     return inserted == len(rows)
 
 
+def take_turns(path: str) -> int | None:
+    """The lock file the relay's writers take turns on (app/store/sqlite_turns.py); None
+    if it cannot be opened: SQLite's busy handler then keeps the writers apart."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def turn_of(turn: int | None) -> Iterator[None]:
+    """This writer's turn among the relay's: one write transaction."""
+    if turn is None:
+        yield
+        return
+    fcntl.flock(turn, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(turn, fcntl.LOCK_UN)
+
+
+def run(conn: sqlite3.Connection, requests: list[Any], setup: dict[str, Any]) -> list[Any]:
+    """Commit the rows of ``requests`` at once, then rewind the WAL if one asks: the
+    answers."""
+    inserts = [(rid, rows) for rid, rows in requests if rows is not None]
+    answers: list[tuple[int, bool]] = []
+    if inserts:
+        stored = commit(conn, [row for _, rows in inserts for row in rows], setup)
+        answers = [(rid, stored) for rid, _ in inserts]
+    if len(inserts) < len(requests):  # a rewind was asked for
+        try:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            answers.append((0, True))
+        except sqlite3.Error:
+            answers.append((0, False))
+    return answers
+
+
 def serve(setup: dict[str, Any], read: Any, write: Any) -> None:
     conn = sqlite3.connect(setup["path"], isolation_level=None, timeout=30, cached_statements=64)
     for pragma in setup["pragmas"]:
@@ -88,22 +130,14 @@ def serve(setup: dict[str, Any], read: Any, write: Any) -> None:
     level = conn.execute("PRAGMA synchronous").fetchone()[0]
     write(frame({"pragmas": {"journal_mode": mode, "synchronous": level}}))  # as read
     frames = Frames()
+    turn = take_turns(setup["turn"])
     try:
         while data := read(READ_BYTES):
             requests = [item for batch in frames.feed(data) for item in batch]
             if not requests:
                 continue
-            inserts = [(rid, rows) for rid, rows in requests if rows is not None]
-            answers: list[tuple[int, bool]] = []
-            if inserts:
-                stored = commit(conn, [row for _, rows in inserts for row in rows], setup)
-                answers = [(rid, stored) for rid, _ in inserts]
-            if len(inserts) < len(requests):  # a rewind was asked for
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-                    answers.append((0, True))
-                except sqlite3.Error:
-                    answers.append((0, False))
+            with turn_of(turn):
+                answers = run(conn, requests, setup)
             write(frame(answers))
     finally:
         conn.close()
