@@ -1,7 +1,8 @@
-"""``python -m bench [--quick] [--only ingest|delivery] [--out bench/results]``, and
+"""``python -m bench [--quick] [--only ingest|beside|delivery] [--out bench/results]``, and
 ``python -m bench soak [--minutes 10]`` (bench/soak.py)
 
-Runs the ingest and delivery benchmarks on loopback, then writes ``results.json``,
+Runs the ingest, ingest-beside-delivery (bench/beside.py) and delivery benchmarks on
+loopback, then writes ``results.json``,
 ``results.md`` and a plot per delivery scenario (``delivery.png``, ``flash_sale.png``,
 ``oauth_scale.png``) to the output folder. Exit status: 0 when every
 benchmark ran (targets met or not: the results say), 1 when a 202 was not stored or the
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, flash_sale, ingest, oauth_scale
+from bench import beside, delivery, flash_sale, ingest, oauth_scale
 from bench.databases import DEFAULT_POSTGRES_URL
 from bench.machine import describe_machine
 from bench.report import (
@@ -43,9 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m bench" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
     wrk = wrk_path()
     run_ingest = args.only in (None, "ingest")
-    if run_ingest and wrk is None:
+    run_beside = args.only in (None, "beside")
+    if (run_ingest or run_beside) and wrk is None:
         print(
-            "wrk is not installed (Debian: apt-get install wrk); the ingest benchmark needs "
+            "wrk is not installed (Debian: apt-get install wrk); the ingest benchmarks need "
             "it. Run `python -m bench --only delivery` without it.",
             file=sys.stderr,
         )
@@ -65,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = ingest.run_ingest(plan, wrk, postgres_url, workdir, _log)
             new["ingest"] = {"command": command, "machine": machine, **result}
             failed |= not ingest.all_durable(result)
+        if run_beside:
+            assert wrk is not None
+            plan_beside = beside.QUICK if args.quick else beside.FULL
+            result = beside.run_beside(plan_beside, wrk, workdir, _log)
+            new["beside"] = {"command": command, "machine": machine, **result}
+            failed |= not result["every_202_stored"]
         if args.only in (None, "delivery"):
             scenarios = _run_delivery_scenarios(args, postgres_url, workdir)
             if scenarios is None:
@@ -129,9 +137,13 @@ def _parser() -> argparse.ArgumentParser:
         "delivery (against the fake Infusionsoft's rate ceilings).",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="3 rounds x 3 s of ingest and 100 events of delivery"
+        "--quick",
+        action="store_true",
+        help="3 rounds x 3 s of ingest, 2 x 3 s beside delivery, 100 events of delivery",
     )
-    parser.add_argument("--only", choices=["ingest", "delivery"], help="run one benchmark")
+    parser.add_argument(
+        "--only", choices=["ingest", "beside", "delivery"], help="run one benchmark"
+    )
     parser.add_argument(
         "--out",
         type=Path,

@@ -214,11 +214,11 @@ def _measure(plan: IngestPlan, wrk: str, target: Target, workdir: Path) -> dict[
         stored = _settled_count(target.count_events) - before
         record.update(_durability(result, stored, plan.connections))
         if target.event_ids is not None:
-            record.update(_ids_stored(ids_file, target.event_ids(), result.accepted))
+            record.update(ids_stored(ids_file, target.event_ids(), result.accepted))
     return record
 
 
-def _ids_stored(ids_file: Path, stored: set[str], accepted: int) -> dict[str, Any]:
+def ids_stored(ids_file: Path, stored: set[str], accepted: int) -> dict[str, Any]:
     """Every 202's event id must be a stored row: a count could hide a lost event behind
     a stored one that was never answered."""
     answered = ids_file.read_text().split() if ids_file.exists() else []

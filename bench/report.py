@@ -39,6 +39,8 @@ def render_markdown(results: dict[str, Any], out: Path) -> str:
     lines += ["Produced by `python -m bench` (see docs/performance.md for how to read them).", ""]
     if "ingest" in results:
         lines += _ingest_section(results["ingest"])
+    if "beside" in results:
+        lines += _beside_section(results["beside"])
     if "delivery" in results:
         lines += _delivery_section(results["delivery"], (out / PLOT_NAME).exists())
     if "flash_sale" in results:
@@ -116,6 +118,34 @@ def _ingest_section(ingest: dict[str, Any]) -> list[str]:
     if cores := ingest.get("capacity"):
         lines.append(capacity.describe(cores))
     lines += [f"- note: {note}" for note in ingest.get("notes", [])]
+    return [*lines, ""]
+
+
+def _beside_section(run: dict[str, Any]) -> list[str]:
+    plan = run["plan"]
+    lines = ["## Ingest beside delivery", "", *_machine_lines(run)]
+    lines += [
+        f"{plan['relays']}; `{plan['fake']}`. {plan['rounds']} rounds x "
+        f"{plan['seconds_per_round']:g} s per relay, alternating; `{plan['wrk']}`; medians "
+        "over rounds.",
+        "",
+        "| relay | accepted/s | p50 ms | p90 ms | p99 ms | delivered/s | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, t in run["targets"].items():
+        lines.append(
+            f"| {name} | {t['accepted_per_second']:.0f} | {t['p50_ms']:.1f} | "
+            f"{t['p90_ms']:.1f} | {t['p99_ms']:.1f} | {t['delivered_per_second']:.1f} | "
+            f"{t['non_2xx_3xx_total']} |"
+        )
+    ratios = run["ratios"]
+    stored = "yes" if run["every_202_stored"] else "NO"
+    lines += [
+        "",
+        f"- accepted/s beside delivery / alone: **{ratios['accepted_beside_over_alone']:.2f}**",
+        f"- p99 beside delivery / alone: **{ratios['p99_beside_over_alone']:.2f}**",
+        f"- every 202 a stored row (each id checked): **{stored}**",
+    ]
     return [*lines, ""]
 
 

@@ -69,11 +69,19 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log: Path) -> Process
     return Process(name, popen, log)
 
 
-def start_relay_serve(database_url: str, config: Path, port: int, log: Path) -> Process:
-    """``relay serve --workers 0`` (API only), once /healthz answers."""
-    argv = [sys.executable, "-m", "app.cli", "serve", "--workers", "0"]
+def start_relay_serve(
+    database_url: str,
+    config: Path,
+    port: int,
+    log: Path,
+    *,
+    workers: int = 0,
+    extra: dict[str, str] | None = None,
+) -> Process:
+    """``relay serve --workers N`` (API only by default), once /healthz answers."""
+    argv = [sys.executable, "-m", "app.cli", "serve", "--workers", str(workers)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
-    process = spawn("relay serve", argv, relay_env(database_url, config), log)
+    process = spawn("relay serve", argv, relay_env(database_url, config, extra), log)
     process.url = f"http://127.0.0.1:{port}"
     wait_healthy(process)
     return process

@@ -7,21 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import databases
-from bench.ingest import _ids_stored
+from bench.ingest import ids_stored
 
 
 def test_a_lost_202_is_found_even_when_the_count_matches(tmp_path: Path) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("evt_A\nevt_B\nevt_C\n")
     # Three rows for three 202s, but evt_B is missing: a row count would pass.
-    lost = _ids_stored(ids, {"evt_A", "evt_C", "evt_never_answered"}, accepted=3)
+    lost = ids_stored(ids, {"evt_A", "evt_C", "evt_never_answered"}, accepted=3)
     assert lost["every_202_id_stored"] is False
     assert lost["ids_missing"] == 1
     assert lost["ids_missing_sample"] == ["evt_B"]
-    kept = _ids_stored(ids, {"evt_A", "evt_B", "evt_C", "evt_extra"}, accepted=3)
+    kept = ids_stored(ids, {"evt_A", "evt_B", "evt_C", "evt_extra"}, accepted=3)
     assert kept["every_202_id_stored"] is True
     # wrk counted a 202 it wrote no id for: not verified, so not passed.
-    assert _ids_stored(ids, {"evt_A", "evt_B", "evt_C"}, accepted=4)["every_202_id_stored"] is False
+    assert ids_stored(ids, {"evt_A", "evt_B", "evt_C"}, accepted=4)["every_202_id_stored"] is False
 
 
 async def test_the_recorded_settings_are_the_databases_own(
