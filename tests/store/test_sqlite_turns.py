@@ -10,7 +10,9 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+import signal
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,7 @@ from app.store.sqlite_turns import turn_path
 from tests.conftest import api_relay
 from tests.store.test_sqlite_ingest_process import (
     ON_SQLITE,
+    child_pid,
     count_thread_batches,
     post_order,
     stored_ids,
@@ -39,6 +42,25 @@ def another_writers_turn(database: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # lets go of the lock
+
+
+def turn_taken(database: Path) -> bool:
+    fd = os.open(turn_path(database), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+async def until(condition: Callable[[], bool]) -> bool:
+    for _ in range(500):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 async def a_webhook_waits_its_turn(relay: httpx.AsyncClient, db: SQLiteDatabase) -> None:
@@ -94,3 +116,28 @@ async def test_without_the_lock_file_both_writers_still_write(
             assert (first.status_code, again.status_code) == (202, 200)
             assert await stored_ids(db) == [first.json()["event_id"]]
     assert any("no lock file" in r.getMessage() for r in caplog.records)
+
+
+@ON_SQLITE
+async def test_a_writer_killed_in_its_turn_leaves_it_free(
+    relay: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest process killed while it holds the turn (waiting in SQLite's busy handler
+    behind a connection that is not the relay's): the kernel frees the turn with it, so
+    the writer thread, which takes the request over, gets its turn and answers 202."""
+    db = relay.app.state.store.db  # type: ignore[attr-defined]
+    batches = count_thread_batches(monkeypatch)
+    outsider = sqlite3.connect(db.path, isolation_level=None)
+    outsider.execute("BEGIN IMMEDIATE")  # SQLite's write lock, taken without a turn
+    try:
+        sent = asyncio.create_task(post_order(relay, "wh-killed-in-turn"))
+        assert await until(lambda: turn_taken(db.path))  # the process took its turn
+        os.kill(child_pid(db), signal.SIGKILL)
+        assert await until(lambda: not db.ingest.alive)
+    finally:
+        outsider.execute("ROLLBACK")
+        outsider.close()
+    answer = await asyncio.wait_for(sent, timeout=10)  # a turn never freed: no answer
+    assert answer.status_code == 202, answer.text
+    assert await stored_ids(db) == [answer.json()["event_id"]]
+    assert batches == [1]  # the writer thread stored it, in its turn
