@@ -13,7 +13,6 @@ and that every 202 is a stored row.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,7 +24,7 @@ import httpx
 
 from bench import databases, servers
 from bench.delivery import statuses_of
-from bench.ingest import CONFIG, ids_stored
+from bench.ingest import CONFIG, ids_stored, summarise
 from bench.wrk import run_wrk
 
 Log = Callable[[str], None]
@@ -82,7 +81,7 @@ def run_beside(plan: BesidePlan, wrk: str, workdir: Path, log: Log) -> dict[str,
                     f"{record['p90_ms']:.1f} ms  p99 {record['p99_ms']:.1f} ms  delivered "
                     f"{record['delivered']}"
                 )
-    summary = {name: _summarise([r for r in rounds if r["target"] == name]) for name, _ in RELAYS}
+    summary = {name: _summarise(name, rounds) for name, _ in RELAYS}
     alone, beside = summary[ALONE], summary[BESIDE]
     return {
         "plan": {
@@ -163,18 +162,8 @@ def _measure(plan: BesidePlan, wrk: str, relay: Relay, workdir: Path) -> dict[st
     return record
 
 
-def _summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    def median(key: str) -> float:
-        return round(statistics.median(r[key] for r in rounds), 1)
-
-    return {
-        "accepted_per_second": median("accepted_per_second"),
-        "p50_ms": median("p50_ms"),
-        "p90_ms": median("p90_ms"),
-        "p99_ms": median("p99_ms"),
-        "delivered_per_second": round(
-            sum(r["delivered"] for r in rounds) / sum(r["seconds"] for r in rounds), 1
-        ),
-        "non_2xx_3xx_total": sum(r["non_2xx_3xx"] for r in rounds),
-        "socket_errors_total": sum(r["socket_errors"] for r in rounds),
-    }
+def _summarise(name: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ingest benchmark's summary of this relay's rounds, and what it delivered."""
+    mine = [r for r in rounds if r["target"] == name]
+    delivered = sum(r["delivered"] for r in mine) / sum(r["seconds"] for r in mine)
+    return {**summarise(name, rounds), "delivered_per_second": round(delivered, 1)}

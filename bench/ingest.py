@@ -82,7 +82,7 @@ def run_ingest(
                 record["round"] = index + 1
                 rounds.append(record)
                 log(_describe_round(record, plan.rounds))
-    summary = {target.name: _summarise(target.name, rounds) for target in targets}
+    summary = {target.name: summarise(target.name, rounds) for target in targets}
     return {
         "plan": {
             "rounds": plan.rounds,
@@ -256,7 +256,7 @@ def _durability(result: WrkResult, stored: int, connections: int) -> dict[str, A
     }
 
 
-def _summarise(name: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(name: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     mine = [r for r in rounds if r["target"] == name]
 
     def median(key: str) -> float:
@@ -266,6 +266,7 @@ def _summarise(name: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "accepted_per_second": median("accepted_per_second"),
         "requests_per_second": median("requests_per_second"),
         "p50_ms": median("p50_ms"),
+        "p90_ms": median("p90_ms"),
         "p99_ms": median("p99_ms"),
         "accepted_total": sum(r["accepted"] for r in mine),
         "non_2xx_3xx_total": sum(r["non_2xx_3xx"] for r in mine),
