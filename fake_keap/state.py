@@ -91,7 +91,9 @@ class FakeKeapState:
         """Forget records, faults and counters; settings stay unless ``keep_config`` is False."""
         with self._lock:
             refresh_token = self._tokens.refresh_token
-            issued_at = self._tokens.refresh_token_issued_at  # its age goes on (45 days)
+            # A reset forgets records, not time: the token's 45-day life goes on counting
+            # from its issue (docs/keap-api.md, "refresh token lifetime").
+            issued_at = self._tokens.refresh_token_issued_at
             self._clear()
             if keep_config:
                 self._tokens.set_refresh_token(refresh_token, issued_at)
